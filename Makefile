@@ -1,0 +1,19 @@
+# Two entry points (see README): `make demo` runs the pipeline on the sample videos, `make test` runs the tests.
+# Both create .venv from requirements.txt on first use.
+VENV := .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: demo test
+
+$(VENV)/installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: $(VENV)/installed
+	dvc repro
+
+test: $(VENV)/installed
+	python -m pytest -q tests

@@ -1,0 +1,143 @@
+"""Load and validate the groups of params.yaml into typed objects.
+
+Each DVC stage reads one or two groups. Values are coerced tolerantly (`dvc exp run -S x=5`
+turns 10.0 into 5, an int) and checked; a bad value raises a FacecycleError that names
+`group.key`, so the user sees one clear line instead of a traceback deep in training.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from pipeline.errors import FacecycleError
+
+DEFAULT_TEST_SHARE = 5903 / (16485 + 5903)  # the reference project's split (DESIGN 1)
+MODELS = ("cyclegan", "recyclegan")
+
+
+def _check(ok: bool, where: str, why: str) -> None:
+    if not ok:
+        raise FacecycleError(f"params: {where}: {why}")
+
+
+@dataclass(frozen=True)
+class Video:
+    """One input video: a local path or a URL, its domain, optional split, checksum and trim."""
+
+    name: str
+    domain: str
+    path: Optional[str] = None
+    url: Optional[str] = None
+    split: Optional[str] = None
+    sha256: Optional[str] = None
+    start: Optional[float] = None
+    end: Optional[float] = None
+
+    def validate(self, where: str) -> None:
+        _check(bool(self.name) and "/" not in self.name, f"{where}.name", f"invalid name {self.name!r}")
+        _check(self.domain in ("A", "B"), f"{where}.domain", f"must be A or B, got {self.domain!r}")
+        _check((self.path is None) != (self.url is None), where, "give exactly one of path or url")
+        _check(self.split in (None, "train", "test"), f"{where}.split", f"must be train or test, got {self.split!r}")
+        if self.sha256 is not None:
+            _check(len(self.sha256) == 64 and all(c in "0123456789abcdef" for c in self.sha256.lower()),
+                   f"{where}.sha256", "must be 64 hex digits")
+        for key in ("start", "end"):
+            value = getattr(self, key)
+            _check(value is None or value >= 0, f"{where}.{key}", f"must be >= 0 seconds, got {value}")
+        if self.start is not None and self.end is not None:
+            _check(self.end > self.start, f"{where}.end", "must be after start")
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """Group `data`: inputs, frame rate, face-crop geometry and the train/test split."""
+
+    videos: tuple[Video, ...] = ()
+    fps: Optional[float] = None
+    load_size: int = 286
+    margin: float = 0.4
+    detect_every: int = 5
+    test_share: float = DEFAULT_TEST_SHARE
+    split_seed: int = 0
+
+    def validate(self) -> None:
+        _check(len(self.videos) > 0, "data.videos", "no videos listed")
+        names = [v.name for v in self.videos]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        _check(not dupes, "data.videos", f"duplicate names {dupes}")
+        for i, video in enumerate(self.videos):
+            video.validate(f"data.videos[{i}]")
+        _check(self.fps is None or self.fps > 0, "data.fps", f"must be > 0 (or null for the source rate), got {self.fps}")
+        _check(self.load_size >= 16, "data.load_size", f"must be >= 16, got {self.load_size}")
+        _check(self.margin >= 0, "data.margin", f"must be >= 0, got {self.margin}")
+        _check(self.detect_every >= 1, "data.detect_every", f"must be >= 1, got {self.detect_every}")
+        _check(0 < self.test_share < 1, "data.test_share", f"must be in (0, 1), got {self.test_share}")
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Coerce a YAML value to the annotated type, tolerating int-for-float (from `-S x=5`)."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _coerce(value, inner, where)
+    if origin is tuple:
+        (inner, _) = typing.get_args(hint)
+        _check(isinstance(value, list), where, f"must be a list, got {value!r}")
+        return tuple(_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(hint):
+        _check(isinstance(value, dict), where, f"must be a mapping, got {value!r}")
+        return _build(hint, value, where)
+    if hint is float:
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool), where, f"must be a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and value.is_integer()
+        _check(ok, where, f"must be an integer, got {value!r}")
+        return int(value)
+    if hint is bool:
+        _check(isinstance(value, bool), where, f"must be true or false, got {value!r}")
+        return value
+    if hint is str:
+        _check(isinstance(value, (str, int, float)) and not isinstance(value, bool), where, f"must be text, got {value!r}")
+        return str(value)
+    raise TypeError(f"unsupported param type {hint} at {where}")
+
+
+def _build(cls: type, raw: dict, where: str):
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    _check(not unknown, where, f"unknown key(s) {unknown}; known: {sorted(known)}")
+    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()})
+
+
+GROUPS: dict[str, type] = {"data": DataParams}
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read params.yaml as a dict; a missing or malformed file is a user error."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise FacecycleError(f"{path}: params file not found") from None
+    except yaml.YAMLError as err:
+        raise FacecycleError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    _check(isinstance(raw, dict), str(path), "must be a mapping of groups")
+    return raw
+
+
+def load_group(name: str, path: str | Path = "params.yaml"):
+    """Return the validated params group `name` (e.g. "data") from `path`."""
+    raw = read_yaml(path)
+    _check(name in raw, name, f"group missing from {path}")
+    params = _build(GROUPS[name], raw[name] or {}, name)
+    params.validate()
+    return params
