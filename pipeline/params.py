@@ -79,6 +79,33 @@ class DataParams:
         _check(0 < self.test_share < 1, "data.test_share", f"must be in (0, 1), got {self.test_share}")
 
 
+@dataclass(frozen=True)
+class InferParams:
+    """Group `infer`: how the trained generators translate the test crops."""
+
+    batch_size: int = 16
+    device: str = "auto"  # auto (CUDA when present), cuda or cpu
+
+    def validate(self) -> None:
+        _check(self.batch_size >= 1, "infer.batch_size", f"must be >= 1, got {self.batch_size}")
+        _check(self.device in ("auto", "cuda", "cpu"), "infer.device", f"must be auto, cuda or cpu, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class MergeParams:
+    """Group `merge`: how translated faces are pasted back and the videos encoded."""
+
+    feather: float = 0.15      # share of the box size over which the pasted face fades out at each edge
+    color_match: bool = True   # match the face's Lab mean/std to the source crop before pasting
+    crf: int = 18              # H.264 quality (0 lossless .. 51 worst)
+    sheet_frames: int = 4      # frames on each contact sheet
+
+    def validate(self) -> None:
+        _check(0 <= self.feather <= 0.5, "merge.feather", f"must be in [0, 0.5], got {self.feather}")
+        _check(0 <= self.crf <= 51, "merge.crf", f"must be in [0, 51], got {self.crf}")
+        _check(self.sheet_frames >= 1, "merge.sheet_frames", f"must be >= 1, got {self.sheet_frames}")
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """Coerce a YAML value to the annotated type, tolerating int-for-float (from `-S x=5`)."""
     origin = typing.get_origin(hint)
@@ -118,7 +145,7 @@ def _build(cls: type, raw: dict, where: str):
     return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()})
 
 
-GROUPS: dict[str, type] = {"data": DataParams}
+GROUPS: dict[str, type] = {"data": DataParams, "infer": InferParams, "merge": MergeParams}
 
 
 def read_yaml(path: str | Path) -> dict:
