@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -21,6 +23,7 @@ import numpy as np
 from decord import VideoReader, cpu
 from decord._ffi.base import DECORDError
 
+from pipeline.atomic import atomic_file
 from pipeline.errors import FacecycleError
 
 _EPS = 1e-9  # tolerance for frame times that fall exactly on a boundary
@@ -117,3 +120,146 @@ def iter_frames(path: str | os.PathLike, fps: Optional[float] = None, start: Opt
         raise FacecycleError(f"{path}: decoder stopped after {position + 1} of {info.frames} frames (damaged video)") from None
     except DECORDError as err:
         raise FacecycleError(f"{path}: cannot decode video ({str(err).splitlines()[0]})") from None
+
+
+class VideoWriter:
+    """Encode RGB frames to an H.264 .mp4 (libx264, yuv420p), written atomically.
+
+    `with VideoWriter(path, fps, width, height) as out: out.write(rgb)`. The file appears at
+    `path` only when the block ends without error. yuv420p needs even sizes: an odd width or
+    height is padded by repeating the last column or row. With `audio_from`, the audio of that
+    video from `audio_start` to `audio_end` seconds (times of its video track; default: as long
+    as the frames written) is copied without re-encoding, cut at whole audio packets (~20-30 ms);
+    a codec that .mp4 cannot hold (e.g. pcm_mulaw, wmav2) is re-encoded to AAC instead. A source
+    without audio gives a silent video.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int,
+                 audio_from: Optional[str | os.PathLike] = None, audio_start: float = 0.0,
+                 audio_end: Optional[float] = None, crf: int = 18):
+        self.path = Path(path)
+        self.rate = Fraction(fps).limit_denominator(1001)  # 23.976 -> 2997/125, 29.97... -> 30000/1001
+        self.width, self.height = width, height
+        self.audio_from, self.audio_start, self.audio_end = audio_from, audio_start, audio_end
+        self.crf = crf
+        self.frames = 0
+
+    def __enter__(self) -> "VideoWriter":
+        with ExitStack() as stack:  # unwound (temp file removed) if setting up fails
+            tmp = stack.enter_context(atomic_file(self.path))
+            self._out = stack.enter_context(av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}))
+            self._video = self._out.add_stream("libx264", rate=self.rate, options={"crf": str(self.crf)})
+            self._video.width, self._video.height = self.width + self.width % 2, self.height + self.height % 2
+            self._video.pix_fmt = "yuv420p"
+            self._audio = None
+            if self.audio_from is not None:
+                self._audio = _AudioTrack.open(self.audio_from, self._out, self.audio_start, self.audio_end)
+                if self._audio is not None:
+                    stack.callback(self._audio.close)
+            self._stack = stack.pop_all()
+        return self
+
+    def write(self, rgb: np.ndarray) -> None:
+        """Append one uint8 HxWx3 RGB frame (H, W as given to the constructor)."""
+        if rgb.dtype != np.uint8 or rgb.shape != (self.height, self.width, 3):
+            raise ValueError(f"{self.path}: expected uint8 frame {(self.height, self.width, 3)}, got {rgb.dtype} {rgb.shape}")
+        if self.width % 2 or self.height % 2:
+            rgb = np.pad(rgb, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts, frame.time_base = self.frames, 1 / self.rate
+        self._out.mux(self._video.encode(frame))
+        self.frames += 1
+        if self._audio is not None:  # interleave: audio up to the end of this frame
+            self._audio.mux_until(float(self.frames / self.rate))
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            return self._stack.__exit__(exc_type, exc, tb)
+        with self._stack:
+            self._out.mux(self._video.encode(None))
+            if self._audio is not None:
+                self._audio.finish(float(self.frames / self.rate))
+        return False
+
+
+class _AudioTrack:
+    """The audio of a source video, cut to [start, end) of its video timeline, muxed into an output container."""
+
+    def __init__(self, source: av.container.InputContainer, out: av.container.OutputContainer,
+                 start: float, end: Optional[float]):
+        self.source, self.out = source, out
+        self.input = source.streams.audio[0]
+        video = source.streams.video[0] if source.streams.video else None
+        origin = video.start_time * video.time_base if video is not None and video.start_time is not None else 0
+        self.first = float(origin) + start  # source stream time of the output's zero
+        self.last = math.inf if end is None else float(origin) + end
+        try:
+            self.output = out.add_stream_from_template(self.input)
+            self.encoder = None
+        except ValueError:  # PyAV's answer when .mp4 cannot hold the codec
+            self.output = out.add_stream("aac", rate=self.input.rate, layout=self.input.layout.name)
+            self.encoder = av.AudioResampler(format=self.output.format.name, layout=self.input.layout.name,
+                                             rate=self.input.rate)
+        self.packets = source.demux(self.input)
+        self.pending: Optional[av.Packet] = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, out: av.container.OutputContainer, start: float,
+             end: Optional[float]) -> Optional["_AudioTrack"]:
+        """The audio track of `path`, or None when it has no audio stream."""
+        try:
+            source = av.open(str(path))
+        except av.FFmpegError as err:
+            raise FacecycleError(f"{path}: cannot read audio source ({err.strerror})") from None
+        if not source.streams.audio:
+            source.close()
+            return None
+        return cls(source, out, start, end)
+
+    def mux_until(self, t: float) -> None:
+        """Mux the source packets that start before output time `t` (and inside the cut)."""
+        for packet in self._packets_before(t):
+            if self.encoder is None:
+                shift = round(self.first / packet.time_base)
+                packet.pts -= shift
+                if packet.dts is not None:
+                    packet.dts -= shift
+                packet.stream = self.output
+                self.out.mux(packet)
+            else:
+                for frame in packet.decode():
+                    self._encode(frame)
+
+    def finish(self, t: float) -> None:
+        """Mux what is left up to output time `t` and flush the encoder, if any."""
+        self.mux_until(t)
+        if self.encoder is not None:
+            self._encode(None)
+            self.out.mux(self.output.encode(None))
+
+    def _encode(self, frame: Optional[av.AudioFrame]) -> None:
+        for resampled in self.encoder.resample(frame):
+            resampled.pts = None  # the AAC encoder numbers its frames from 0, the output's start
+            self.out.mux(self.output.encode(resampled))
+
+    def _packets_before(self, t: float) -> Iterator[av.Packet]:
+        while self.packets is not None:
+            if self.pending is None:
+                self.pending = next(self.packets, None)
+                if self.pending is None or (self.pending.pts is not None
+                                            and self.pending.pts * self.pending.time_base >= self.last):
+                    self.packets = None  # end of the source or of the cut
+                    return
+            packet = self.pending
+            if packet.pts is None or packet.size == 0:
+                self.pending = None
+                continue
+            time = float(packet.pts * packet.time_base)
+            if time - self.first >= t:
+                return
+            self.pending = None
+            if time >= self.first - _EPS:
+                yield packet
+
+    def close(self) -> None:
+        self.source.close()
