@@ -1,0 +1,87 @@
+"""Bring the videos listed in `data.videos` into one folder, byte for byte, with their checksums.
+
+A local `path` is copied; a `url` is downloaded with yt-dlp's Python API (any site it knows;
+plain http(s) links to a file go through its generic extractor). The sha256 of every file is
+recorded, and checked when the params give one, so a changed or corrupted source is caught here
+rather than as a strange model later.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import yt_dlp
+from tqdm import tqdm
+
+from pipeline.errors import FacecycleError
+from pipeline.params import Video
+
+COLUMNS = ["name", "domain", "split", "file", "sha256", "start", "end"]
+
+
+def fetch_videos(videos: tuple[Video, ...], out_dir: Path) -> pd.DataFrame:
+    """Copy or download every video into `out_dir` as `<name><ext>`; return the videos.csv table."""
+    rows = []
+    for video in tqdm(videos, desc="fetch", unit="video"):
+        source = video.path or video.url
+        target = copy_local(video, out_dir) if video.path else download(video, out_dir)
+        digest = sha256_of(target)
+        if video.sha256 and digest != video.sha256.lower():
+            target.unlink()
+            raise FacecycleError(f"video {video.name}: {source}: sha256 mismatch: expected {video.sha256.lower()}, got {digest}")
+        rows.append({"name": video.name, "domain": video.domain, "split": video.split or "",
+                     "file": target.name, "sha256": digest, "start": video.start, "end": video.end})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def copy_local(video: Video, out_dir: Path) -> Path:
+    source = Path(video.path)
+    if not source.is_file():
+        raise FacecycleError(f"video {video.name}: {source}: file not found")
+    target = out_dir / f"{video.name}{source.suffix}"
+    shutil.copyfile(source, target)
+    return target
+
+
+def download(video: Video, out_dir: Path) -> Path:
+    options = {
+        "outtmpl": str(out_dir / f"{video.name}.%(ext)s"),
+        "format": "b",  # one file holding both video and audio: merging streams would need an ffmpeg binary
+        "noplaylist": True,
+        "cachedir": False,
+        "noprogress": True,
+        "logger": _Log(video.name),
+    }
+    try:
+        with yt_dlp.YoutubeDL(options) as ydl:
+            info = ydl.extract_info(video.url, download=True)
+    except yt_dlp.utils.DownloadError as err:
+        reason = re.sub(r"^ERROR: | \(caused by .*$", "", str(err).splitlines()[0])
+        raise FacecycleError(f"video {video.name}: {video.url}: download failed: {reason}") from None
+    return Path(info["requested_downloads"][0]["filepath"])
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _Log:
+    """yt-dlp logger: keep its warnings visible above the progress bar, drop its chatter (errors are raised)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def debug(self, msg: str) -> None:
+        pass
+
+    info = error = debug
+
+    def warning(self, msg: str) -> None:
+        tqdm.write(f"fetch: {self.name}: {msg}")

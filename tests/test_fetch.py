@@ -1,0 +1,112 @@
+"""fetch: local copies and real downloads from a loopback HTTP server, checksums, one-line errors, atomic output."""
+import functools
+import hashlib
+import subprocess
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline.errors import FacecycleError
+from pipeline.fetch import COLUMNS, fetch_videos
+from pipeline.params import Video
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(samples):
+    """http://127.0.0.1:<port>/ serving the sample clips of domain A."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(samples / "A")))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    thread.join()
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_local_copy_is_byte_identical_and_recorded(tmp_path, samples):
+    clip = samples / "B" / "lrwp9a.mpg"
+    videos = (Video(name="w", domain="B", path=str(clip), split="test", start=0.5, end=2.0),
+              Video(name="m", domain="A", path=str(samples / "A" / "bbaf2n.mpg"), sha256=sha256(samples / "A" / "bbaf2n.mpg")))
+    table = fetch_videos(videos, tmp_path)
+    assert list(table.columns) == COLUMNS
+    assert (tmp_path / "w.mpg").read_bytes() == clip.read_bytes()
+    row = table.iloc[0]
+    assert (row["name"], row["domain"], row["split"], row["file"], row["sha256"], row["start"], row["end"]) == \
+        ("w", "B", "test", "w.mpg", sha256(clip), 0.5, 2.0)
+    assert table.iloc[1]["split"] == "" and pd.isna(table.iloc[1]["start"])
+
+
+def test_http_download_is_byte_identical(tmp_path, samples, server):
+    clip = samples / "A" / "sbat6n.mpg"
+    table = fetch_videos((Video(name="dl", domain="A", url=f"{server}/sbat6n.mpg", sha256=sha256(clip)),), tmp_path)
+    assert table.iloc[0]["file"] == "dl.mpg"
+    assert (tmp_path / "dl.mpg").read_bytes() == clip.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dl.mpg"]  # no .part or cache files left
+
+
+def test_http_404_names_video_and_url(tmp_path, server):
+    url = f"{server}/no_such_clip.mpg"
+    with pytest.raises(FacecycleError, match="HTTP Error 404") as err:
+        fetch_videos((Video(name="gone", domain="A", url=url),), tmp_path)
+    assert "video gone" in str(err.value) and url in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_local_file_names_video_and_path(tmp_path):
+    with pytest.raises(FacecycleError, match=r"video lost: /nowhere/clip.mp4: file not found"):
+        fetch_videos((Video(name="lost", domain="A", path="/nowhere/clip.mp4"),), tmp_path)
+
+
+def test_checksum_mismatch_shows_both_digests_and_leaves_no_file(tmp_path, samples, server):
+    actual = sha256(samples / "A" / "bbaf2n.mpg")
+    for video in (Video(name="bad", domain="A", path=str(samples / "A" / "bbaf2n.mpg"), sha256="0" * 64),
+                  Video(name="bad", domain="A", url=f"{server}/bbaf2n.mpg", sha256="0" * 64)):
+        with pytest.raises(FacecycleError, match=f"sha256 mismatch: expected {'0' * 64}, got {actual}"):
+            fetch_videos((video,), tmp_path)
+        assert list(tmp_path.iterdir()) == []
+
+
+def run_stage(tmp_path: Path, videos: list[dict]) -> subprocess.CompletedProcess:
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"data": {"videos": videos}}))
+    return subprocess.run([sys.executable, str(REPO / "stages" / "fetch.py"), "--out", str(tmp_path / "raw"),
+                           "--params", str(params)], capture_output=True, text=True, cwd=tmp_path)
+
+
+def test_stage_writes_videos_csv(tmp_path, samples, server):
+    result = run_stage(tmp_path, [
+        {"name": "a", "domain": "A", "path": str(samples / "A" / "bbaf2n.mpg"), "split": "train"},
+        {"name": "b", "domain": "B", "url": f"{server}/srao1a.mpg", "start": 1, "end": 2.5},
+    ])
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "raw" / "videos.csv").read_text().splitlines() == [
+        "name,domain,split,file,sha256,start,end",
+        f"a,A,train,a.mpg,{sha256(samples / 'A' / 'bbaf2n.mpg')},,",
+        f"b,B,,b.mpg,{sha256(samples / 'A' / 'srao1a.mpg')},1.0,2.5",
+    ]
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["a.mpg", "b.mpg", "videos.csv"]
+
+
+def test_stage_failure_is_one_line_and_leaves_no_output(tmp_path, samples, server):
+    result = run_stage(tmp_path, [
+        {"name": "a", "domain": "A", "path": str(samples / "A" / "bbaf2n.mpg")},
+        {"name": "b", "domain": "A", "url": f"{server}/missing.mpg"},
+    ])
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("fetch: error: video b: ")
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # no raw/, no temp folder
