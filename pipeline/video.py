@@ -6,7 +6,8 @@ frame in order with `VideoReader.next()` is exact, so that is the only way frame
 
 Frame counts and integrity come from PyAV's demuxer (headers plus one pass over the packets, no
 decoding): an MPEG-PS .mpg declares no frame count, and a truncated file shows up as a corrupt
-last packet or fewer packets than the header declares.
+packet or as fewer frames than the header declares (.mp4, .avi). An MPEG-PS file cut between two
+packets has no such trace and reads as a shorter video: the sha256 that fetch checks catches that.
 """
 from __future__ import annotations
 
@@ -56,12 +57,12 @@ def probe(path: str | os.PathLike) -> VideoInfo:
                 raise FacecycleError(f"{path}: frame rate unknown")
             declared = stream.frames
             frames = 0
-            for packet in container.demux(stream):
-                if packet.size == 0:  # the demuxer's end-of-stream marker
+            for packet in container.demux():  # all streams: a cut inside any packet marks it corrupt
+                if packet.size == 0:  # a demuxer's end-of-stream marker
                     continue
                 if packet.is_corrupt:
                     raise FacecycleError(f"{path}: truncated or corrupt video (bad packet after {frames} frames)")
-                frames += 1
+                frames += packet.stream is stream
             width, height = stream.codec_context.width, stream.codec_context.height
             has_audio = bool(container.streams.audio)
     except av.FFmpegError as err:
