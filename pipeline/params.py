@@ -106,6 +106,27 @@ class MergeParams:
         _check(self.sheet_frames >= 1, "merge.sheet_frames", f"must be >= 1, got {self.sheet_frames}")
 
 
+@dataclass(frozen=True)
+class MetricsParams:
+    """Group `metrics`: how faces are described for the identity metrics, and how many frames.
+
+    dlib's descriptor costs ~125 ms per face on one CPU core, so the demo describes every k-th
+    test frame and a capped number of train frames per domain; the paper profile describes all.
+    """
+
+    face_rect: str = "detect"             # detect: dlib HOG finds the face in the crop; crop: rectangle from data.margin
+    face_size: int = 216                  # crops are resized to this many pixels before detection and landmarks
+    identity_every: int = 1               # describe every k-th test frame
+    centroid_frames: Optional[int] = None  # train frames per domain for the centroids (evenly spaced); null: all
+
+    def validate(self) -> None:
+        _check(self.face_rect in ("detect", "crop"), "metrics.face_rect", f"must be detect or crop, got {self.face_rect!r}")
+        _check(self.face_size >= 150, "metrics.face_size", f"must be >= 150 (dlib's face chip size), got {self.face_size}")
+        _check(self.identity_every >= 1, "metrics.identity_every", f"must be >= 1, got {self.identity_every}")
+        _check(self.centroid_frames is None or self.centroid_frames >= 2, "metrics.centroid_frames",
+               f"must be >= 2 (or null for all), got {self.centroid_frames}")
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """Coerce a YAML value to the annotated type, tolerating int-for-float (from `-S x=5`)."""
     origin = typing.get_origin(hint)
@@ -145,7 +166,7 @@ def _build(cls: type, raw: dict, where: str):
     return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()})
 
 
-GROUPS: dict[str, type] = {"data": DataParams, "infer": InferParams, "merge": MergeParams}
+GROUPS: dict[str, type] = {"data": DataParams, "infer": InferParams, "merge": MergeParams, "metrics": MetricsParams}
 
 
 def read_yaml(path: str | Path) -> dict:

@@ -1,0 +1,108 @@
+"""Whose face is it? dlib's 128-d face descriptor, domain centroids and distribution distance.
+
+The descriptor (dlib's ResNet, `face_recognition_models`) maps faces of one person close together:
+dlib calls two faces the same person below a distance of 0.6. A translation A->B transfers
+identity when its frames land nearer domain B's centroid than A's. The Frechet distance between
+translated and real target descriptors stands in for FID, whose Inception weights cannot be
+obtained offline; it measures realism as this face recogniser sees it, not as Inception would.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import dlib
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.errors import FacecycleError
+
+SAME_PERSON = 0.6  # dlib's threshold on descriptor distance
+
+
+def _model_file(name: str) -> str:
+    """Path of a .dat file in face_recognition_models, found without importing the package
+    (its __init__ needs pkg_resources, which current setuptools no longer ships)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FacecycleError("face_recognition_models is not installed (pip install -r requirements.txt)")
+    path = Path(spec.submodule_search_locations[0]) / "models" / name
+    if not path.is_file():
+        raise FacecycleError(f"{path}: missing from face_recognition_models")
+    return str(path)
+
+
+class FaceDescriber:
+    """Descriptors of face crops: resize to `face_size`, find the face rectangle, 5 landmarks, ResNet.
+
+    The rectangle is either dlib's HOG detection in the resized crop (`detect`; a crop where it
+    finds no face gets no descriptor: a failure) or the crop's centre square of side
+    face_size / (1 + 2 * margin), where crop_faces put the detector's box (`crop`; never fails).
+    """
+
+    def __init__(self, face_rect: str, face_size: int, margin: float):
+        self.face_rect, self.face_size = face_rect, face_size
+        self.detector = dlib.get_frontal_face_detector() if face_rect == "detect" else None
+        side = face_size / (1 + 2 * margin)
+        lo = int(round((face_size - side) / 2))
+        self.centre = dlib.rectangle(lo, lo, lo + int(round(side)) - 1, lo + int(round(side)) - 1)
+        self.landmarks = dlib.shape_predictor(_model_file("shape_predictor_5_face_landmarks.dat"))
+        self.resnet = dlib.face_recognition_model_v1(_model_file("dlib_face_recognition_resnet_model_v1.dat"))
+
+    def _rectangle(self, image: np.ndarray) -> dlib.rectangle | None:
+        if self.detector is None:
+            return self.centre
+        faces = self.detector(image, 0)
+        return max(faces, key=lambda r: r.area()) if len(faces) else None
+
+    def describe(self, crop: np.ndarray) -> np.ndarray:
+        """128-d descriptor of one uint8 RGB crop, or NaNs where no face is found."""
+        interpolation = cv2.INTER_CUBIC if crop.shape[0] < self.face_size else cv2.INTER_AREA
+        image = cv2.resize(np.ascontiguousarray(crop), (self.face_size, self.face_size), interpolation=interpolation)
+        rect = self._rectangle(image)
+        if rect is None:
+            return np.full(128, np.nan)
+        return np.asarray(self.resnet.compute_face_descriptor(image, self.landmarks(image, rect)))
+
+    def __call__(self, crops: np.ndarray, desc: str = "describe faces") -> np.ndarray:
+        """Descriptors [N, 128] of crops [N, H, W, 3]; rows of NaN mark failures."""
+        rows = [self.describe(c) for c in tqdm(crops, desc=desc, unit="face", leave=False)]
+        return np.stack(rows) if rows else np.empty((0, 128))
+
+
+def centroid(descriptors: np.ndarray, where: str) -> np.ndarray:
+    """Mean descriptor of the faces found; `where` names the source when none is."""
+    found = descriptors[~np.isnan(descriptors).any(axis=1)]
+    if not len(found):
+        raise FacecycleError(f"{where}: no face found in any crop, cannot form its identity centroid")
+    return found.mean(axis=0)
+
+
+def identity_transfer(descriptors: np.ndarray, target: np.ndarray, source: np.ndarray) -> dict:
+    """Share of frames nearer the `target` centroid than the `source` one (failures count as not
+    nearer), mean distance to the target over described frames, and the failure count."""
+    found = ~np.isnan(descriptors).any(axis=1)
+    to_target = np.linalg.norm(descriptors[found] - target, axis=1)
+    to_source = np.linalg.norm(descriptors[found] - source, axis=1)
+    n = len(descriptors)
+    return {
+        "described": n,
+        "failures": int(n - found.sum()),
+        "identity_share": float((to_target < to_source).sum() / n) if n else float("nan"),
+        "target_distance": float(to_target.mean()) if found.any() else float("nan"),
+    }
+
+
+def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two descriptor sets (NaN rows dropped):
+    |mu_x - mu_y|^2 + Tr(S_x + S_y - 2 (S_x S_y)^1/2), as in FID. Tr (S_x S_y)^1/2 is computed
+    as the trace of the root of the symmetric S_x^1/2 S_y S_x^1/2, whose eigenvalues are real."""
+    x, y = (d[~np.isnan(d).any(axis=1)] for d in (x, y))
+    if len(x) < 2 or len(y) < 2:
+        return float("nan")
+    cov_x, cov_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    w, v = np.linalg.eigh(cov_x)
+    root_x = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_x @ cov_y @ root_x), 0, None)).sum()
+    return float(np.sum((x.mean(0) - y.mean(0)) ** 2) + np.trace(cov_x) + np.trace(cov_y) - 2 * cross)

@@ -1,0 +1,177 @@
+"""Evaluate every model's translated test videos (docs/contracts.md, `infer`) against their inputs.
+
+One row per test video and model, plus a row `input` per video that scores the untranslated
+crops the same way: its warping error is the floor a translator that follows the input's motion
+can reach, and its identity figures are where the translation started from. Overall figures per
+model and direction: temporal and reconstruction means over videos (Lai et al. average videos);
+identity share and Frechet distance from all described frames of that direction pooled.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from pipeline.errors import FacecycleError
+from pipeline.identity import FaceDescriber, centroid, frechet_distance, identity_transfer
+from pipeline.params import MODELS, MetricsParams
+from pipeline.reconstruction import psnr, ssim
+from pipeline.temporal import Motion, consecutive_pairs, input_motion, tof, warping_error
+
+INPUT = "input"  # the reference row: the untranslated test crops
+TARGET = {"A": "B", "B": "A"}
+BOXES_COLUMNS = ("video", "domain", "split", "frame", "shot", "face", "crop_index")
+MEANS_OVER_VIDEOS = ("warping_error", "tof", "psnr", "ssim")
+
+
+def load_crops(path: Path, rows: int | None = None) -> np.ndarray:
+    """A uint8 [N, H, W, 3] crop array (memory-mapped); `rows`, when given, must match N."""
+    if not path.is_file():
+        raise FacecycleError(f"{path}: not found")
+    try:
+        array = np.load(path, mmap_mode="r")
+    except ValueError as err:
+        raise FacecycleError(f"{path}: not a .npy array ({err})") from None
+    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
+        raise FacecycleError(f"{path}: expected uint8 [N, H, W, 3] crops, got {array.dtype} {list(array.shape)}")
+    if rows is not None and len(array) != rows:
+        raise FacecycleError(f"{path}: {len(array)} crops, but boxes.csv has {rows} test faces for this video")
+    return array
+
+
+def read_test_faces(path: Path) -> pd.DataFrame:
+    """The test rows with a face of boxes.csv, ordered by video and frame (the order of `infer`)."""
+    if not path.is_file():
+        raise FacecycleError(f"{path}: not found (run crop_faces first)")
+    boxes = pd.read_csv(path)
+    missing = [c for c in BOXES_COLUMNS if c not in boxes.columns]
+    if missing:
+        raise FacecycleError(f"{path}: missing column(s) {missing}")
+    test = boxes[(boxes["split"] == "test") & boxes["face"].astype(bool)]
+    if test.empty:
+        raise FacecycleError(f"{path}: no test faces to evaluate")
+    return test.sort_values(["video", "frame"], kind="stable")
+
+
+def resize(frames: np.ndarray, size: int) -> np.ndarray:
+    """Crops [N, S, S, 3] at `size` x `size` (area filter), the size the model worked at."""
+    if frames.shape[1:3] == (size, size):
+        return frames
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def evenly(n: int, count: int | None) -> np.ndarray:
+    """`count` indices spread evenly over range(n) (all of them when count is None or >= n)."""
+    if count is None or count >= n:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, count).round().astype(int))
+
+
+@dataclass(frozen=True)
+class RealFaces:
+    """Descriptors of each domain's real train crops: the identity centroids and the realism reference."""
+
+    descriptors: dict[str, np.ndarray]
+    centroids: dict[str, np.ndarray]
+
+    def score(self, descriptors: np.ndarray, domain: str) -> dict:
+        """Identity transfer of faces translated from `domain`, and their Frechet distance to real target faces."""
+        target = TARGET[domain]
+        return {**identity_transfer(descriptors, self.centroids[target], self.centroids[domain]),
+                "frechet": frechet_distance(descriptors, self.descriptors[target])}
+
+
+def describe_real_faces(train: dict[str, tuple[Path, np.ndarray]], describe: FaceDescriber,
+                        count: int | None) -> RealFaces:
+    """Describe up to `count` evenly spaced crops of each domain's (path, train crops)."""
+    descriptors, centroids = {}, {}
+    for domain, (path, crops) in train.items():
+        descriptors[domain] = describe(np.asarray(crops[evenly(len(crops), count)]), f"real {domain} faces")
+        centroids[domain] = centroid(descriptors[domain], str(path))
+    return RealFaces(descriptors, centroids)
+
+
+def evaluate_video(faces: pd.DataFrame, inputs: np.ndarray, translated: dict[str, tuple[np.ndarray, np.ndarray]],
+                   describe: FaceDescriber, real: RealFaces, every: int) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Rows for the input and each model's (translated, reconstructed) crops of one video, and the
+    descriptors of their every `every`-th frame."""
+    video, domain = faces["video"].iloc[0], faces["domain"].iloc[0]
+    pairs = consecutive_pairs(faces["frame"].to_numpy(), faces["shot"].to_numpy())
+    motions: dict[int, Motion] = {}
+    rows, described = [], {}
+    for model, (output, rec) in {INPUT: (inputs, None), **translated}.items():
+        size = output.shape[1]
+        reference = resize(inputs, size)
+        if size not in motions:
+            motions[size] = input_motion(reference, pairs)
+        output = np.asarray(output)
+        described[model] = describe(output[::every], f"{model} {video}")
+        row = {"video": video, "domain": domain, "direction": f"{domain}2{TARGET[domain]}", "model": model,
+               "frames": len(output), "pairs": len(pairs), "warping_error": warping_error(output, motions[size]),
+               **real.score(described[model], domain)}
+        if rec is not None:
+            rec = np.asarray(rec)
+            row.update(tof=tof(output, motions[size]), psnr=psnr(reference, rec), ssim=ssim(reference, rec))
+        rows.append(row)
+    return rows, described
+
+
+def summarize(videos: pd.DataFrame, described: dict[tuple[str, str], list[np.ndarray]], real: RealFaces) -> dict:
+    """{model: {direction: figures}}: means over videos, identity from the pooled descriptors."""
+    overall: dict = {}
+    for (model, way), parts in described.items():
+        group = videos[(videos["model"] == model) & (videos["direction"] == way)]
+        means = group[[c for c in MEANS_OVER_VIDEOS if c in group]].mean().to_dict()
+        overall.setdefault(model, {})[way] = {"videos": len(group), "frames": int(group["frames"].sum()), **means,
+                                              **real.score(np.concatenate(parts), way[0])}
+    return overall
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Per-video rows and overall figures, with what the report needs to say how they were made."""
+
+    videos: pd.DataFrame  # one row per (video, model)
+    overall: dict         # {model: {direction: {metric: value}}}
+    params: MetricsParams
+    real_faces: dict      # {domain: train crops described for its centroid}
+
+
+def open_videos(faces_dir: Path, translated_dir: Path, models: tuple[str, ...]) -> list[tuple]:
+    """(face rows, input crops, {model: (translated, reconstructed)}) of every test video, all
+    checked before any work starts so that a missing or short file fails in a second."""
+    test = read_test_faces(faces_dir / "boxes.csv")
+    videos = []
+    for video, faces in test.groupby("video", sort=True):
+        path = faces_dir / f"{faces['domain'].iloc[0]}_test.npy"
+        crops, index = load_crops(path), faces["crop_index"].to_numpy()
+        if index.min() < 0 or index.max() >= len(crops):
+            raise FacecycleError(f"{faces_dir / 'boxes.csv'}: crop_index of {video} out of range for {path} ({len(crops)} crops)")
+        translated = {model: (load_crops(translated_dir / model / f"{video}.npy", len(faces)),
+                              load_crops(translated_dir / model / f"{video}_rec.npy", len(faces)))
+                      for model in models}
+        videos.append((faces, np.asarray(crops[index]), translated))
+    return videos
+
+
+def evaluate(faces_dir: str | Path, translated_dir: str | Path, params: MetricsParams, margin: float,
+             models: tuple[str, ...] = MODELS) -> Evaluation:
+    """Score the test videos of `faces_dir/boxes.csv` for each model in `translated_dir/<model>/`."""
+    faces_dir, translated_dir = Path(faces_dir), Path(translated_dir)
+    videos = open_videos(faces_dir, translated_dir, models)
+    train = {d: (faces_dir / f"{d}_train.npy", load_crops(faces_dir / f"{d}_train.npy")) for d in TARGET}
+    describe = FaceDescriber(params.face_rect, params.face_size, margin)
+    real = describe_real_faces(train, describe, params.centroid_frames)
+    rows, described = [], {}
+    for faces, inputs, translated in tqdm(videos, desc="metrics", unit="video"):
+        video_rows, video_described = evaluate_video(faces, inputs, translated, describe, real, params.identity_every)
+        rows += video_rows
+        for model, descriptors in video_described.items():
+            described.setdefault((model, video_rows[0]["direction"]), []).append(descriptors)
+    table = pd.DataFrame(rows).sort_values(["direction", "video"], kind="stable", ignore_index=True)
+    return Evaluation(table, summarize(table, described, real), params,
+                      {d: len(x) for d, x in real.descriptors.items()})

@@ -1,0 +1,132 @@
+"""Write the metrics stage's outputs: DVC metrics JSON, a per-video CSV, PNG plots and a markdown report."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.atomic import atomic_dir, atomic_file
+from pipeline.barchart import COLOURS, grouped_bars
+from pipeline.metrics import INPUT, Evaluation
+
+# metric -> (column header, what it says); the order of the tables
+METRICS = {
+    "warping_error": ("warping error", "Lai et al. (ECCV 2018): mean squared difference (pixels in [0, 1]) between output "
+                      "frame t and output frame t+1 warped back with the flow of the *input* (OpenCV Farneback), over "
+                      "pixels kept by the forward-backward occlusion check, averaged over consecutive pairs of one shot. "
+                      "Lower is steadier; the `input` row is what a translator that moves exactly like the input scores."),
+    "tof": ("tOF", "TecoGAN (Chu et al. 2020): mean length in pixels of the difference between the output's own flow and "
+            "the input's flow for each pair; 0 means the output moves exactly like the input."),
+    "identity_share": ("identity share", "share of described frames whose dlib face descriptor is nearer the target "
+                       "domain's centroid than the source domain's (centroids from real train crops; a frame with no "
+                       "face found counts as not nearer). Higher means the identity was transferred."),
+    "target_distance": ("distance to target", "mean distance of the descriptors to the target centroid; dlib calls two "
+                        "faces the same person below 0.6."),
+    "frechet": ("Fréchet distance", "realism in dlib's descriptor space: Fréchet distance between Gaussians fitted to "
+                "translated and real target train descriptors (FID's formula). Lower is closer to real target faces; "
+                "with few frames (one video) it is biased upwards, compare it between models, not with other work."),
+    "psnr": ("PSNR (dB)", "reconstruction A->B->A (or B->A->B) against the input crops at the model's size, from the "
+             "mean squared error over the clip; inf when identical."),
+    "ssim": ("SSIM", "the same reconstruction, SSIM (scikit-image, 7x7 window) averaged over frames; 1 is identical."),
+    "failures": ("no face", "described frames in which no face was found (no descriptor)."),
+}
+PLOTS = ("warping_error", "tof", "identity_share", "target_distance", "frechet", "psnr", "ssim")
+FID_NOTE = ("FID is not reported: it needs Inception weights, which cannot be obtained offline; the Fréchet distance "
+            "above uses dlib's face descriptor instead and is not comparable with published FID values.")
+
+
+def _number(value) -> str:
+    if value is None or isinstance(value, float) and math.isnan(value):
+        return "—"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _json_safe(value):
+    """JSON has no NaN or infinity: both become null."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _table(frame: pd.DataFrame, keys: list[str]) -> list[str]:
+    """A markdown table of `keys` columns followed by the METRICS columns present in `frame`."""
+    columns = keys + [m for m in METRICS if m in frame]
+    headers = keys + [METRICS[m][0] for m in columns[len(keys):]]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for _, row in frame.iterrows():
+        lines.append("| " + " | ".join(_number(row.get(c)) for c in columns) + " |")
+    return lines
+
+
+def _models(evaluation: Evaluation) -> list[str]:
+    """The input first, then the models in the order evaluated."""
+    return [INPUT] + [m for m in evaluation.videos["model"].unique() if m != INPUT]
+
+
+def markdown(evaluation: Evaluation) -> str:
+    """The report: overall and per-video tables comparing the models, what each figure means, the plots."""
+    videos, params = evaluation.videos, evaluation.params
+    first = videos.drop_duplicates("video")
+    counts = ", ".join(f"{d}: {', '.join(first.loc[first['domain'] == d, 'video'])}" for d in sorted(first["domain"].unique()))
+    lines = ["# Translation metrics", "",
+             f"{len(first)} test videos ({counts}). Models: {', '.join(_models(evaluation)[1:])}; the `input` rows "
+             "score the untranslated test crops the same way (their reference for temporal figures, and the starting "
+             "point for identity).", "", "## Overall", ""]
+    for way in sorted(videos["direction"].unique()):
+        rows = pd.DataFrame([{"model": m, **evaluation.overall[m][way]} for m in _models(evaluation)
+                             if way in evaluation.overall.get(m, {})])
+        first_row = rows.iloc[0]
+        lines += [f"### {way[0]} -> {way[2]}: {first_row['videos']} video(s), {first_row['frames']} frames, "
+                  f"{first_row['described']} described per model",
+                  "", *_table(rows, ["model"]), ""]
+    lines += ["## Per video", "", *_table(videos, ["video", "direction", "model"]), "",
+              "## What the figures mean", ""]
+    lines += [f"- **{header}**: {meaning}" for header, meaning in METRICS.values()]
+    rect = ("dlib's HOG detector in the resized crop" if params.face_rect == "detect"
+            else "the crop's centre square where crop_faces put the detector's box (data.margin)")
+    lines += ["", f"Identity settings: crops resized to {params.face_size} px, face rectangle from {rect}, 5 landmarks, "
+              f"dlib ResNet descriptor of 1 test frame in {params.identity_every}; centroids from "
+              + ", ".join(f"{n} {d} train crops" for d, n in evaluation.real_faces.items()) + ".", "", FID_NOTE, "",
+              "## Plots", ""]
+    lines += [f"![{METRICS[m][0]}](plots/{m}.png)" for m in PLOTS if m in videos]
+    return "\n".join(lines) + "\n"
+
+
+def plot(evaluation: Evaluation, out_dir: Path) -> None:
+    """One grouped bar chart per metric: a group per video and per direction overall, a bar per model."""
+    videos = evaluation.videos
+    ways = sorted(videos["direction"].unique())
+    groups = list(videos["video"].unique()) + [f"all {w}" for w in ways]
+    colours = {model: COLOURS[i % len(COLOURS)] for i, model in enumerate(_models(evaluation))}
+    for metric in PLOTS:
+        if metric not in videos:
+            continue
+        series = {}
+        for model in _models(evaluation):
+            rows = videos[videos["model"] == model].set_index("video")[metric]
+            values = [float(rows.get(v, float("nan"))) for v in groups[:-len(ways)]]
+            values += [float(evaluation.overall.get(model, {}).get(w, {}).get(metric, float("nan"))) for w in ways]
+            if not all(math.isnan(v) for v in values):
+                series[model] = values
+        grouped_bars(out_dir / f"{metric}.png", METRICS[metric][0], groups, series, colours)
+
+
+def write_report(evaluation: Evaluation, out_dir: str | Path) -> None:
+    """metrics/translation.json (DVC metrics), translation.csv, report.md and plots/, each written atomically."""
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir / "plots") as tmp:
+        plot(evaluation, tmp)
+    with atomic_file(out_dir / "translation.csv") as tmp:
+        evaluation.videos.to_csv(tmp, index=False)
+    with atomic_file(out_dir / "report.md") as tmp:
+        tmp.write_text(markdown(evaluation))
+    with atomic_file(out_dir / "translation.json") as tmp:
+        tmp.write_text(json.dumps(_json_safe(evaluation.overall), indent=2) + "\n")

@@ -1,0 +1,105 @@
+"""Temporal consistency of a translated clip, measured against the motion of its input clip.
+
+Warping error (Lai et al., ECCV 2018, `evaluate_WarpError.py`): the optical flow from input
+frame t to t+1 warps output frame t+1 back onto frame t; the mean squared difference to output
+frame t, over pixels that the forward-backward check (Ruder et al., GCPR 2016) keeps, frames in
+[0, 1]. A translator that follows the input's motion scores like the input itself; flicker adds
+error. tOF (TecoGAN, Chu et al. 2020): the mean length of the difference between the output's
+own flow and the input's flow. Flow is OpenCV's Farneback with TecoGAN's settings: no learned
+flow weights are available offline. Pairs never straddle a missing frame or a shot cut.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# TecoGAN's metric code: calcOpticalFlowFarneback(prev, next, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+_FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+
+
+def consecutive_pairs(frame: np.ndarray, shot: np.ndarray) -> np.ndarray:
+    """Indices i such that rows i and i+1 are consecutive frames of the same shot."""
+    frame, shot = np.asarray(frame), np.asarray(shot)
+    return np.flatnonzero((np.diff(frame) == 1) & (shot[1:] == shot[:-1]))
+
+
+def optical_flow(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    """Farneback flow [H, W, 2] (dx, dy in pixels) from uint8 RGB image `prev` to `nxt`."""
+    gray = [cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2GRAY) for im in (prev, nxt)]
+    return cv2.calcOpticalFlowFarneback(gray[0], gray[1], None, **_FARNEBACK)
+
+
+def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Sample `image` at x + flow(x): brings frame t+1 onto frame t with the flow from t to t+1."""
+    h, w = flow.shape[:2]
+    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
+    return cv2.remap(image, grid + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _squared_length(flow: np.ndarray) -> np.ndarray:
+    return flow[..., 0] ** 2 + flow[..., 1] ** 2
+
+
+def valid_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """Pixels of frame t whose motion is trustworthy: Lai et al.'s `detect_occlusion`, inverted.
+
+    Occluded where the forward flow and the backward flow met at x + forward(x) do not cancel
+    (|f + b|^2 > 0.01 (|f|^2 + |b|^2) + 0.5), or on a motion boundary (squared flow gradient
+    > 0.01 |f|^2 + 0.002); pixels whose target leaves the frame are dropped as well.
+    """
+    h, w = forward.shape[:2]
+    back = warp(backward, forward)
+    mag = _squared_length
+    occluded = mag(forward + back) > 0.01 * (mag(forward) + mag(back)) + 0.5
+    grad = np.zeros((h, w), np.float32)
+    grad[:, :-1] += mag(forward[:, :-1] - forward[:, 1:])
+    grad[:-1, :] += mag(forward[:-1, :] - forward[1:, :])
+    boundary = grad > 0.01 * mag(forward) + 0.002
+    x = np.arange(w, dtype=np.float32) + forward[..., 0]
+    y = np.arange(h, dtype=np.float32)[:, None] + forward[..., 1]
+    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    return ~occluded & ~boundary & inside
+
+
+@dataclass(frozen=True)
+class Motion:
+    """The input clip's flow for each usable pair (i, i+1), computed once, shared by all outputs."""
+
+    pairs: np.ndarray         # [P] index i of each pair (i, i+1)
+    forward: list[np.ndarray]  # flow from frame i to i+1
+    valid: list[np.ndarray]    # valid_mask of each pair
+
+
+def input_motion(frames: np.ndarray, pairs: np.ndarray) -> Motion:
+    """Forward and backward Farneback flow of the input `frames` [N, H, W, 3] uint8 for `pairs`."""
+    forward, valid = [], []
+    for i in pairs:
+        fw = optical_flow(frames[i], frames[i + 1])
+        bw = optical_flow(frames[i + 1], frames[i])
+        forward.append(fw)
+        valid.append(valid_mask(fw, bw))
+    return Motion(np.asarray(pairs), forward, valid)
+
+
+def warping_error(output: np.ndarray, motion: Motion) -> float:
+    """Lai et al.'s warping error of `output` [N, H, W, 3] uint8 along the input's motion.
+
+    Per pair: squared differences over valid pixels and channels, divided by their count
+    (all pixels when none is valid); the clip's value is the mean over its pairs (NaN if none).
+    """
+    errors = []
+    for i, fw, ok in zip(motion.pairs, motion.forward, motion.valid):
+        prev = output[i].astype(np.float32) / 255
+        warped = warp(output[i + 1].astype(np.float32) / 255, fw)
+        diff = (warped - prev)[ok] if ok.any() else warped - prev
+        errors.append(float(np.mean(diff ** 2)))
+    return float(np.mean(errors)) if errors else float("nan")
+
+
+def tof(output: np.ndarray, motion: Motion) -> float:
+    """TecoGAN's tOF: mean per-pixel length of flow(output pair) - flow(input pair); NaN if no pair."""
+    errors = [np.linalg.norm(optical_flow(output[i], output[i + 1]) - fw, axis=-1).mean()
+              for i, fw in zip(motion.pairs, motion.forward)]
+    return float(np.mean(errors)) if errors else float("nan")

@@ -1,0 +1,26 @@
+"""Stage metrics: temporal consistency, identity transfer, realism and reconstruction of every translated test video."""
+import argparse
+
+from pipeline.cli import run_stage
+from pipeline.metrics import evaluate
+from pipeline.params import MODELS, load_group
+from pipeline.report import write_report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--faces", default="data/faces", help="crop_faces output (boxes.csv, <domain>_<split>.npy)")
+    parser.add_argument("--translated", default="data/translated", help="infer output (<model>/<video>.npy, _rec.npy)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), help="model names under --translated")
+    parser.add_argument("--out", default="metrics", help="writes translation.json, translation.csv, report.md, plots/")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    params = load_group("metrics", args.params)
+    margin = load_group("data", args.params).margin
+    evaluation = evaluate(args.faces, args.translated, params, margin, tuple(args.models))
+    write_report(evaluation, args.out)
+    print(f"metrics: {evaluation.videos['video'].nunique()} test videos scored; see {args.out}/report.md")
+
+
+if __name__ == "__main__":
+    run_stage(main)
