@@ -108,7 +108,8 @@ def iter_frames(path: str | os.PathLike, fps: Optional[float] = None, start: Opt
     info = probe(path)
     wanted = select_frames(info, fps, start, end)
     if not wanted:
-        raise FacecycleError(f"{path}: trim [{start}, {end}) s selects no frames (video lasts {info.duration:.2f} s)")
+        raise FacecycleError(f"{path}: trim from {start or 0} s to {end or 'the end'} selects no frames "
+                             f"(video lasts {info.duration:.2f} s)")
     try:
         reader = VideoReader(str(path), ctx=cpu(0))
         position, rgb = -1, None
