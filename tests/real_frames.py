@@ -1,0 +1,47 @@
+"""Real video frames for the crop tests, decoded with pipeline.video and stored as extract_frames does.
+
+`write_frames` writes `<name>.npy`, `<name>.csv` and `videos.csv` in the layout of docs/contracts.md,
+so the crop stage can be run on real clips without the fetch and extract stages. `region` cuts a
+part of every frame (real footage, e.g. background only, for a video without a face).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from pipeline.video import iter_frames, probe
+
+
+def decode(path: Path, limit: Optional[int] = None, region: Optional[tuple[int, int, int, int]] = None) -> np.ndarray:
+    """The first `limit` frames of a video (all by default), uint8 [N, H, W, 3], cut to region (x0, y0, x1, y1)."""
+    frames = []
+    for _, _, rgb in iter_frames(path):
+        if region is not None:
+            x0, y0, x1, y1 = region
+            rgb = rgb[y0:y1, x0:x1]
+        frames.append(rgb.copy())
+        if len(frames) == limit:
+            break
+    return np.stack(frames)
+
+
+def write_frames(frames_dir: Path, videos: list[dict]) -> Path:
+    """Write the extract stage's output for `videos`: dicts with name, domain, path and optional
+    split, limit, region."""
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for video in videos:
+        fps = probe(video["path"]).fps
+        frames = decode(video["path"], video.get("limit"), video.get("region"))
+        np.save(frames_dir / f"{video['name']}.npy", frames)
+        index = np.arange(len(frames))
+        pd.DataFrame({"frame": index, "source_frame": index, "time": index / fps}).to_csv(
+            frames_dir / f"{video['name']}.csv", index=False)
+        rows.append({"name": video["name"], "domain": video["domain"], "split": video.get("split"),
+                     "file": Path(video["path"]).name, "sha256": None, "start": None, "end": None, "fps": fps,
+                     "source_fps": fps, "frames": len(frames), "width": frames.shape[2], "height": frames.shape[1]})
+    pd.DataFrame(rows).to_csv(frames_dir / "videos.csv", index=False)
+    return frames_dir
