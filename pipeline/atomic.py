@@ -1,7 +1,9 @@
 """Write outputs so that a failed or killed run never leaves a partial result behind.
 
 Everything is written to a temporary sibling first and moved into place with
-`os.replace`, which is atomic on one file system.
+`os.replace`, which is atomic on one file system. The temporary names come from
+`tempfile` (private 0600/0700 modes); they get the usual umask-based modes before
+they are moved into place.
 """
 from __future__ import annotations
 
@@ -11,6 +13,12 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+
+def _umask_mode(base: int) -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return base & ~umask
 
 
 @contextmanager
@@ -24,6 +32,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    tmp.chmod(_umask_mode(0o777))
     if path.exists():
         old = path.with_name(f".{path.name}.old")
         shutil.rmtree(old, ignore_errors=True)
@@ -47,4 +56,5 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    tmp.chmod(_umask_mode(0o666))
     os.replace(tmp, path)
