@@ -1,0 +1,135 @@
+"""The crop_faces stage script on real clips: outputs as docs/contracts.md says, summary, one-line errors."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+from pipeline.faces import crop_square
+from pipeline.params import DEFAULT_TEST_SHARE
+from real_frames import write_frames
+
+BOX_COLUMNS = ["video", "domain", "split", "frame", "time", "shot", "face", "cx", "cy", "size",
+               "det_x0", "det_y0", "det_x1", "det_y1", "crop_index"]
+LOAD_SIZE = 48
+
+
+def run_crop(tmp_path, videos):
+    """Write real frames for `videos`, run stages/crop_faces.py on them; return the finished process."""
+    frames = write_frames(tmp_path / "frames", videos)
+    params = {"data": {"videos": [{"name": v["name"], "domain": v["domain"], "path": str(v["path"])} for v in videos],
+                       "load_size": LOAD_SIZE, "margin": 0.4, "detect_every": 5, "split_seed": 0}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return subprocess.run([sys.executable, str(REPO / "stages" / "crop_faces.py"), "--frames", str(frames),
+                           "--out", str(tmp_path / "faces"), "--metrics", str(tmp_path / "crop.json"),
+                           "--params", str(tmp_path / "params.yaml")], capture_output=True, text=True, timeout=300)
+
+
+def check_contract(faces, boxes):
+    """boxes.csv columns, crop arrays of the right size, crop_index numbering rows in boxes.csv order."""
+    assert list(boxes.columns) == BOX_COLUMNS
+    for domain in "AB":
+        for split in ("train", "test"):
+            crops = np.load(faces / f"{domain}_{split}.npy", mmap_mode="r")
+            rows = boxes[(boxes["domain"] == domain) & (boxes["split"] == split) & boxes["face"]]
+            assert crops.shape == (len(rows), LOAD_SIZE, LOAD_SIZE, 3) and crops.dtype == np.uint8
+            assert list(rows["crop_index"]) == list(range(len(rows)))
+    assert (boxes.loc[~boxes["face"], "crop_index"] == -1).all()
+    assert boxes.loc[~boxes["face"], ["cx", "cy", "size"]].isna().all().all()
+
+
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory, samples):
+    tmp = tmp_path_factory.mktemp("grid")
+    clips = [("A", "bbaf2n", "train"), ("A", "bgbo1a", "train"), ("A", "lbax8n", "train"), ("A", "pgij8n", "train"),
+             ("A", "sbat6n", "test"), ("A", "swbv4p", "test"),
+             ("B", "brbk7n", "train"), ("B", "lbbc2a", None), ("B", "lrwp9a", "test")]
+    videos = [{"name": name, "domain": domain, "split": split, "path": samples / domain / f"{name}.mpg"}
+              for domain, name, split in clips]
+    result = run_crop(tmp, videos)
+    assert result.returncode == 0, result.stderr
+    return tmp
+
+
+def test_grid_faces_found_and_smoothed(grid_run):
+    summary = json.loads((grid_run / "crop.json").read_text())
+    assert summary["frames"] == 9 * 75
+    assert summary["detection_rate"] >= 0.99
+    assert summary["jitter_smoothed"] < summary["jitter_raw"]
+    assert summary["A"]["train"]["frames"] == 4 * 75 and summary["A"]["test"]["frames"] == 2 * 75
+    assert summary["B"]["test"]["frames"] == 75 + round(75 * DEFAULT_TEST_SHARE)
+    assert summary["detector_runs"] < summary["frames"] / 4  # sparse detection
+    assert summary["scene_cuts"] == 0
+
+
+def test_grid_outputs_follow_the_contract(grid_run):
+    faces = grid_run / "faces"
+    boxes = pd.read_csv(faces / "boxes.csv")
+    check_contract(faces, boxes)
+    splits = boxes.groupby("video")["split"].agg(set)
+    assert splits["sbat6n"] == {"test"} and splits["bbaf2n"] == {"train"}  # whole clips when videos.csv says so
+    test = np.flatnonzero(boxes[boxes["video"] == "lbbc2a"]["split"] == "test")
+    assert len(test) == round(75 * DEFAULT_TEST_SHARE) and np.all(np.diff(test) == 1)  # else one time segment
+    frames = np.load(grid_run / "frames" / "lrwp9a.npy")
+    crops = np.load(faces / "B_test.npy")
+    for row in boxes[boxes["video"] == "lrwp9a"].iloc[::25].itertuples():
+        np.testing.assert_array_equal(crops[row.crop_index], crop_square(frames[row.frame], row.cx, row.cy,
+                                                                         row.size, LOAD_SIZE))
+    train = boxes[(boxes["domain"] == "A") & (boxes["split"] == "train") & boxes["face"]].reset_index(drop=True)
+    same = (train["video"].shift(-2) == train["video"]) & (train["shot"].shift(-2) == train["shot"]) & \
+        (train["frame"].shift(-2) == train["frame"] + 2)
+    assert same.sum() == 4 * (75 - 2)  # Recycle-GAN triplets: rows t, t+1, t+2 of one shot
+
+
+def test_hard_videos_run_through(tmp_path, shared_data, samples):
+    robust = shared_data / "robustness"
+    result = run_crop(tmp_path, [
+        {"name": "megamind", "domain": "A", "path": robust / "Megamind.avi", "limit": 210},
+        {"name": "bbaf2n", "domain": "A", "split": "train", "path": samples / "A" / "bbaf2n.mpg", "limit": 20},
+        {"name": "occlusion", "domain": "B", "split": "train", "path": robust / "woman_occlusion_pexels.mp4",
+         "limit": 240},
+        # real footage without a face: the wooden wall left of the woman, as a test video
+        {"name": "wall", "domain": "B", "split": "test", "path": robust / "woman_occlusion_pexels.mp4",
+         "limit": 48, "region": (0, 0, 160, 360)},
+    ])
+    assert result.returncode == 0, result.stderr
+    boxes = pd.read_csv(tmp_path / "faces" / "boxes.csv")
+    check_contract(tmp_path / "faces", boxes)
+    megamind = boxes[boxes["video"] == "megamind"]
+    assert list(np.flatnonzero(np.diff(megamind["shot"])) + 1) == [1, 98, 154, 200]
+    assert not megamind["face"].iloc[0] and megamind["crop_index"].iloc[0] == -1  # the black first frame
+    assert set(megamind["split"]) == {"train", "test"}
+    assert boxes[boxes["video"] == "occlusion"]["face"].all()
+    wall = boxes[boxes["video"] == "wall"]
+    assert len(wall) == 48 and not wall["face"].any()
+    summary = json.loads((tmp_path / "crop.json").read_text())
+    assert summary["scene_cuts"] == 4 and summary["B"]["test"]["faces"] == 0
+
+
+@pytest.mark.parametrize("videos, message", [
+    ([{"name": "bbaf2n", "domain": "A", "split": "train"},
+      {"name": "wall", "domain": "B", "split": "train", "region": (0, 0, 160, 360)}],
+     "no face in any frame of training video wall"),
+    ([{"name": "bbaf2n", "domain": "A", "split": "test"}, {"name": "brbk7n", "domain": "B", "split": "train"}],
+     "domain A has no training frames"),
+    ([{"name": "bbaf2n", "domain": "A", "split": "train"}], "no video of domain B"),
+])
+def test_errors_are_one_line_and_leave_no_output(tmp_path, samples, shared_data, videos, message):
+    paths = {"bbaf2n": samples / "A" / "bbaf2n.mpg", "brbk7n": samples / "B" / "brbk7n.mpg",
+             "wall": shared_data / "robustness" / "woman_occlusion_pexels.mp4"}
+    result = run_crop(tmp_path, [dict(v, path=paths[v["name"]], limit=12) for v in videos])
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("crop_faces: error: ") and message in error and "Traceback" not in result.stderr
+    assert not (tmp_path / "faces").exists() and not (tmp_path / "crop.json").exists()
+
+
+def test_missing_frames_is_an_error_naming_the_file(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "stages" / "crop_faces.py"), "--frames", str(tmp_path / "nope"),
+                             "--out", str(tmp_path / "faces"), "--params", str(REPO / "params.yaml")],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1 and f"{tmp_path / 'nope' / 'videos.csv'}: not found" in result.stderr
