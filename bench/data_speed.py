@@ -1,0 +1,70 @@
+"""Frames per second of the data half of the pipeline on the GRID sample clips: decode, extract, crop.
+
+Decode is pipeline.video.iter_frames alone (the floor); extract is the extract_frames stage's work
+(decode + writing the .npy); crop is the crop_faces stage's work (cuts, sparse detection, tracking,
+crops) with `data.detect_every` from params.yaml and, for comparison, with the detector on every frame.
+
+    python bench/data_speed.py [--repeat 3]
+"""
+import argparse
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.crop import crop_faces
+from pipeline.frames import extract_frames
+from pipeline.params import load_group
+from pipeline.video import iter_frames
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def best_rate(work, frames: int, repeat: int) -> float:
+    """Frames per second of the fastest of `repeat` runs of work()."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    return frames / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest counts")
+    args = parser.parse_args()
+    params = load_group("data", REPO / "params.yaml")
+    clips = sorted((REPO / "data" / "samples").glob("[AB]/*.mpg"))
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, frames_dir = Path(tmp) / "raw", Path(tmp) / "frames"
+        raw.mkdir()
+        for clip in clips:
+            (raw / clip.name).symlink_to(clip)
+        pd.DataFrame({"name": [c.stem for c in clips], "domain": [c.parent.name for c in clips], "split": "train",
+                      "file": [c.name for c in clips], "sha256": None, "start": None, "end": None}
+                     ).to_csv(raw / "videos.csv", index=False)
+        count = sum(1 for clip in clips for _ in iter_frames(clip))
+        print(f"{len(clips)} GRID clips, {count} frames of 360x288 (data.detect_every={params.detect_every})")
+
+        def extract() -> None:
+            frames_dir.mkdir(exist_ok=True)
+            extract_frames(raw, frames_dir, None).to_csv(frames_dir / "videos.csv", index=False)
+
+        rates = {"decode (iter_frames)": best_rate(lambda: [None for clip in clips for _ in iter_frames(clip)],
+                                                   count, args.repeat),
+                 "extract_frames": best_rate(extract, count, args.repeat)}
+        dense = dataclasses.replace(params, detect_every=1)
+        for name, setting in (("crop_faces", params), ("crop_faces, detector on every frame", dense)):
+            rates[name] = best_rate(lambda: crop_faces(frames_dir, Path(tmp) / "faces", setting), count, args.repeat)
+    decode = rates["decode (iter_frames)"]
+    for name, rate in rates.items():
+        print(f"{name:38s} {rate:8.1f} frames/s   {rate / decode:6.3f} x decode")
+    print(f"crop_faces / extract_frames: {rates['crop_faces'] / rates['extract_frames']:.3f}; "
+          f"sparse / dense detection: {rates['crop_faces'] / rates['crop_faces, detector on every frame']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
