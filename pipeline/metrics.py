@@ -47,7 +47,7 @@ def read_test_faces(path: Path) -> pd.DataFrame:
     """The test rows with a face of boxes.csv, ordered by video and frame (the order of `infer`)."""
     if not path.is_file():
         raise FacecycleError(f"{path}: not found (run crop_faces first)")
-    boxes = pd.read_csv(path)
+    boxes = pd.read_csv(path, dtype={"video": str, "domain": str, "split": str})
     missing = [c for c in BOXES_COLUMNS if c not in boxes.columns]
     if missing:
         raise FacecycleError(f"{path}: missing column(s) {missing}")
