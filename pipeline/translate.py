@@ -1,0 +1,158 @@
+"""Translate face crops with a trained model's generators (batched, no grad, bf16 on CUDA).
+
+Models are loaded only from `generators.safetensors` + `architecture.json`: safetensors is plain
+tensors and JSON is plain data, so loading a model never runs code from the model folder (a
+pickle, which can run anything when loaded, is refused, never opened).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from numpy.lib.format import open_memmap
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+from tqdm import tqdm
+
+from pipeline.atomic import atomic_dir
+from pipeline.crop import BOX_COLUMNS
+from pipeline.cyclegan import precision
+from pipeline.dataset import load_crops
+from pipeline.errors import FacecycleError
+from pipeline.nets import ResnetGenerator
+from pipeline.train import to_uint8
+
+WEIGHTS, ARCHITECTURE = "generators.safetensors", "architecture.json"
+GENERATOR_OF_DOMAIN = {"A": ("G_A", "G_B"), "B": ("G_B", "G_A")}  # (translate, translate back)
+_PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol >= 2; torch.save's zip archive
+
+
+def _read_architecture(path: Path) -> dict:
+    """Parse architecture.json; anything missing or malformed is a FacecycleError naming the file."""
+    if not path.is_file():
+        raise FacecycleError(f"{path}: not found (train the model first)")
+    try:
+        arch = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise FacecycleError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(arch, dict) or not isinstance(arch.get("generator"), dict):
+        raise FacecycleError(f"{path}: expected an object with a 'generator' object")
+    for key in ("crop_size", "load_size"):
+        if not isinstance(arch.get(key), int) or arch[key] < 1:
+            raise FacecycleError(f"{path}: '{key}' must be a positive integer, got {arch.get(key)!r}")
+    return arch
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; a missing file, a pickle or any other format is a FacecycleError."""
+    if not path.is_file():
+        raise FacecycleError(f"{path}: not found (train the model first)")
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head.startswith(_PICKLE_MAGIC):
+        raise FacecycleError(f"{path}: is a pickle / torch.save file, not safetensors; pickles are never loaded")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError) as err:
+        raise FacecycleError(f"{path}: not a safetensors file ({err})") from None
+
+
+def load_generators(model_dir: str | Path) -> tuple[dict[str, nn.Module], dict]:
+    """Rebuild G_A and G_B (eval mode, CPU) from `model_dir`; return them with architecture.json."""
+    model_dir = Path(model_dir)
+    arch = _read_architecture(model_dir / ARCHITECTURE)
+    weights = _read_weights(model_dir / WEIGHTS)
+    generators = {}
+    for name in ("G_A", "G_B"):
+        try:
+            net = ResnetGenerator(**arch["generator"])
+        except TypeError as err:
+            raise FacecycleError(f"{model_dir / ARCHITECTURE}: bad generator settings ({err})") from None
+        state = {key[len(name) + 1:]: value for key, value in weights.items() if key.startswith(f"{name}.")}
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+            raise FacecycleError(f"{model_dir / WEIGHTS}: {name} does not match {ARCHITECTURE} ({first})") from None
+        generators[name] = net.eval().requires_grad_(False)
+    return generators, arch
+
+
+def pick_device(name: str) -> torch.device:
+    """`auto` means CUDA when present, else CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FacecycleError("params: infer.device: cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+@torch.inference_mode()
+def translate_batches(forward: nn.Module, backward: nn.Module, batches: Iterable[np.ndarray], crop_size: int,
+                      device: torch.device) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (translated, reconstructed) uint8 [b, C, C, 3] for each uint8 [b, S, S, 3] batch of crops.
+
+    Crops are resized from S to the model's crop size C first (bilinear, antialiased), as in
+    training; the reconstruction is backward(forward(x)), computed before rounding to uint8.
+    """
+    memory_format, autocast = precision(device)
+    forward, backward = (net.to(device, memory_format=memory_format) for net in (forward, backward))
+    for batch in batches:
+        batch = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+        x = batch.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        if x.shape[-1] != crop_size:
+            x = F.interpolate(x, size=(crop_size, crop_size), mode="bilinear", antialias=True, align_corners=False)
+        with autocast():
+            fake = forward(x.contiguous(memory_format=memory_format))
+            rec = backward(fake)
+        yield to_uint8(fake), to_uint8(rec)
+
+
+def read_test_rows(faces_dir: Path) -> pd.DataFrame:
+    """The test rows of `faces_dir/boxes.csv` in (video, frame) order; a missing file or column is a FacecycleError."""
+    path = faces_dir / "boxes.csv"
+    if not path.is_file():
+        raise FacecycleError(f"{path}: not found (run crop_faces first)")
+    boxes = pd.read_csv(path, dtype={"video": str, "domain": str, "split": str})
+    missing = sorted(set(BOX_COLUMNS) - set(boxes.columns))
+    if missing:
+        raise FacecycleError(f"{path}: missing column(s) {missing}")
+    return boxes[boxes["split"] == "test"].sort_values(["video", "frame"], kind="stable")
+
+
+def translate_videos(model_dir: str | Path, faces_dir: str | Path, out_dir: str | Path, batch_size: int,
+                     device: torch.device) -> list[str]:
+    """Write `<video>.npy` and `<video>_rec.npy` in `out_dir` for every test video of `faces_dir/boxes.csv`.
+
+    Rows follow each video's face rows in boxes.csv (split test); A videos go through G_A, B
+    videos through G_B. Results stream into memory-mapped .npy files batch by batch; `out_dir`
+    appears only when all videos are done. Returns the videos written.
+    """
+    model_dir, faces_dir = Path(model_dir), Path(faces_dir)
+    generators, arch = load_generators(model_dir)
+    size = arch["crop_size"]
+    test = read_test_rows(faces_dir)
+    with atomic_dir(out_dir) as tmp:
+        for video, rows in test.groupby("video", sort=True):
+            domain = rows["domain"].iloc[0]
+            index = rows.loc[rows["face"], "crop_index"].to_numpy()
+            crops = load_crops(faces_dir, domain, "test") if len(index) else None
+            fake_out, rec_out = (open_memmap(tmp / f"{video}{suffix}.npy", mode="w+", dtype=np.uint8,
+                                             shape=(len(index), size, size, 3)) for suffix in ("", "_rec"))
+            forward, backward = (generators[name] for name in GENERATOR_OF_DOMAIN[domain])
+            batches = (crops[index[i:i + batch_size]] for i in range(0, len(index), batch_size))
+            done = 0
+            with tqdm(total=len(index), desc=f"infer {model_dir.name} {video}", unit="face") as bar:
+                for fake, rec in translate_batches(forward, backward, batches, size, device):
+                    fake_out[done:done + len(fake)], rec_out[done:done + len(rec)] = fake, rec
+                    done += len(fake)
+                    bar.update(len(fake))
+            fake_out.flush(), rec_out.flush()
+            del fake_out, rec_out
+    return sorted(test["video"].unique())

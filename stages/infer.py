@@ -1,0 +1,26 @@
+"""Stage infer: translate the face crops of every test video with each trained model."""
+import argparse
+from pathlib import Path
+
+from pipeline.cli import run_stage
+from pipeline.params import load_group
+from pipeline.translate import pick_device, translate_videos
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--faces", default="data/faces", help="crop_faces output (boxes.csv, <domain>_test.npy)")
+    parser.add_argument("--models", nargs="+", default=["models/cyclegan", "models/recyclegan"],
+                        help="model folders (generators.safetensors + architecture.json)")
+    parser.add_argument("--out", default="data/translated", help="writes <out>/<model>/<video>.npy and _rec.npy")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    params = load_group("infer", args.params)
+    device = pick_device(params.device)
+    for model_dir in map(Path, args.models):
+        videos = translate_videos(model_dir, args.faces, Path(args.out) / model_dir.name, params.batch_size, device)
+        print(f"infer: {model_dir.name}: {len(videos)} test videos translated on {device}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
