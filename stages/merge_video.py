@@ -1,0 +1,27 @@
+"""Stage merge_video: paste translated faces back into the test videos, encode them with their audio, compare."""
+import argparse
+from pathlib import Path
+
+from pipeline.cli import run_stage
+from pipeline.merge import merge_test_videos
+from pipeline.params import load_group
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--frames", default="data/frames", help="extract_frames output")
+    parser.add_argument("--faces", default="data/faces", help="crop_faces output")
+    parser.add_argument("--raw", default="data/raw", help="fetch output (source audio)")
+    parser.add_argument("--translated", nargs="+", default=["data/translated/cyclegan", "data/translated/recyclegan"],
+                        help="infer output, one folder per model (its name names the model)")
+    parser.add_argument("--out", default="results", help="writes <out>/<model>/<video>.mp4 and <out>/compare/")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    params = load_group("merge", args.params)
+    videos = merge_test_videos(Path(args.frames), Path(args.faces), Path(args.raw), [Path(d) for d in args.translated],
+                               Path(args.out), params)
+    print(f"merge_video: {len(videos)} test videos merged into {args.out}/")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,222 @@
+"""Paste-back, colour matching and video merge on real clips: frame count, fps, audio, identity round trip."""
+import subprocess
+import sys
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import REPO
+from merge_inputs import write_inputs, write_models
+from pipeline.crop import load_frames
+from pipeline.errors import FacecycleError
+from pipeline.faces import crop_window
+from pipeline.merge import LABELS, feather_mask, match_color, merged_frames, merge_test_videos, paste_face
+from pipeline.params import MergeParams
+from pipeline.translate import read_test_rows, translate_videos
+
+PARAMS = MergeParams(feather=0.15, color_match=True, crf=18, sheet_frames=4)
+LABEL_HEIGHT = 28
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255.0 ** 2 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def lab_stats(image: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Weighted per-channel mean and std of an RGB float image in Lab."""
+    lab, w = cv2.cvtColor(image, cv2.COLOR_RGB2Lab), (weight / weight.sum())[..., None]
+    mean = (lab * w).sum((0, 1))
+    return np.stack([mean, np.sqrt(((lab - mean) ** 2 * w).sum((0, 1)))])
+
+
+def decoded(path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, samples, shared_data):
+    return write_inputs(tmp_path_factory.mktemp("inputs"), samples, shared_data)
+
+
+@pytest.fixture(scope="module")
+def translated(inputs, tmp_path_factory):
+    """infer's output for both (tiny, real) models."""
+    root = tmp_path_factory.mktemp("run")
+    for name, model in write_models(root / "models").items():
+        translate_videos(model, inputs["faces"], root / "translated" / name, batch_size=8, device=torch.device("cpu"))
+    return root / "translated"
+
+
+@pytest.fixture(scope="module")
+def results(inputs, translated):
+    """The merge_video stage script run on the real inputs."""
+    root = translated.parent
+    (root / "params.yaml").write_text(yaml.safe_dump({"merge": dict(feather=0.15, color_match=True, crf=18,
+                                                                    sheet_frames=4)}))
+    result = subprocess.run([sys.executable, str(REPO / "stages" / "merge_video.py"), "--frames", str(inputs["frames"]),
+                             "--faces", str(inputs["faces"]), "--raw", str(inputs["raw"]), "--translated",
+                             str(translated / "cyclegan"), str(translated / "recyclegan"), "--out", str(root / "results"),
+                             "--params", str(root / "params.yaml")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return root / "results"
+
+
+@pytest.fixture(scope="module")
+def grid(inputs):
+    """The GRID test clip: its frames, its test rows of boxes.csv and its input crops (one per face row)."""
+    frames, _ = load_frames(inputs["frames"], "sbat6n", 30)
+    rows = read_test_rows(inputs["faces"])
+    rows = rows[rows["video"] == "sbat6n"]
+    crops = np.load(inputs["faces"] / "A_test.npy", mmap_mode="r")
+    return frames, rows, crops
+
+
+def test_feather_mask_fades_smoothly_to_the_edges():
+    mask = feather_mask(100, 0.2)
+    assert mask.shape == (100, 100) and mask.dtype == np.float32
+    np.testing.assert_array_equal(mask, mask.T)
+    np.testing.assert_array_equal(mask, mask[::-1, ::-1])
+    assert (mask[20:80, 20:80] == 1).all() and mask[0, 0] < 1e-3 and mask[0, 50] < 0.01
+    assert (np.diff(mask[50, :50]) >= 0).all()
+    assert (feather_mask(64, 0.0) == 1).all()
+
+
+def test_match_color_moves_lab_statistics_to_the_reference(inputs, grid):
+    _, _, crops = grid
+    man = crops[0].astype(np.float32) / 255
+    woman = np.load(inputs["faces"] / "B_train.npy")[0].astype(np.float32) / 255
+    weight = feather_mask(man.shape[0], 0.15)
+    assert np.abs(match_color(man, man, weight) - man).max() < 2e-3  # matching to itself changes nothing
+    matched = match_color(man, woman, weight)
+    np.testing.assert_allclose(lab_stats(matched, weight), lab_stats(woman, weight), atol=1.5)
+    assert np.abs(lab_stats(man, weight)[0] - lab_stats(woman, weight)[0]).max() > 3  # the match had work to do
+
+
+@pytest.mark.parametrize("feather, color_match", [(0.0, False), (0.15, False), (0.15, True)])
+def test_identity_translator_returns_the_input(grid, feather, color_match):
+    """translated = the crops themselves: resize back, feather and colour match must undo the crop (> 40 dB)."""
+    frames, rows, crops = grid
+    identity = crops[rows.loc[rows["face"], "crop_index"].to_numpy()]
+    merged = list(merged_frames(frames, rows, identity, crops, feather, color_match))
+    assert len(merged) == len(rows) == 30 and rows["face"].all()
+    values = [psnr(out, frames[i]) for out, i in zip(merged, rows["frame"])]
+    assert min(values) > 40, values
+
+
+def test_paste_changes_only_the_box(inputs, grid):
+    frames, rows, crops = grid
+    row = rows.iloc[0]
+    woman = np.load(inputs["faces"] / "B_train.npy")[0]
+    frame = np.asarray(frames[row["frame"]])
+    out = paste_face(frame, woman, (row["cx"], row["cy"], row["size"]), 0.15, crops[row["crop_index"]])
+    x0, y0, side = crop_window(row["cx"], row["cy"], row["size"])
+    outside = np.ones(frame.shape[:2], bool)
+    outside[max(y0, 0):y0 + side, max(x0, 0):x0 + side] = False
+    np.testing.assert_array_equal(out[outside], frame[outside])
+    centre = (slice(y0 + side // 3, y0 + 2 * side // 3), slice(x0 + side // 3, x0 + 2 * side // 3))
+    assert np.abs(out[centre].astype(int) - frame[centre]).mean() > 10
+
+
+def test_paste_clips_a_box_that_leaves_the_frame(grid):
+    frames, _, crops = grid
+    frame = np.asarray(frames[0])
+    out = paste_face(frame, np.asarray(crops[0][::-1]), (20.0, 250.0, 120.0), 0.15)  # lower-left corner
+    assert out.shape == frame.shape
+    np.testing.assert_array_equal(out[:, 80:], frame[:, 80:])
+    np.testing.assert_array_equal(out[:190], frame[:190])
+    assert (out[200:, :60] != frame[200:, :60]).any()
+
+
+def stream_info(path):
+    """Frame rate, size and decoded frame count of the video stream; audio duration and packet payloads."""
+    with av.open(str(path)) as container:
+        video, (audio,) = container.streams.video[0], container.streams.audio
+        frames, packets = 0, []
+        for packet in container.demux(video, audio):
+            if packet.stream is video:
+                frames += len(packet.decode())
+            elif packet.size:
+                packets.append(bytes(packet))
+        duration = float(audio.duration * audio.time_base) if audio.duration else None
+        return video.average_rate, (video.width, video.height), frames, duration, packets
+
+
+@pytest.mark.parametrize("folder", ["cyclegan", "recyclegan", "compare"])
+def test_merged_videos_keep_frame_count_fps_and_audio(results, inputs, folder):
+    for video, source, fps, frames, width, height in (("sbat6n", "sbat6n.mpg", 25, 30, 360, 288),
+                                                      ("wall", "woman_occlusion_pexels.mp4", 24000 / 1001, 12, 160, 360)):
+        rate, size, count, duration, packets = stream_info(results / folder / f"{video}.mp4")
+        panels = 3 if folder == "compare" else 1
+        assert (float(rate), count) == (pytest.approx(fps), frames)
+        assert size == (width * panels, height + (LABEL_HEIGHT if folder == "compare" else 0))
+        assert duration == pytest.approx(frames / fps, abs=0.05)
+        source_packets = set(stream_info(inputs["raw"] / source)[4])
+        assert packets and all(p in source_packets for p in packets)  # the source audio, copied byte for byte
+
+
+def test_merged_face_video_is_the_pasted_frames(results, translated, grid):
+    frames, rows, crops = grid
+    expected = merged_frames(frames, rows, np.load(translated / "cyclegan" / "sbat6n.npy"), crops, 0.15, True)
+    for out, want, source in zip(decoded(results / "cyclegan" / "sbat6n.mp4"), expected, frames):
+        assert psnr(out, want) > 30  # H.264 at crf 18 of noisy MPEG-1 footage
+        assert psnr(want, source) < 25  # the face really changed
+
+
+def test_faceless_video_passes_through(results, inputs):
+    frames, _ = load_frames(inputs["frames"], "wall", 12)
+    rows = read_test_rows(inputs["faces"])
+    rows = rows[rows["video"] == "wall"]
+    assert not rows["face"].any()
+    unchanged = list(merged_frames(frames, rows, np.zeros((0, 64, 64, 3), np.uint8), None, 0.15, True))
+    np.testing.assert_array_equal(np.stack(unchanged), frames)
+    for folder in ("cyclegan", "recyclegan"):
+        out = decoded(results / folder / "wall.mp4")
+        assert len(out) == 12 and min(psnr(a, b) for a, b in zip(out, frames)) > 35
+
+
+def test_compare_video_and_contact_sheet_show_input_and_both_models(results, translated, grid):
+    frames, rows, crops = grid
+    compare = decoded(results / "compare" / "sbat6n.mp4")
+    assert psnr(compare[5][LABEL_HEIGHT:, :360], frames[5]) > 30
+    assert compare[5][:LABEL_HEIGHT].max() > 200 and compare[5][:LABEL_HEIGHT].mean() < 60  # white text on black
+    sheet = cv2.cvtColor(cv2.imread(str(results / "compare" / "sbat6n.png")), cv2.COLOR_BGR2RGB)
+    assert sheet.shape == (LABEL_HEIGHT + 4 * 288, 3 * 360, 3)
+    merged = {model: list(merged_frames(frames, rows, np.load(translated / model / "sbat6n.npy"), crops, 0.15, True))
+              for model in LABELS}
+    for row, frame in enumerate((0, 10, 19, 29)):  # evenly spaced face frames, lossless in the PNG
+        cells = sheet[LABEL_HEIGHT + row * 288:LABEL_HEIGHT + (row + 1) * 288]
+        np.testing.assert_array_equal(cells[:, :360], frames[frame])
+        np.testing.assert_array_equal(cells[:, 360:720], merged["cyclegan"][frame])
+        np.testing.assert_array_equal(cells[:, 720:], merged["recyclegan"][frame])
+    wall = cv2.imread(str(results / "compare" / "wall.png"))
+    assert wall.shape == (LABEL_HEIGHT + 4 * 360, 3 * 160, 3)
+
+
+def test_missing_translation_fails_before_writing_anything(inputs, translated, tmp_path):
+    (tmp_path / "cyclegan").mkdir()
+    np.save(tmp_path / "cyclegan" / "sbat6n.npy", np.load(translated / "cyclegan" / "sbat6n.npy"))  # wall.npy missing
+    with pytest.raises(FacecycleError, match=r"cyclegan/wall.npy: not found"):
+        merge_test_videos(inputs["frames"], inputs["faces"], inputs["raw"], [tmp_path / "cyclegan"],
+                          tmp_path / "results", PARAMS)
+    np.save(tmp_path / "cyclegan" / "wall.npy", np.load(translated / "cyclegan" / "sbat6n.npy")[:3])
+    with pytest.raises(FacecycleError, match=r"wall.npy: 3 crops, but boxes.csv has 0 test faces"):
+        merge_test_videos(inputs["frames"], inputs["faces"], inputs["raw"], [tmp_path / "cyclegan"],
+                          tmp_path / "results", PARAMS)
+    assert not (tmp_path / "results").exists()
+
+
+def test_stage_reports_a_missing_translation_in_one_line(inputs, tmp_path):
+    (tmp_path / "params.yaml").write_text("merge:\n  feather: 0.15\n")
+    result = subprocess.run([sys.executable, str(REPO / "stages" / "merge_video.py"), "--frames", str(inputs["frames"]),
+                             "--faces", str(inputs["faces"]), "--raw", str(inputs["raw"]), "--translated",
+                             str(tmp_path / "cyclegan"), "--out", str(tmp_path / "results"),
+                             "--params", str(tmp_path / "params.yaml")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"merge_video: error: {tmp_path / 'cyclegan' / 'sbat6n.npy'}: not found"]
+    assert not (tmp_path / "results").exists()
