@@ -14,14 +14,16 @@ from pathlib import Path
 import cv2
 import dlib
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from pipeline.errors import FacecycleError
+from pipeline.face_resnet import CHIP_SIZE, FaceResNet
 
 SAME_PERSON = 0.6  # dlib's threshold on descriptor distance
 
 
-def _model_file(name: str) -> str:
+def model_file(name: str) -> str:
     """Path of a .dat file in face_recognition_models, found without importing the package
     (its __init__ needs pkg_resources, which current setuptools no longer ships)."""
     spec = importlib.util.find_spec("face_recognition_models")
@@ -34,21 +36,22 @@ def _model_file(name: str) -> str:
 
 
 class FaceDescriber:
-    """Descriptors of face crops: resize to `face_size`, find the face rectangle, 5 landmarks, ResNet.
+    """Descriptors of face crops: resize to `face_size`, find the face rectangle, 5 landmarks, the
+    aligned 150 px chip (dlib), then dlib's ResNet run by PyTorch (pipeline.face_resnet), batched.
 
     The rectangle is either dlib's HOG detection in the resized crop (`detect`; a crop where it
     finds no face gets no descriptor: a failure) or the crop's centre square of side
     face_size / (1 + 2 * margin), where crop_faces put the detector's box (`crop`; never fails).
     """
 
-    def __init__(self, face_rect: str, face_size: int, margin: float):
-        self.face_rect, self.face_size = face_rect, face_size
+    def __init__(self, face_rect: str, face_size: int, margin: float, batch_size: int = 32):
+        self.face_size, self.batch_size = face_size, batch_size
         self.detector = dlib.get_frontal_face_detector() if face_rect == "detect" else None
         side = face_size / (1 + 2 * margin)
         lo = int(round((face_size - side) / 2))
         self.centre = dlib.rectangle(lo, lo, lo + int(round(side)) - 1, lo + int(round(side)) - 1)
-        self.landmarks = dlib.shape_predictor(_model_file("shape_predictor_5_face_landmarks.dat"))
-        self.resnet = dlib.face_recognition_model_v1(_model_file("dlib_face_recognition_resnet_model_v1.dat"))
+        self.landmarks = dlib.shape_predictor(model_file("shape_predictor_5_face_landmarks.dat"))
+        self.resnet = FaceResNet.from_dat(model_file("dlib_face_recognition_resnet_model_v1.dat"))
 
     def _rectangle(self, image: np.ndarray) -> dlib.rectangle | None:
         if self.detector is None:
@@ -56,19 +59,29 @@ class FaceDescriber:
         faces = self.detector(image, 0)
         return max(faces, key=lambda r: r.area()) if len(faces) else None
 
-    def describe(self, crop: np.ndarray) -> np.ndarray:
-        """128-d descriptor of one uint8 RGB crop, or NaNs where no face is found."""
+    def chip(self, crop: np.ndarray) -> np.ndarray | None:
+        """The aligned face chip [150, 150, 3] of one uint8 RGB crop (dlib's default padding 0.25),
+        or None where no face is found."""
         interpolation = cv2.INTER_CUBIC if crop.shape[0] < self.face_size else cv2.INTER_AREA
         image = cv2.resize(np.ascontiguousarray(crop), (self.face_size, self.face_size), interpolation=interpolation)
         rect = self._rectangle(image)
         if rect is None:
-            return np.full(128, np.nan)
-        return np.asarray(self.resnet.compute_face_descriptor(image, self.landmarks(image, rect)))
+            return None
+        return dlib.get_face_chip(image, self.landmarks(image, rect), size=CHIP_SIZE, padding=0.25)
 
+    @torch.inference_mode()
     def __call__(self, crops: np.ndarray, desc: str = "describe faces") -> np.ndarray:
         """Descriptors [N, 128] of crops [N, H, W, 3]; rows of NaN mark failures."""
-        rows = [self.describe(c) for c in tqdm(crops, desc=desc, unit="face", leave=False)]
-        return np.stack(rows) if rows else np.empty((0, 128))
+        descriptors = np.full((len(crops), 128), np.nan)
+        with tqdm(total=len(crops), desc=desc, unit="face", leave=False) as bar:
+            for start in range(0, len(crops), self.batch_size):
+                chips = {i: self.chip(crops[i]) for i in range(start, min(start + self.batch_size, len(crops)))}
+                found = [i for i, chip in chips.items() if chip is not None]
+                if found:
+                    batch = torch.from_numpy(np.stack([chips[i] for i in found]))
+                    descriptors[found] = self.resnet(batch).numpy()
+                bar.update(len(chips))
+        return descriptors
 
 
 def centroid(descriptors: np.ndarray, where: str) -> np.ndarray:

@@ -110,8 +110,9 @@ class MergeParams:
 class MetricsParams:
     """Group `metrics`: how faces are described for the identity metrics, and how many frames.
 
-    dlib's descriptor costs ~125 ms per face on one CPU core, so the demo describes every k-th
-    test frame and a capped number of train frames per domain; the paper profile describes all.
+    A descriptor costs ~20-30 ms per face on the CPU (landmarks, chip, ResNet), so the demo
+    describes every k-th test frame and a capped number of train frames per domain; the paper
+    profile describes all.
     """
 
     face_rect: str = "detect"             # detect: dlib HOG finds the face in the crop; crop: rectangle from data.margin
