@@ -80,6 +80,74 @@ class DataParams:
 
 
 @dataclass(frozen=True)
+class GANParams:
+    """Training settings shared by both models; defaults are the official CycleGAN ones (DESIGN 3.1).
+
+    An epoch is max(|A|, |B|) samples. The learning rate stays constant for `n_epochs` epochs, then
+    decays linearly to 0 over `n_epochs_decay` epochs (fractions allowed, for short demo runs).
+    """
+
+    crop_size: int = 256         # random crop from the load_size crops (paper: 256 from 286)
+    batch_size: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    n_epochs: float = 100.0
+    n_epochs_decay: float = 100.0
+    lambda_cyc: float = 10.0     # weight of the L1 cycle terms (Recycle-GAN: recurrent, recycle, cycle)
+    lambda_identity: float = 0.5  # identity weight, relative to lambda_cyc; 0 turns it off
+    pool_size: int = 50          # fakes kept for the discriminators; 0: no pool
+    n_blocks: int = 9            # residual blocks of the generators
+    ngf: int = 64                # generator (and predictor) width
+    ndf: int = 64                # discriminator width
+    upsample: str = "transpose"  # transpose (paper) or resize (resize-then-convolve)
+    seed: int = 0
+    log_every: int = 100         # steps between logged losses (the only host syncs of the loop)
+    sample_every: int = 1000     # steps between sample image grids
+    checkpoint_every: int = 1000  # steps between resumable checkpoints
+
+    def validate(self) -> None:
+        group = self.group
+        _check(self.crop_size >= 32 and self.crop_size % 4 == 0, f"{group}.crop_size",
+               f"must be a multiple of 4 and >= 32, got {self.crop_size}")
+        for key in ("batch_size", "ngf", "ndf", "log_every", "sample_every", "checkpoint_every"):
+            _check(getattr(self, key) >= 1, f"{group}.{key}", f"must be >= 1, got {getattr(self, key)}")
+        _check(self.lr > 0, f"{group}.lr", f"must be > 0, got {self.lr}")
+        _check(0 <= self.beta1 < 1, f"{group}.beta1", f"must be in [0, 1), got {self.beta1}")
+        for key in ("n_epochs", "n_epochs_decay", "lambda_cyc", "lambda_identity", "pool_size", "n_blocks"):
+            _check(getattr(self, key) >= 0, f"{group}.{key}", f"must be >= 0, got {getattr(self, key)}")
+        _check(self.n_epochs + self.n_epochs_decay > 0, f"{group}.n_epochs",
+               "n_epochs + n_epochs_decay must be > 0")
+        _check(self.upsample in ("transpose", "resize"), f"{group}.upsample",
+               f"must be transpose or resize, got {self.upsample!r}")
+
+
+@dataclass(frozen=True)
+class CycleGANParams(GANParams):
+    """Group `cyclegan` (DESIGN 3.1)."""
+
+    group: typing.ClassVar[str] = "cyclegan"
+
+
+@dataclass(frozen=True)
+class RecycleGANParams(GANParams):
+    """Group `recyclegan` (DESIGN 3.2): defaults from the authors' script (resnet_6blocks, unet_256,
+    identity 0, pool 0)."""
+
+    group: typing.ClassVar[str] = "recyclegan"
+    lambda_identity: float = 0.0
+    pool_size: int = 0
+    n_blocks: int = 6
+    predictor_downs: int = 8      # U-Net halvings of the predictor (unet_256: 8); crop_size must divide by 2**it
+    add_cycle_loss: bool = False  # ReCycle-GAN variant: also the plain cycle losses on frames 0 and 1
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.predictor_downs >= 5, "recyclegan.predictor_downs", f"must be >= 5, got {self.predictor_downs}")
+        _check(self.crop_size % 2 ** self.predictor_downs == 0, "recyclegan.crop_size",
+               f"must be a multiple of 2**predictor_downs = {2 ** self.predictor_downs}, got {self.crop_size}")
+
+
+@dataclass(frozen=True)
 class InferParams:
     """Group `infer`: how the trained generators translate the test crops."""
 
@@ -167,7 +235,8 @@ def _build(cls: type, raw: dict, where: str):
     return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()})
 
 
-GROUPS: dict[str, type] = {"data": DataParams, "infer": InferParams, "merge": MergeParams, "metrics": MetricsParams}
+GROUPS: dict[str, type] = {"data": DataParams, "cyclegan": CycleGANParams, "recyclegan": RecycleGANParams,
+                           "infer": InferParams, "merge": MergeParams, "metrics": MetricsParams}
 
 
 def read_yaml(path: str | Path) -> dict:

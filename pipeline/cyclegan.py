@@ -1,0 +1,176 @@
+"""CycleGAN (Zhu et al., ICCV 2017): losses, image pool and one training step, as the official code.
+
+G_A maps A -> B and is judged by D_A; G_B maps B -> A and is judged by D_B. LSGAN adversarial
+terms, L1 cycle terms weighted by lambda_cyc, an identity term weighted by
+lambda_cyc * lambda_identity, discriminators trained on a pool of 50 past fakes with loss
+0.5 * (real + fake). The pieces here (networks, losses, pool, optimiser step) are reused by
+Recycle-GAN.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+from typing import Callable, ContextManager, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.nets import NLayerDiscriminator, ResnetGenerator, init_weights
+from pipeline.params import GANParams
+
+
+def gan_loss(prediction: torch.Tensor, is_real: bool) -> torch.Tensor:
+    """LSGAN: mean squared distance of the discriminator's patch outputs to 1 (real) or 0 (fake)."""
+    prediction = prediction.float()
+    target = torch.ones_like(prediction) if is_real else torch.zeros_like(prediction)
+    return F.mse_loss(prediction, target)
+
+
+def discriminator_loss(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """0.5 * (real + fake), as the official code: D learns at half the rate of G."""
+    return 0.5 * (gan_loss(discriminator(real), True) + gan_loss(discriminator(fake.detach()), False))
+
+
+def l1_loss(output: torch.Tensor, target: torch.Tensor, weight: float) -> torch.Tensor:
+    """weight * mean |output - target|: cycle, identity, recurrent and recycle terms."""
+    return weight * F.l1_loss(output.float(), target.float())
+
+
+class ImagePool:
+    """The official image buffer: D sees a mix of current fakes and fakes from earlier steps.
+
+    The first `size` fakes fill the pool and pass through; after that each new fake, with
+    probability 1/2, is swapped for a random stored one. Size 0 passes everything through.
+    """
+
+    def __init__(self, size: int, seed: int):
+        self.size = size
+        self.images: torch.Tensor | None = None
+        self.count = 0
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            if self.images is None:
+                self.images = image.new_empty((self.size, *image.shape))
+            if self.count < self.size:
+                self.images[self.count] = image
+                self.count += 1
+                out.append(image)
+            elif torch.rand(1, generator=self.generator).item() > 0.5:
+                i = int(torch.randint(self.size, (1,), generator=self.generator))
+                out.append(self.images[i].clone())
+                self.images[i] = image
+            else:
+                out.append(image)
+        return torch.stack(out)
+
+    def state_dict(self) -> dict:
+        stored = self.images[:self.count] if self.images is not None else torch.zeros(0)
+        return {"images": stored.clone(), "count": self.count, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.count = state["count"]
+        self.images = None
+        if self.count:
+            stored = state["images"]
+            self.images = stored.new_empty((self.size, *stored.shape[1:]))
+            self.images[:self.count] = stored
+        self.generator.set_state(state["generator"])
+
+
+def generators_and_discriminators(params: GANParams) -> dict[str, nn.Module]:
+    """G_A, G_B, D_A, D_B of the recipe, initialised N(0, 0.02)."""
+    def generator() -> nn.Module:
+        return ResnetGenerator(ngf=params.ngf, n_blocks=params.n_blocks, upsample=params.upsample)
+
+    return {"G_A": init_weights(generator()), "G_B": init_weights(generator()),
+            "D_A": init_weights(NLayerDiscriminator(ndf=params.ndf)),
+            "D_B": init_weights(NLayerDiscriminator(ndf=params.ndf))}
+
+
+def adam(modules: Iterable[nn.Module], params: GANParams) -> torch.optim.Adam:
+    """Adam(lr, betas=(beta1, 0.999)) over all parameters of `modules`."""
+    return torch.optim.Adam(itertools.chain(*(m.parameters() for m in modules)), lr=params.lr,
+                            betas=(params.beta1, 0.999))
+
+
+def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
+    """Freeze the discriminators during the generator step (no wasted gradients)."""
+    for module in modules:
+        module.requires_grad_(flag)
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, losses: Iterable[torch.Tensor]) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    sum(losses).backward()
+    optimizer.step()
+
+
+def precision(device: torch.device) -> tuple[torch.memory_format, Callable[[], ContextManager]]:
+    """bf16 autocast and channels_last on CUDA; plain fp32 elsewhere. Same code path either way."""
+    if device.type == "cuda":
+        return torch.channels_last, lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.contiguous_format, contextlib.nullcontext
+
+
+class CycleGAN:
+    """The CycleGAN model: networks, optimisers, image pools and one training step.
+
+    One Adam for all generator-side networks, one for both discriminators (Adam works per
+    parameter, so this equals one Adam per discriminator).
+    """
+
+    def __init__(self, params: GANParams, device: torch.device):
+        self.params = params
+        memory_format, self.autocast = precision(device)
+        torch.manual_seed(params.seed)
+        self.networks = nn.ModuleDict(self.build_networks(params)).to(device, memory_format=memory_format)
+        n = self.networks
+        generators = [net for name, net in n.items() if name not in ("D_A", "D_B")]
+        self.optimizers = {"G": adam(generators, params), "D": adam([n.D_A, n.D_B], params)}
+        self.pools = {"fake_A": ImagePool(params.pool_size, params.seed + 1),
+                      "fake_B": ImagePool(params.pool_size, params.seed + 2)}
+
+    @staticmethod
+    def build_networks(params: GANParams) -> dict[str, nn.Module]:
+        return generators_and_discriminators(params)
+
+    def generator_losses(self, real_A: torch.Tensor, real_B: torch.Tensor):
+        """The G objective's terms, named as in the paper, and the fakes for the D step."""
+        n, p = self.networks, self.params
+        fake_B = n.G_A(real_A)
+        fake_A = n.G_B(real_B)
+        losses = {
+            "loss_G_A": gan_loss(n.D_A(fake_B), True),
+            "loss_G_B": gan_loss(n.D_B(fake_A), True),
+            "loss_cycle_A": l1_loss(n.G_B(fake_B), real_A, p.lambda_cyc),
+            "loss_cycle_B": l1_loss(n.G_A(fake_A), real_B, p.lambda_cyc),
+        }
+        if p.lambda_identity > 0:  # G_A fed a B image should leave it unchanged, and G_B an A image
+            losses["loss_idt_A"] = l1_loss(n.G_A(real_B), real_B, p.lambda_cyc * p.lambda_identity)
+            losses["loss_idt_B"] = l1_loss(n.G_B(real_A), real_A, p.lambda_cyc * p.lambda_identity)
+        return losses, {"fake_A": fake_A, "fake_B": fake_B}
+
+    def discriminator_losses(self, real_A: torch.Tensor, real_B: torch.Tensor, fakes: dict) -> dict:
+        n = self.networks
+        return {"loss_D_A": discriminator_loss(n.D_A, real_B, self.pools["fake_B"].query(fakes["fake_B"])),
+                "loss_D_B": discriminator_loss(n.D_B, real_A, self.pools["fake_A"].query(fakes["fake_A"]))}
+
+    def optimize(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One step: the generator side with the discriminators frozen, then D_A and D_B. Returns the losses."""
+        n = self.networks
+        real_A, real_B = batch["A"], batch["B"]
+        set_requires_grad([n.D_A, n.D_B], False)
+        with self.autocast():
+            g_losses, fakes = self.generator_losses(real_A, real_B)
+        optimizer_step(self.optimizers["G"], g_losses.values())
+        set_requires_grad([n.D_A, n.D_B], True)
+        with self.autocast():
+            d_losses = self.discriminator_losses(real_A, real_B, fakes)
+        optimizer_step(self.optimizers["D"], d_losses.values())
+        return {k: v.detach() for k, v in {**g_losses, **d_losses}.items()}

@@ -1,0 +1,169 @@
+"""Face-crop arrays as training samples: unpaired sampling, same-shot triplets, crop and flip.
+
+Sampling follows the official unaligned dataset: A in a shuffled order (a new permutation of
+max(|A|, |B|) positions each epoch, position i -> A[i % |A|]), B at random, each sample with its own
+random crop (load_size -> crop_size) and horizontal flip. Recycle-GAN samples are three consecutive
+frames of one shot sharing one crop and flip. The random draws come from a torch.Generator whose
+state is checkpointed, and the pixels are gathered with plain indexing, so the same code runs on a
+GPU with the uint8 crops already in its memory.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pipeline.errors import FacecycleError
+
+BOX_COLUMNS = ("video", "domain", "split", "frame", "shot", "crop_index")
+
+
+def load_crops(faces_dir: str | Path, domain: str, split: str = "train") -> np.ndarray:
+    """The uint8 [N, S, S, 3] crops of one domain and split, memory-mapped (copy on write)."""
+    path = Path(faces_dir) / f"{domain}_{split}.npy"
+    try:
+        crops = np.load(path, mmap_mode="c")
+    except FileNotFoundError:
+        raise FacecycleError(f"{path}: not found (the crop_faces stage writes it)") from None
+    except ValueError as err:
+        raise FacecycleError(f"{path}: not a .npy array ({err})") from None
+    ok = crops.dtype == np.uint8 and crops.ndim == 4 and crops.shape[1] == crops.shape[2] and crops.shape[3] == 3
+    if not ok:
+        raise FacecycleError(f"{path}: expected uint8 [N, S, S, 3] face crops, got {crops.dtype} {list(crops.shape)}")
+    if len(crops) == 0:
+        raise FacecycleError(f"{path}: holds no face crops")
+    return crops
+
+
+def triplet_starts(boxes_csv: str | Path, domain: str, n_crops: int, split: str = "train") -> np.ndarray:
+    """Rows t of the `<domain>_<split>` array such that t, t+1, t+2 are consecutive frames of one shot.
+
+    A missing face (no crop row), a scene cut (new `shot`) or a clip boundary (new `video`) breaks
+    the run, so a triplet never spans them.
+    """
+    path = Path(boxes_csv)
+    try:
+        boxes = pd.read_csv(path)
+    except FileNotFoundError:
+        raise FacecycleError(f"{path}: not found (the crop_faces stage writes it)") from None
+    missing = [c for c in BOX_COLUMNS if c not in boxes.columns]
+    if missing:
+        raise FacecycleError(f"{path}: missing column(s) {missing}")
+    rows = boxes[(boxes.domain == domain) & (boxes.split == split) & (boxes.crop_index >= 0)].sort_values("crop_index")
+    if not np.array_equal(rows.crop_index.to_numpy(), np.arange(n_crops)):
+        raise FacecycleError(f"{path}: lists {len(rows)} crops for {domain}_{split} but the array holds {n_crops}")
+    video, shot, frame = (rows[c].to_numpy() for c in ("video", "shot", "frame"))
+
+    def continues(k: int) -> np.ndarray:  # row t + k is frame + k of the same video and shot as row t
+        return (video[k:] == video[:-k]) & (shot[k:] == shot[:-k]) & (frame[k:] == frame[:-k] + k)
+
+    if n_crops < 3:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(continues(1)[:-1] & continues(2))
+
+
+@dataclass
+class Domain:
+    """The crops of one domain on the training device, and where each sample starts."""
+
+    images: torch.Tensor  # uint8 [N, S, S, 3]
+    starts: torch.Tensor  # int64 [M]: first row of each sample
+    frames: int           # frames per sample: 1 (CycleGAN) or 3 (Recycle-GAN)
+
+    @classmethod
+    def load(cls, faces_dir: str | Path, domain: str, frames: int, device: torch.device) -> "Domain":
+        crops = load_crops(faces_dir, domain)
+        if frames == 1:
+            starts = np.arange(len(crops))
+        else:
+            starts = triplet_starts(Path(faces_dir) / "boxes.csv", domain, len(crops))
+            if len(starts) == 0:
+                raise FacecycleError(f"{Path(faces_dir) / f'{domain}_train.npy'}: no {frames} consecutive frames "
+                                     "of one shot to train Recycle-GAN on")
+        return cls(torch.from_numpy(crops).to(device), torch.from_numpy(starts).to(torch.int64), frames)
+
+    @property
+    def load_size(self) -> int:
+        return self.images.shape[1]
+
+
+def crop_flip(images: torch.Tensor, rows: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
+              flip: torch.Tensor, crop_size: int) -> torch.Tensor:
+    """Gather crops as float in [-1, 1]: rows [B, T] of `images` -> [B, T, 3, crop, crop].
+
+    Sample b takes the window at (top[b], left[b]), mirrored where flip[b], for all its T frames.
+    """
+    device = images.device
+    rows, top, left, flip = (t.to(device) for t in (rows, top, left, flip))
+    offsets = torch.arange(crop_size, device=device)
+    ys = top[:, None] + offsets                                              # [B, crop]
+    xs = left[:, None] + torch.where(flip[:, None], crop_size - 1 - offsets, offsets)
+    pixels = images[rows[:, :, None, None], ys[:, None, :, None], xs[:, None, None, :]]  # [B, T, crop, crop, 3]
+    return pixels.permute(0, 1, 4, 2, 3).float().div(127.5).sub(1.0)
+
+
+class UnpairedBatches:
+    """Endless batches {"A": ..., "B": ...} drawn as the official unaligned dataset draws them.
+
+    Tensors are [B, 3, crop, crop] for single frames and [B, 3 frames, 3, crop, crop] for triplets.
+    """
+
+    def __init__(self, a: Domain, b: Domain, crop_size: int, batch_size: int, seed: int):
+        self.domains = {"A": a, "B": b}
+        self.crop_size, self.batch_size = crop_size, batch_size
+        self.epoch_size = max(len(a.starts), len(b.starts))
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.zeros(0, dtype=torch.int64)  # A positions left in this epoch
+
+    def _positions(self) -> dict[str, torch.Tensor]:
+        taken = []
+        while sum(len(t) for t in taken) < self.batch_size:
+            if len(self.order) == 0:
+                self.order = torch.randperm(self.epoch_size, generator=self.generator)
+            need = self.batch_size - sum(len(t) for t in taken)
+            taken.append(self.order[:need])
+            self.order = self.order[need:]
+        n_b = len(self.domains["B"].starts)
+        return {"A": torch.cat(taken) % len(self.domains["A"].starts),
+                "B": torch.randint(n_b, (self.batch_size,), generator=self.generator)}
+
+    def draw(self) -> dict[str, dict[str, torch.Tensor]]:
+        """The next batch's random choices per domain: rows [B, frames], top, left, flip [B]."""
+        plan = {}
+        for name, position in self._positions().items():
+            domain = self.domains[name]
+            span = domain.load_size - self.crop_size + 1
+            plan[name] = {"rows": domain.starts[position][:, None] + torch.arange(domain.frames),
+                          "top": torch.randint(span, (self.batch_size,), generator=self.generator),
+                          "left": torch.randint(span, (self.batch_size,), generator=self.generator),
+                          "flip": torch.rand(self.batch_size, generator=self.generator) < 0.5}
+        return plan
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        batch = {}
+        for name, choice in self.draw().items():
+            domain = self.domains[name]
+            images = crop_flip(domain.images, crop_size=self.crop_size, **choice)
+            batch[name] = images[:, 0] if domain.frames == 1 else images
+        return batch
+
+    def __iter__(self):
+        return self
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "order": self.order.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.order = state["order"].clone()
+
+
+def center_crops(domain: Domain, count: int, crop_size: int) -> torch.Tensor:
+    """`count` first frames of evenly spaced samples, centre-cropped: fixed images for sample grids."""
+    position = torch.linspace(0, len(domain.starts) - 1, count).round().long()
+    rows = domain.starts[position][:, None]
+    corner = torch.full((count,), (domain.load_size - crop_size) // 2)
+    return crop_flip(domain.images, rows, corner, corner, torch.zeros(count, dtype=torch.bool), crop_size)[:, 0]

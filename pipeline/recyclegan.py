@@ -1,0 +1,74 @@
+"""Recycle-GAN (Bansal et al., ECCV 2018): CycleGAN's pieces plus temporal predictors, as the authors' code.
+
+Samples are triplets x0, x1, x2 of consecutive frames. P_A and P_B predict frame 2 from frames 0
+and 1. Losses (L1 weighted by lambda_cyc): recurrent |P_A(a0, a1) - a2| and recycle
+|G_B(P_B(G_A(a0), G_A(a1))) - a2|, the same for B; adversarial terms on G(x0), G(x1) and
+P(G(x0), G(x1)). The discriminators also see P applied to a real pair as a fake. With
+`add_cycle_loss` (the authors' ReCycle-GAN variant) the plain cycle losses on frames 0 and 1 join in.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pipeline.cyclegan import CycleGAN, ImagePool, discriminator_loss, gan_loss, generators_and_discriminators, l1_loss
+from pipeline.nets import UnetGenerator, init_weights
+from pipeline.params import RecycleGANParams
+
+
+class RecycleGAN(CycleGAN):
+    """The Recycle-GAN model: CycleGAN's networks, optimisers, pools and step, plus P_A and P_B.
+
+    The authors use one Adam per discriminator; the shared one of CycleGAN computes the same
+    updates (Adam works per parameter).
+    """
+
+    @staticmethod
+    def build_networks(params: RecycleGANParams) -> dict[str, nn.Module]:
+        networks = generators_and_discriminators(params)
+        for name in ("P_A", "P_B"):
+            networks[name] = init_weights(UnetGenerator(6, 3, num_downs=params.predictor_downs, ngf=params.ngf))
+        return networks
+
+    def generator_losses(self, real_A: torch.Tensor, real_B: torch.Tensor):
+        """The G objective's terms, named as in the paper, and the fakes for the D step.
+
+        real_A, real_B: [batch, 3 frames, 3, H, W].
+        """
+        n, p = self.networks, self.params
+        a0, a1, a2 = real_A.unbind(1)
+        b0, b1, b2 = real_B.unbind(1)
+        fake_B0, fake_B1 = n.G_A(a0), n.G_A(a1)
+        fake_A0, fake_A1 = n.G_B(b0), n.G_B(b1)
+        fake_B2 = n.P_B(torch.cat([fake_B0, fake_B1], 1))
+        fake_A2 = n.P_A(torch.cat([fake_A0, fake_A1], 1))
+        pred_A2 = n.P_A(torch.cat([a0, a1], 1))
+        pred_B2 = n.P_B(torch.cat([b0, b1], 1))
+        losses = {
+            "loss_G_A": sum(gan_loss(n.D_A(fake), True) for fake in (fake_B0, fake_B1, fake_B2)),
+            "loss_G_B": sum(gan_loss(n.D_B(fake), True) for fake in (fake_A0, fake_A1, fake_A2)),
+            "loss_recurrent_A": l1_loss(pred_A2, a2, p.lambda_cyc),
+            "loss_recurrent_B": l1_loss(pred_B2, b2, p.lambda_cyc),
+            "loss_recycle_A": l1_loss(n.G_B(fake_B2), a2, p.lambda_cyc),
+            "loss_recycle_B": l1_loss(n.G_A(fake_A2), b2, p.lambda_cyc),
+        }
+        if p.add_cycle_loss:
+            losses["loss_cycle_A"] = l1_loss(n.G_B(fake_B0), a0, p.lambda_cyc) + l1_loss(n.G_B(fake_B1), a1, p.lambda_cyc)
+            losses["loss_cycle_B"] = l1_loss(n.G_A(fake_A0), b0, p.lambda_cyc) + l1_loss(n.G_A(fake_A1), b1, p.lambda_cyc)
+        if p.lambda_identity > 0:
+            weight = p.lambda_cyc * p.lambda_identity
+            losses["loss_idt_A"] = l1_loss(n.G_A(b0), b0, weight) + l1_loss(n.G_A(b1), b1, weight)
+            losses["loss_idt_B"] = l1_loss(n.G_B(a0), a0, weight) + l1_loss(n.G_B(a1), a1, weight)
+        fakes = {"fake_B": (fake_B0, fake_B1, fake_B2, pred_B2), "fake_A": (fake_A0, fake_A1, fake_A2, pred_A2)}
+        return losses, fakes
+
+    def discriminator_losses(self, real_A: torch.Tensor, real_B: torch.Tensor, fakes: dict) -> dict:
+        """D_A judges B frames: fakes G_A(a0), G_A(a1), P_B(G_A(a0), G_A(a1)) and P_B(b0, b1); D_B likewise."""
+        n = self.networks
+
+        def judged(discriminator: nn.Module, real: torch.Tensor, fake: tuple, pool: ImagePool) -> torch.Tensor:
+            reals = (real[:, 0], real[:, 1], real[:, 2], real[:, 2])
+            return sum(discriminator_loss(discriminator, r, pool.query(f)) for r, f in zip(reals, fake))
+
+        return {"loss_D_A": judged(n.D_A, real_B, fakes["fake_B"], self.pools["fake_B"]),
+                "loss_D_B": judged(n.D_B, real_A, fakes["fake_A"], self.pools["fake_A"])}

@@ -1,0 +1,227 @@
+"""The training loop shared by CycleGAN and Recycle-GAN: device, schedule, logs, checkpoints, export.
+
+A run can be killed at any moment and started again: every `checkpoint_every` steps the whole
+training state (weights, optimisers, schedulers, image pools, sampler and RNG states, step) is
+saved atomically with a fingerprint of the params and input files, and a new run resumes from it
+only when the fingerprint matches, so N steps + kill + resume equals an uninterrupted run. Losses
+are read back from the device only at log steps; everything else stays asynchronous.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from dvclive import Live
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from pipeline.atomic import atomic_dir, atomic_file
+from pipeline.cyclegan import CycleGAN
+from pipeline.dataset import Domain, UnpairedBatches, center_crops
+from pipeline.errors import FacecycleError
+from pipeline.params import GANParams
+from pipeline.recyclegan import RecycleGAN
+
+MODELS = {"cyclegan": (CycleGAN, 1), "recyclegan": (RecycleGAN, 3)}  # model class, frames per sample
+COSMETIC = ("log_every", "sample_every", "checkpoint_every")  # params that do not change the weights
+SAMPLES = 4  # rows of the sample grid
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def lr_factor(step: int, steps_per_epoch: float, n_epochs: float, n_epochs_decay: float) -> float:
+    """Constant for n_epochs, then linear to 0 over n_epochs_decay (updated every step)."""
+    epoch = step / steps_per_epoch
+    if epoch < n_epochs or n_epochs_decay == 0:
+        return 1.0
+    return max(0.0, 1.0 - (epoch - n_epochs) / n_epochs_decay)
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def fingerprint(model: str, params: GANParams, inputs: list[Path]) -> dict:
+    """What the weights depend on: the model, its params (less the cosmetic ones), the input files."""
+    values = {k: v for k, v in dataclasses.asdict(params).items() if k not in COSMETIC}
+    return {"model": model, "params": values, "inputs": {p.name: file_sha256(p) for p in inputs}}
+
+
+def fingerprint_change(old: dict, new: dict, group: str) -> str:
+    """Say which params or inputs differ between two fingerprints."""
+    changes = [f"{group}.{k} {old['params'].get(k)!r} -> {v!r}" for k, v in new["params"].items()
+               if old.get("params", {}).get(k) != v]
+    changes += [f"{name} changed" for name, digest in new["inputs"].items() if old.get("inputs", {}).get(name) != digest]
+    if old.get("model") != new["model"]:
+        changes.insert(0, f"model {old.get('model')} -> {new['model']}")
+    return ", ".join(changes)
+
+
+def load_checkpoint(path: Path, expected: dict, group: str, device: torch.device) -> dict | None:
+    """The saved state if it exists and matches `expected`; else None, saying why on stderr."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # a checkpoint from another version, or not ours: never unpickle arbitrary objects
+        print(f"{group}: cannot read {path} ({type(err).__name__}); starting over", file=sys.stderr)
+        return None
+    if state.get("fingerprint") != expected:
+        why = fingerprint_change(state.get("fingerprint") or {}, expected, group)
+        print(f"{group}: {path} was made with other settings ({why}); starting over", file=sys.stderr)
+        return None
+    print(f"{group}: resuming from {path} at step {state['step']}", file=sys.stderr)
+    return state
+
+
+def truncate_history(log_dir: Path, step: int) -> None:
+    """Drop logged metric rows after `step`: a killed run logged past its last checkpoint."""
+    for tsv in (log_dir / "plots" / "metrics").rglob("*.tsv"):
+        with open(tsv, newline="") as f:
+            rows = list(csv.reader(f, delimiter="\t"))
+        column = rows[0].index("step")
+        kept = rows[:1] + [r for r in rows[1:] if int(r[column]) <= step]
+        with open(tsv, "w", newline="") as f:
+            csv.writer(f, delimiter="\t").writerows(kept)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[B, 3, H, W] in [-1, 1] -> [B, H, W, 3] uint8."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def sample_grid(model, real_A: torch.Tensor, real_B: torch.Tensor) -> np.ndarray:
+    """One row per sample: real A | fake B | rec A, then real B | fake A | rec B."""
+    n = model.networks
+    with model.autocast():
+        fake_B, fake_A = n.G_A(real_A), n.G_B(real_B)
+        tiles = [real_A, fake_B, n.G_B(fake_B), real_B, fake_A, n.G_A(fake_A)]
+    columns = [to_uint8(t) for t in tiles]
+    gap = np.full_like(columns[0][:, :, :4], 255)
+    rows = np.concatenate(columns[:3] + [gap] + columns[3:], axis=2)  # [samples, H, width, 3]
+    return rows.reshape(-1, *rows.shape[2:])
+
+
+def export(out_dir: Path, model_name: str, model, params: GANParams, load_size: int) -> None:
+    """Write G_A and G_B as safetensors plus what inference needs to rebuild them (contracts.md)."""
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.networks.state_dict().items()
+               if k.startswith(("G_A.", "G_B."))}
+    architecture = {"model": model_name,
+                    "generator": {"input_nc": 3, "output_nc": 3, "ngf": params.ngf, "n_blocks": params.n_blocks,
+                                  "upsample": params.upsample},
+                    "crop_size": params.crop_size, "load_size": load_size}
+    with atomic_dir(out_dir) as tmp:
+        save_file(weights, tmp / "generators.safetensors", metadata={"model": model_name})
+        (tmp / "architecture.json").write_text(json.dumps(architecture, indent=2) + "\n")
+
+
+def training_state(model, schedulers: dict, batches: UnpairedBatches, step: int, fp: dict,
+                   losses: dict[str, float]) -> dict:
+    return {"fingerprint": fp, "step": step, "losses": losses,
+            "networks": model.networks.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in model.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+            "pools": {k: p.state_dict() for k, p in model.pools.items()},
+            "sampler": batches.state_dict(),
+            "torch_rng": torch.get_rng_state()}
+
+
+def restore(state: dict, model, schedulers: dict, batches: UnpairedBatches) -> int:
+    model.networks.load_state_dict(state["networks"])
+    for kind, parts in (("optimizers", model.optimizers), ("schedulers", schedulers), ("pools", model.pools)):
+        for name, part in parts.items():
+            part.load_state_dict(state[kind][name])
+    batches.load_state_dict(state["sampler"])
+    torch.set_rng_state(state["torch_rng"].cpu())
+    return state["step"]
+
+
+def train(model_name: str, params: GANParams, faces_dir: str | Path, out_dir: str | Path,
+          checkpoint_dir: str | Path, log_dir: str | Path) -> dict[str, float]:
+    """Train `model_name` on the train crops in `faces_dir`, resuming a matching checkpoint.
+
+    Writes the generators to `out_dir`, checkpoints to `checkpoint_dir`, dvclive logs to
+    `log_dir`; returns the losses of the last log window.
+    """
+    model_cls, frames = MODELS[model_name]
+    faces_dir, out_dir, checkpoint_dir, log_dir = map(Path, (faces_dir, out_dir, checkpoint_dir, log_dir))
+    device = pick_device()
+    domains = {d: Domain.load(faces_dir, d, frames, device) for d in ("A", "B")}
+    load_size = domains["A"].load_size
+    for d, domain in domains.items():
+        if domain.load_size != load_size or params.crop_size > domain.load_size:
+            raise FacecycleError(f"{model_name}.crop_size {params.crop_size} does not fit {faces_dir / f'{d}_train.npy'} "
+                                 f"({domain.load_size} px crops; A and B must share one size >= crop_size)")
+    inputs = [faces_dir / "A_train.npy", faces_dir / "B_train.npy"] + ([faces_dir / "boxes.csv"] if frames > 1 else [])
+    fp = fingerprint(model_name, params, inputs)
+
+    model = model_cls(params, device)
+    batches = UnpairedBatches(domains["A"], domains["B"], params.crop_size, params.batch_size, params.seed)
+    steps_per_epoch = batches.epoch_size / params.batch_size
+    total = math.ceil((params.n_epochs + params.n_epochs_decay) * steps_per_epoch)
+    schedulers = {name: torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: lr_factor(step, steps_per_epoch, params.n_epochs, params.n_epochs_decay))
+        for name, opt in model.optimizers.items()}
+    checkpoint = checkpoint_dir / "checkpoint.pt"
+    for stale in checkpoint_dir.glob(".checkpoint.pt.*.tmp"):  # left by a kill during a save
+        stale.unlink()
+    state = load_checkpoint(checkpoint, fp, model_name, device)
+    start = restore(state, model, schedulers, batches) if state else 0
+    logged: dict[str, float] = state["losses"] if state else {}  # losses of the last log window
+    del state
+    if start:
+        truncate_history(log_dir, start)
+    fixed_A, fixed_B = (center_crops(domains[d], SAMPLES, params.crop_size) for d in ("A", "B"))
+
+    running: dict[str, torch.Tensor] = {}  # loss sums over the current log window
+    window = 0
+    first_bad = torch.tensor(-1, device=device)  # first step with a non-finite loss, tracked without syncing
+    last_saved = start
+    with Live(str(log_dir), resume=bool(start), dvcyaml=False, save_dvc_exp=False) as live, \
+            tqdm(total=total, initial=start, desc=model_name, unit="step", dynamic_ncols=True) as bar:
+        for step in range(start + 1, total + 1):  # `step` optimisation steps done at the end of the body
+            losses = model.optimize(next(batches))
+            for scheduler in schedulers.values():
+                scheduler.step()
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(sum(losses.values())), step, first_bad)
+            for name, value in losses.items():
+                running[name] = running.get(name, 0) + value
+            window += 1
+            bar.update(1)
+            at_end = step == total
+            if step % params.log_every == 0 or step % params.checkpoint_every == 0 or at_end:
+                if first_bad.item() >= 0:
+                    raise FacecycleError(
+                        f"{model_name}: a loss became NaN or infinite at step {first_bad.item()} (training diverged; "
+                        f"try a lower {model_name}.lr); the last good checkpoint, step {last_saved}, stays in {checkpoint}")
+            if step % params.log_every == 0 or at_end:
+                values = torch.stack(list(running.values())).float().div(window).tolist()
+                logged = dict(zip(running, values))
+                running, window = {}, 0
+                live.step = step
+                for name, value in logged.items():
+                    live.log_metric(f"train/{name}", value)
+                live.log_metric("train/lr", schedulers["G"].get_last_lr()[0])
+                live.next_step()
+                bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in logged.items()}, refresh=False)
+            if step % params.sample_every == 0 or at_end:
+                grid = sample_grid(model, fixed_A, fixed_B)
+                live.log_image(f"samples/{step:07d}.png", grid)
+                live.log_image("samples.png", grid)
+            if step % params.checkpoint_every == 0 or at_end:
+                with atomic_file(checkpoint) as tmp:
+                    torch.save(training_state(model, schedulers, batches, step, fp, logged), tmp)
+                last_saved = step
+    export(out_dir, model_name, model, params, load_size)
+    return logged
