@@ -23,11 +23,11 @@ CROP_SIZE = 64
 TINY = dict(crop_size=CROP_SIZE, ngf=8, n_blocks=1, ndf=8)
 
 
-def clips(samples: Path, shared_data: Path) -> list[dict]:
+def clips(samples: Path, shared_data: Path, test_frames: int) -> list[dict]:
     """Two test videos (a GRID man with audio; a wooden wall, real footage without a face) and the
     training clips the crop stage requires of each domain."""
     return [
-        {"name": "sbat6n", "domain": "A", "split": "test", "path": samples / "A" / "sbat6n.mpg", "limit": 30},
+        {"name": "sbat6n", "domain": "A", "split": "test", "path": samples / "A" / "sbat6n.mpg", "limit": test_frames},
         {"name": "wall", "domain": "B", "split": "test", "limit": 12, "region": (0, 0, 160, 360),
          "path": shared_data / "robustness" / "woman_occlusion_pexels.mp4"},
         {"name": "bbaf2n", "domain": "A", "split": "train", "path": samples / "A" / "bbaf2n.mpg", "limit": 6},
@@ -35,15 +35,16 @@ def clips(samples: Path, shared_data: Path) -> list[dict]:
     ]
 
 
-def write_inputs(root: Path, samples: Path, shared_data: Path) -> dict[str, Path]:
+def write_inputs(root: Path, samples: Path, shared_data: Path, load_size: int = LOAD_SIZE,
+                 test_frames: int = 30) -> dict[str, Path]:
     """data/raw (the source files), data/frames and data/faces under `root`; returns their paths."""
-    videos = clips(samples, shared_data)
+    videos = clips(samples, shared_data, test_frames)
     raw = root / "raw"
     raw.mkdir(parents=True)
     for video in videos:
         shutil.copy(video["path"], raw / Path(video["path"]).name)
     frames = write_frames(root / "frames", videos)
-    params = DataParams(videos=(), load_size=LOAD_SIZE, margin=0.4, detect_every=5)
+    params = DataParams(videos=(), load_size=load_size, margin=0.4, detect_every=5)
     crop_faces(frames, root / "faces", params)
     return {"raw": raw, "frames": frames, "faces": root / "faces"}
 

@@ -1,0 +1,82 @@
+"""Throughput of the infer and merge_video stages on real GRID frames and crops (CPU unless CUDA is present).
+
+infer: crops per second of one generator pass plus the reconstruction pass, at several batch sizes.
+merge: milliseconds per frame of paste-back alone (with and without colour matching) and of the
+whole merge of one video (two models pasted, three H.264 encodes: two results and the comparison).
+
+    python bench/merge_speed.py [--frames 75] [--load-size 72] [--crop-size 64] [--ngf 16] [--n-blocks 3]
+"""
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.crop import load_frames
+from pipeline.merge import merge_test_videos, paste_face
+from pipeline.nets import ResnetGenerator, init_weights
+from pipeline.params import MergeParams
+from pipeline.translate import pick_device, read_test_rows, translate_batches
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from merge_inputs import write_inputs  # noqa: E402 - the tests' real-input helper
+
+
+def seconds(work, repeat: int = 3) -> float:
+    """Best of `repeat` runs: the machine is shared, the minimum is the least disturbed."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=75, help="frames of the GRID test clip")
+    parser.add_argument("--load-size", type=int, default=72, help="crop size stored by crop_faces (demo: 72)")
+    parser.add_argument("--crop-size", type=int, default=64, help="generator input size (demo: 64)")
+    parser.add_argument("--ngf", type=int, default=16)
+    parser.add_argument("--n-blocks", type=int, default=3)
+    args = parser.parse_args()
+    device = pick_device("auto")
+    samples, shared = REPO / "data" / "samples", REPO.parent / "shared" / "data"
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        inputs = write_inputs(tmp, samples, shared, load_size=args.load_size, test_frames=args.frames)
+        rows = read_test_rows(inputs["faces"])
+        rows = rows[rows["video"] == "sbat6n"]
+        crops = np.load(inputs["faces"] / "A_test.npy")
+        frames, _ = load_frames(inputs["frames"], "sbat6n", args.frames)
+        G_A, G_B = (init_weights(ResnetGenerator(ngf=args.ngf, n_blocks=args.n_blocks)) for _ in range(2))
+        print(f"device {device}, torch threads {torch.get_num_threads()}; G ngf {args.ngf}, {args.n_blocks} blocks, "
+              f"{args.load_size} -> {args.crop_size} px; GRID sbat6n, {len(rows)} frames 360x288")
+        for batch in (1, 4, 16, 64):
+            batches = [crops[i:i + batch] for i in range(0, len(crops), batch)]
+            took = seconds(lambda: list(translate_batches(G_A, G_B, batches, args.crop_size, device)))
+            print(f"  infer batch {batch:3d}: {len(crops) / took:8.1f} crops/s (G_A + G_B)")
+        faces = list(translate_batches(G_A, G_B, [crops], args.crop_size, device))[0][0]
+        boxes = rows[["cx", "cy", "size"]].to_numpy()
+        for color in (False, True):
+            took = seconds(lambda: [paste_face(np.asarray(frames[i]), faces[i], tuple(boxes[i]), 0.15,
+                                               crops[i] if color else None) for i in range(len(rows))])
+            print(f"  paste, color_match={color!s:5s}: {1000 * took / len(rows):6.2f} ms/frame")
+        for name in ("cyclegan", "recyclegan"):
+            (tmp / "translated" / name).mkdir(parents=True)
+            for video, n in rows.groupby("video").size().items():
+                np.save(tmp / "translated" / name / f"{video}.npy", faces[:n])
+            np.save(tmp / "translated" / name / "wall.npy", faces[:0])
+        took = seconds(lambda: merge_test_videos(inputs["frames"], inputs["faces"], inputs["raw"],
+                                                 [tmp / "translated" / "cyclegan", tmp / "translated" / "recyclegan"],
+                                                 tmp / "results", MergeParams()), repeat=1)
+        total = len(read_test_rows(inputs["faces"]))
+        print(f"  merge_video (2 models, 3 encodes): {1000 * took / total:6.2f} ms/frame over {total} frames")
+
+
+if __name__ == "__main__":
+    main()
