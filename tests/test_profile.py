@@ -1,0 +1,54 @@
+"""Profiles: params.yaml ships the demo profile, one command switches to the paper settings and back,
+and the training groups validate (including `-S cyclegan.lambda_cyc=5`, an int)."""
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipeline.errors import FacecycleError
+from pipeline.params import load_group
+from pipeline.profile import PROFILES, apply_profile, matching
+
+REPO = PROFILES.parent
+
+
+def test_params_yaml_holds_the_demo_profile():
+    assert matching(REPO / "params.yaml") == ["demo"]
+
+
+def test_switching_to_paper_and_back_keeps_everything_else(tmp_path):
+    params = tmp_path / "params.yaml"
+    original = (REPO / "params.yaml").read_text()
+    params.write_text(original)
+    done = subprocess.run([sys.executable, "-m", "pipeline.profile", "paper", "--params", str(params)],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout == f"{params}: profile paper (data.load_size, cyclegan, recyclegan)\n"
+    paper, before = yaml.safe_load(params.read_text()), yaml.safe_load(original)
+    assert paper["data"]["load_size"] == 286 and paper["data"]["videos"] == before["data"]["videos"]
+    assert {k: v for k, v in paper.items() if k not in ("data", "cyclegan", "recyclegan")} == \
+        {k: v for k, v in before.items() if k not in ("data", "cyclegan", "recyclegan")}
+    cyclegan, recyclegan = load_group("cyclegan", params), load_group("recyclegan", params)
+    assert (cyclegan.crop_size, cyclegan.n_blocks, cyclegan.ngf, cyclegan.lr, cyclegan.pool_size,
+            cyclegan.lambda_identity, cyclegan.n_epochs, cyclegan.n_epochs_decay) == (256, 9, 64, 2e-4, 50, 0.5, 100, 100)
+    assert (recyclegan.n_blocks, recyclegan.predictor_downs, recyclegan.pool_size, recyclegan.lambda_identity) == \
+        (6, 8, 0, 0)
+    assert "# Samples: GRID corpus" in params.read_text()  # comments survive
+    apply_profile("demo", params)
+    assert params.read_text() == original
+
+
+def test_training_groups_coerce_ints_and_name_bad_keys(tmp_path):
+    params = tmp_path / "params.yaml"
+    groups = yaml.safe_load((REPO / "params.yaml").read_text())
+    groups["cyclegan"]["lambda_cyc"] = 5  # what `dvc exp run -S cyclegan.lambda_cyc=5` writes
+    params.write_text(yaml.safe_dump(groups))
+    assert load_group("cyclegan", params).lambda_cyc == 5.0
+    groups["recyclegan"]["crop_size"] = 96
+    params.write_text(yaml.safe_dump(groups))
+    with pytest.raises(FacecycleError, match=r"recyclegan.crop_size: must be a multiple of 2\*\*predictor_downs = 64"):
+        load_group("recyclegan", params)
+    groups["recyclegan"]["crop_size"], groups["cyclegan"]["upsample"] = 64, "bilinear"
+    params.write_text(yaml.safe_dump(groups))
+    with pytest.raises(FacecycleError, match="cyclegan.upsample: must be transpose or resize"):
+        load_group("cyclegan", params)
