@@ -53,6 +53,8 @@ class ImagePool:
     def query(self, images: torch.Tensor) -> torch.Tensor:
         if self.size == 0:
             return images
+        if self.images is not None and self.images.device != images.device:  # restored from a CPU checkpoint
+            self.images = self.images.to(images.device)
         out = []
         for image in images.detach():
             if self.images is None:

@@ -67,12 +67,12 @@ def fingerprint_change(old: dict, new: dict, group: str) -> str:
     return ", ".join(changes)
 
 
-def load_checkpoint(path: Path, expected: dict, group: str, device: torch.device) -> dict | None:
+def load_checkpoint(path: Path, expected: dict, group: str) -> dict | None:
     """The saved state if it exists and matches `expected`; else None, saying why on stderr."""
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # RNG states must stay on the CPU
     except Exception as err:  # a checkpoint from another version, or not ours: never unpickle arbitrary objects
         print(f"{group}: cannot read {path} ({type(err).__name__}); starting over", file=sys.stderr)
         return None
@@ -143,7 +143,7 @@ def restore(state: dict, model, schedulers: dict, batches: UnpairedBatches) -> i
         for name, part in parts.items():
             part.load_state_dict(state[kind][name])
     batches.load_state_dict(state["sampler"])
-    torch.set_rng_state(state["torch_rng"].cpu())
+    torch.set_rng_state(state["torch_rng"])
     return state["step"]
 
 
@@ -176,7 +176,7 @@ def train(model_name: str, params: GANParams, faces_dir: str | Path, out_dir: st
     checkpoint = checkpoint_dir / "checkpoint.pt"
     for stale in checkpoint_dir.glob(".checkpoint.pt.*.tmp"):  # left by a kill during a save
         stale.unlink()
-    state = load_checkpoint(checkpoint, fp, model_name, device)
+    state = load_checkpoint(checkpoint, fp, model_name)
     start = restore(state, model, schedulers, batches) if state else 0
     logged: dict[str, float] = state["losses"] if state else {}  # losses of the last log window
     del state
@@ -202,9 +202,10 @@ def train(model_name: str, params: GANParams, faces_dir: str | Path, out_dir: st
             at_end = step == total
             if step % params.log_every == 0 or step % params.checkpoint_every == 0 or at_end:
                 if first_bad.item() >= 0:
-                    raise FacecycleError(
-                        f"{model_name}: a loss became NaN or infinite at step {first_bad.item()} (training diverged; "
-                        f"try a lower {model_name}.lr); the last good checkpoint, step {last_saved}, stays in {checkpoint}")
+                    kept = f"the last good checkpoint, step {last_saved}, stays in {checkpoint}" if last_saved \
+                        else "no checkpoint was saved"
+                    raise FacecycleError(f"{model_name}: a loss became NaN or infinite at step {first_bad.item()} "
+                                         f"(training diverged; try a lower {model_name}.lr); {kept}")
             if step % params.log_every == 0 or at_end:
                 values = torch.stack(list(running.values())).float().div(window).tolist()
                 logged = dict(zip(running, values))

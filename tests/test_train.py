@@ -128,6 +128,10 @@ def test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint(fac
     state = checkpoint(tmp_path)
     assert state["step"] == 1 and all(torch.isfinite(v).all() for v in state["networks"].values())
     assert not (tmp_path / "models").exists()
+    params = params_file(tmp_path / "params.yaml", cyclegan=dict(lr=1e30, log_every=1, checkpoint_every=100))
+    with pytest.raises(FacecycleError, match="at step 2 .*no checkpoint was saved"):
+        run("cyclegan", params, faces, tmp_path / "fresh")
+    assert not (tmp_path / "fresh" / "checkpoints" / "checkpoint.pt").exists()
 
 
 def test_crops_smaller_than_crop_size_name_the_param(faces, tmp_path):
