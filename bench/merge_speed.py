@@ -16,10 +16,11 @@ import numpy as np
 import torch
 
 from pipeline.crop import load_frames
+from pipeline.crop_outputs import read_boxes
 from pipeline.merge import merge_test_videos, paste_face
 from pipeline.nets import ResnetGenerator, init_weights
 from pipeline.params import MergeParams
-from pipeline.translate import pick_device, read_test_rows, translate_batches
+from pipeline.translate import pick_device, translate_batches
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -49,7 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         inputs = write_inputs(tmp, samples, shared, load_size=args.load_size, test_frames=args.frames)
-        rows = read_test_rows(inputs["faces"])
+        rows = read_boxes(inputs["faces"], "test")
         rows = rows[rows["video"] == "sbat6n"]
         crops = np.load(inputs["faces"] / "A_test.npy")
         frames, _ = load_frames(inputs["frames"], "sbat6n", args.frames)
@@ -74,7 +75,7 @@ def main() -> None:
         took = seconds(lambda: merge_test_videos(inputs["frames"], inputs["faces"], inputs["raw"],
                                                  [tmp / "translated" / "cyclegan", tmp / "translated" / "recyclegan"],
                                                  tmp / "results", MergeParams()), repeat=1)
-        total = len(read_test_rows(inputs["faces"]))
+        total = len(read_boxes(inputs["faces"], "test"))
         print(f"  merge_video (2 models, 3 encodes): {1000 * took / total:6.2f} ms/frame over {total} frames")
 
 

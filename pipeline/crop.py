@@ -15,6 +15,7 @@ from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir
+from pipeline.crop_outputs import BOX_COLUMNS
 from pipeline.errors import FacecycleError
 from pipeline.faces import FaceDetector, crop_square, jitter, scene_cuts, track_faces
 from pipeline.params import DataParams
@@ -22,8 +23,6 @@ from pipeline.split import frame_splits
 
 DOMAINS = ("A", "B")
 SPLITS = ("train", "test")
-BOX_COLUMNS = ["video", "domain", "split", "frame", "time", "shot", "face", "cx", "cy", "size",
-               "det_x0", "det_y0", "det_x1", "det_y1", "crop_index"]
 
 
 def read_videos(frames_dir: Path) -> pd.DataFrame:

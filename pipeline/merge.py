@@ -17,14 +17,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline import dataset
 from pipeline.atomic import atomic_dir, atomic_file
 from pipeline.crop import load_frames, read_videos
+from pipeline.crop_outputs import load_crop_array, load_crops, read_boxes
 from pipeline.errors import FacecycleError
 from pipeline.faces import crop_window
-from pipeline.metrics import load_crops
 from pipeline.params import MergeParams
-from pipeline.translate import read_test_rows
 from pipeline.video import VideoWriter
 
 LABELS = {"cyclegan": "CycleGAN", "recyclegan": "Recycle-GAN"}
@@ -177,7 +175,7 @@ def merge_test_videos(frames_dir: Path, faces_dir: Path, raw_dir: Path, translat
     missing or mis-sized file fails at once. Writes `results_dir/<model>/` and
     `results_dir/compare/`, each atomically; returns the videos merged.
     """
-    test = read_test_rows(faces_dir)
+    test = read_boxes(faces_dir, "test")
     videos = read_videos(frames_dir).set_index("name")  # the fetch table (raw `file`) plus `fps`, `frames`
     if "file" not in videos.columns:
         raise FacecycleError(f"{frames_dir / 'videos.csv'}: missing column(s) ['file']")
@@ -186,8 +184,8 @@ def merge_test_videos(frames_dir: Path, faces_dir: Path, raw_dir: Path, translat
     for video, rows in test.groupby("video", sort=True):
         faces = int(rows["face"].sum())
         frames, _ = load_frames(frames_dir, video, int(videos.loc[video, "frames"]))
-        translated = {model: load_crops(Path(d) / f"{video}.npy", faces) for model, d in zip(models, translated_dirs)}
-        crops = dataset.load_crops(faces_dir, rows["domain"].iloc[0], "test") if faces and params.color_match else None
+        translated = {model: load_crop_array(Path(d) / f"{video}.npy", faces) for model, d in zip(models, translated_dirs)}
+        crops = load_crops(faces_dir, rows["domain"].iloc[0], "test") if faces and params.color_match else None
         jobs.append((video, frames, rows, translated, crops, float(videos.loc[video, "fps"]),
                      raw_dir / videos.loc[video, "file"]))
     with contextlib.ExitStack() as stack:

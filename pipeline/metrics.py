@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from pipeline.crop_outputs import load_crop_array, load_crops, read_boxes
 from pipeline.errors import FacecycleError
 from pipeline.identity import FaceDescriber, centroid, frechet_distance, identity_transfer
 from pipeline.params import MODELS, MetricsParams
@@ -24,37 +25,16 @@ from pipeline.temporal import Motion, consecutive_pairs, input_motion, tof, warp
 
 INPUT = "input"  # the reference row: the untranslated test crops
 TARGET = {"A": "B", "B": "A"}
-BOXES_COLUMNS = ("video", "domain", "split", "frame", "shot", "face", "crop_index")
 MEANS_OVER_VIDEOS = ("warping_error", "tof", "psnr", "ssim")
 
 
-def load_crops(path: Path, rows: int | None = None) -> np.ndarray:
-    """A uint8 [N, H, W, 3] crop array (memory-mapped); `rows`, when given, must match N."""
-    if not path.is_file():
-        raise FacecycleError(f"{path}: not found")
-    try:
-        array = np.load(path, mmap_mode="r")
-    except ValueError as err:
-        raise FacecycleError(f"{path}: not a .npy array ({err})") from None
-    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
-        raise FacecycleError(f"{path}: expected uint8 [N, H, W, 3] crops, got {array.dtype} {list(array.shape)}")
-    if rows is not None and len(array) != rows:
-        raise FacecycleError(f"{path}: {len(array)} crops, but boxes.csv has {rows} test faces for this video")
-    return array
-
-
-def read_test_faces(path: Path) -> pd.DataFrame:
+def read_test_faces(faces_dir: Path) -> pd.DataFrame:
     """The test rows with a face of boxes.csv, ordered by video and frame (the order of `infer`)."""
-    if not path.is_file():
-        raise FacecycleError(f"{path}: not found (run crop_faces first)")
-    boxes = pd.read_csv(path, dtype={"video": str, "domain": str, "split": str})
-    missing = [c for c in BOXES_COLUMNS if c not in boxes.columns]
-    if missing:
-        raise FacecycleError(f"{path}: missing column(s) {missing}")
-    test = boxes[(boxes["split"] == "test") & boxes["face"].astype(bool)]
+    boxes = read_boxes(faces_dir, "test")
+    test = boxes[boxes["face"]]
     if test.empty:
-        raise FacecycleError(f"{path}: no test faces to evaluate")
-    return test.sort_values(["video", "frame"], kind="stable")
+        raise FacecycleError(f"{faces_dir / 'boxes.csv'}: no test faces to evaluate")
+    return test
 
 
 def resize(frames: np.ndarray, size: int) -> np.ndarray:
@@ -144,15 +124,15 @@ class Evaluation:
 def open_videos(faces_dir: Path, translated_dir: Path, models: tuple[str, ...]) -> list[tuple]:
     """(face rows, input crops, {model: (translated, reconstructed)}) of every test video, all
     checked before any work starts so that a missing or short file fails in a second."""
-    test = read_test_faces(faces_dir / "boxes.csv")
+    test = read_test_faces(faces_dir)
     videos = []
     for video, faces in test.groupby("video", sort=True):
         path = faces_dir / f"{faces['domain'].iloc[0]}_test.npy"
-        crops, index = load_crops(path), faces["crop_index"].to_numpy()
+        crops, index = load_crop_array(path), faces["crop_index"].to_numpy()
         if index.min() < 0 or index.max() >= len(crops):
             raise FacecycleError(f"{faces_dir / 'boxes.csv'}: crop_index of {video} out of range for {path} ({len(crops)} crops)")
-        translated = {model: (load_crops(translated_dir / model / f"{video}.npy", len(faces)),
-                              load_crops(translated_dir / model / f"{video}_rec.npy", len(faces)))
+        translated = {model: (load_crop_array(translated_dir / model / f"{video}.npy", len(faces)),
+                              load_crop_array(translated_dir / model / f"{video}_rec.npy", len(faces)))
                       for model in models}
         videos.append((faces, np.asarray(crops[index]), translated))
     return videos
@@ -163,7 +143,7 @@ def evaluate(faces_dir: str | Path, translated_dir: str | Path, params: MetricsP
     """Score the test videos of `faces_dir/boxes.csv` for each model in `translated_dir/<model>/`."""
     faces_dir, translated_dir = Path(faces_dir), Path(translated_dir)
     videos = open_videos(faces_dir, translated_dir, models)
-    train = {d: (faces_dir / f"{d}_train.npy", load_crops(faces_dir / f"{d}_train.npy")) for d in TARGET}
+    train = {d: (faces_dir / f"{d}_train.npy", load_crops(faces_dir, d, "train")) for d in TARGET}
     describe = FaceDescriber(params.face_rect, params.face_size, margin)
     real = describe_real_faces(train, describe, params.centroid_frames)
     rows, described = [], {}

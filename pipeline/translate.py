@@ -21,9 +21,8 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir
-from pipeline.crop import BOX_COLUMNS
+from pipeline.crop_outputs import load_crops, read_boxes
 from pipeline.cyclegan import precision
-from pipeline.dataset import load_crops
 from pipeline.errors import FacecycleError
 from pipeline.nets import ResnetGenerator
 from pipeline.train import to_uint8
@@ -114,18 +113,6 @@ def translate_batches(forward: nn.Module, backward: nn.Module, batches: Iterable
         yield to_uint8(fake), to_uint8(rec)
 
 
-def read_test_rows(faces_dir: Path) -> pd.DataFrame:
-    """The test rows of `faces_dir/boxes.csv` in (video, frame) order; a missing file or column is a FacecycleError."""
-    path = faces_dir / "boxes.csv"
-    if not path.is_file():
-        raise FacecycleError(f"{path}: not found (run crop_faces first)")
-    boxes = pd.read_csv(path, dtype={"video": str, "domain": str, "split": str})
-    missing = sorted(set(BOX_COLUMNS) - set(boxes.columns))
-    if missing:
-        raise FacecycleError(f"{path}: missing column(s) {missing}")
-    return boxes[boxes["split"] == "test"].sort_values(["video", "frame"], kind="stable")
-
-
 def translate_videos(model_dir: str | Path, faces_dir: str | Path, out_dir: str | Path, batch_size: int,
                      device: torch.device) -> list[str]:
     """Write `<video>.npy` and `<video>_rec.npy` in `out_dir` for every test video of `faces_dir/boxes.csv`.
@@ -137,7 +124,7 @@ def translate_videos(model_dir: str | Path, faces_dir: str | Path, out_dir: str 
     model_dir, faces_dir = Path(model_dir), Path(faces_dir)
     generators, arch = load_generators(model_dir)
     size = arch["crop_size"]
-    test = read_test_rows(faces_dir)
+    test = read_boxes(faces_dir, "test")
     with atomic_dir(out_dir) as tmp:
         for video, rows in test.groupby("video", sort=True):
             domain = rows["domain"].iloc[0]

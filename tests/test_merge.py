@@ -12,11 +12,12 @@ import yaml
 from conftest import REPO
 from merge_inputs import write_inputs, write_models
 from pipeline.crop import load_frames
+from pipeline.crop_outputs import read_boxes
 from pipeline.errors import FacecycleError
 from pipeline.faces import crop_window
 from pipeline.merge import LABELS, feather_mask, match_color, merged_frames, merge_test_videos, paste_face
 from pipeline.params import MergeParams
-from pipeline.translate import read_test_rows, translate_videos
+from pipeline.translate import translate_videos
 
 PARAMS = MergeParams(feather=0.15, color_match=True, crf=18, sheet_frames=4)
 LABEL_HEIGHT = 28
@@ -70,7 +71,7 @@ def results(inputs, translated):
 def grid(inputs):
     """The GRID test clip: its frames, its test rows of boxes.csv and its input crops (one per face row)."""
     frames, _ = load_frames(inputs["frames"], "sbat6n", 30)
-    rows = read_test_rows(inputs["faces"])
+    rows = read_boxes(inputs["faces"], "test")
     rows = rows[rows["video"] == "sbat6n"]
     crops = np.load(inputs["faces"] / "A_test.npy", mmap_mode="r")
     return frames, rows, crops
@@ -169,7 +170,7 @@ def test_merged_face_video_is_the_pasted_frames(results, translated, grid):
 
 def test_faceless_video_passes_through(results, inputs):
     frames, _ = load_frames(inputs["frames"], "wall", 12)
-    rows = read_test_rows(inputs["faces"])
+    rows = read_boxes(inputs["faces"], "test")
     rows = rows[rows["video"] == "wall"]
     assert not rows["face"].any()
     unchanged = list(merged_frames(frames, rows, np.zeros((0, 64, 64, 3), np.uint8), None, 0.15, True))
@@ -204,7 +205,7 @@ def test_missing_translation_fails_before_writing_anything(inputs, translated, t
         merge_test_videos(inputs["frames"], inputs["faces"], inputs["raw"], [tmp_path / "cyclegan"],
                           tmp_path / "results", PARAMS)
     np.save(tmp_path / "cyclegan" / "wall.npy", np.load(translated / "cyclegan" / "sbat6n.npy")[:3])
-    with pytest.raises(FacecycleError, match=r"wall.npy: 3 crops, but boxes.csv has 0 test faces"):
+    with pytest.raises(FacecycleError, match=r"wall.npy: 3 crops, but boxes.csv lists 0 faces for it"):
         merge_test_videos(inputs["frames"], inputs["faces"], inputs["raw"], [tmp_path / "cyclegan"],
                           tmp_path / "results", PARAMS)
     assert not (tmp_path / "results").exists()

@@ -12,8 +12,9 @@ import torch
 
 from conftest import REPO
 from merge_inputs import CROP_SIZE, write_inputs, write_models
+from pipeline.crop_outputs import read_boxes
 from pipeline.errors import FacecycleError
-from pipeline.translate import load_generators, read_test_rows, translate_batches, translate_videos
+from pipeline.translate import load_generators, translate_batches, translate_videos
 
 CPU = torch.device("cpu")
 
@@ -36,7 +37,7 @@ def translated(inputs, models, tmp_path_factory):
 
 
 def video_crops(faces, video):
-    rows = read_test_rows(faces)
+    rows = read_boxes(faces, "test")
     rows = rows[(rows["video"] == video) & rows["face"]]
     return np.load(faces / f"{rows['domain'].iloc[0]}_test.npy")[rows["crop_index"].to_numpy()]
 
