@@ -232,6 +232,10 @@ def _build(cls: type, raw: dict, where: str):
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)
     _check(not unknown, where, f"unknown key(s) {unknown}; known: {sorted(known)}")
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [k for k in required if k not in raw]
+    _check(not missing, where, f"missing key(s) {missing}")
     return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()})
 
 
@@ -256,6 +260,6 @@ def load_group(name: str, path: str | Path = "params.yaml"):
     """Return the validated params group `name` (e.g. "data") from `path`."""
     raw = read_yaml(path)
     _check(name in raw, name, f"group missing from {path}")
-    params = _build(GROUPS[name], raw[name] or {}, name)
+    params = _coerce(raw[name] or {}, GROUPS[name], name)
     params.validate()
     return params
