@@ -1,18 +1,27 @@
-"""Training speed of both models per profile: ms per step, images per second, peak GPU memory.
+"""Training speed of CycleGAN or Recycle-GAN: ms per step, images per second, achieved TFLOP/s, peak memory.
 
-Runs the real training step (sampling, crop/flip, model.optimize) on the crop stage's A/B train
-crops, resized to the profile's data.load_size when the stored crops have another size (so the
-paper profile can be timed on demo crops). Same code path on CPU and CUDA.
+Runs the real training step (sampling, crop/flip on the device, model.optimize with the step
+options the train stage would use) on the crop stage's A/B train crops, resized to the profile's
+load size (so the paper recipe can be timed on demo crops). The paper recipe by default;
+`--size` shrinks the crops (and the U-Net depth of Recycle-GAN's predictors) to run on a CPU.
+FLOPs are counted by torch's FlopCounterMode on one eager step (convolutions and matrix products,
+forward and backward), never assumed. Times follow `--warmup` steps (and the compile, if any)
+and wait for the GPU.
 
-    python bench/train_speed.py [--profiles demo paper] [--steps 50] [--warmup 5]
+    python bench/train_speed.py [--model cyclegan recyclegan] [--profile paper] [--batch-size 8]
+                                [--size 256] [--steps 20] [--warmup 5] [--compile | --no-compile]
 """
 import argparse
+import dataclasses
+import math
+import resource
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import yaml
+from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.dataset import Domain, UnpairedBatches
 from pipeline.params import CycleGANParams, RecycleGANParams
@@ -31,43 +40,92 @@ def resized(domain: Domain, size: int) -> Domain:
     return Domain(images.round().clamp(0, 255).byte().permute(0, 2, 3, 1).contiguous(), domain.starts, domain.frames)
 
 
-def time_model(name: str, profile: dict, faces: Path, device: torch.device, steps: int, warmup: int) -> float:
-    """Seconds per training step, after `warmup` steps."""
+def recipe(model: str, profile: str, size: int | None, batch_size: int | None, compile: bool | None):
+    """The profile's params for `model` and its load size, at `size` px and `batch_size` when given."""
+    values = yaml.safe_load((PROFILES / f"{profile}.yaml").read_text())
+    params = PARAMS[model](**values[model])
+    load_size = values["data"]["load_size"]
+    if size:
+        load_size = round(size * load_size / params.crop_size)
+        params = dataclasses.replace(params, crop_size=size)
+        if model == "recyclegan":  # as deep as the profile's U-Net allows at this size (unet_256 at 256 px)
+            params = dataclasses.replace(params, predictor_downs=min(params.predictor_downs, int(math.log2(size & -size))))
+    changes = {k: v for k, v in (("batch_size", batch_size), ("compile", compile)) if v is not None}
+    params = dataclasses.replace(params, **changes)
+    params.validate()
+    return params, load_size
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory(device: torch.device) -> tuple[float, str]:
+    """GiB: the most tensor memory allocated on the GPU, or the process's peak resident size on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30, "GPU allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "host RSS"
+
+
+def device_line(device: torch.device) -> str:
+    return f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})"
+
+
+def figures(seconds: float, flops: int, items: int, device: torch.device, per: str, rate: str, each: str) -> str:
+    """'<ms>/<per>, <items/s> <rate>, GFLOP/<each>, TFLOP/s, peak memory' for `items` done in `seconds`."""
+    peak, where = peak_memory(device)
+    return (f"{seconds * 1000:.1f} ms/{per}, {items / seconds:.2f} {rate}, {flops / items / 1e9:.2f} GFLOP/{each}, "
+            f"{flops / seconds / 1e12:.4f} TFLOP/s, peak {peak:.2f} GiB ({where})")
+
+
+def count_flops(work) -> int:
+    with FlopCounterMode(display=False) as counter:
+        work()
+    return counter.get_total_flops()
+
+
+def time_model(name: str, params, load_size: int, faces: Path, device: torch.device, steps: int,
+               warmup: int) -> tuple[float, int]:
+    """(seconds per training step after `warmup` steps, FLOPs of one step)."""
     model_cls, frames = MODELS[name]
-    params = PARAMS[name](**profile[name])
-    a, b = (resized(Domain.load(faces, d, frames, device), profile["data"]["load_size"]) for d in "AB")
+    a, b = (resized(Domain.load(faces, d, frames, device), load_size) for d in "AB")
     batches = UnpairedBatches(a, b, params.crop_size, params.batch_size, params.seed)
+    eager = model_cls(dataclasses.replace(params, compile=False), device)
+    flops = count_flops(lambda: eager.optimize(next(batches)))
+    del eager
     model = model_cls(params, device)
     for _ in range(warmup):
         model.optimize(next(batches))
+    synchronize(device)
     if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     for _ in range(steps):
-        losses = model.optimize(next(batches))
-    torch.stack(list(losses.values())).sum().item()  # wait for the device
-    return (time.perf_counter() - start) / steps
+        model.optimize(next(batches))
+    synchronize(device)
+    return (time.perf_counter() - start) / steps, flops
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profiles", nargs="+", default=["demo"])
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--model", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
+    parser.add_argument("--profile", default="paper", help="profiles/<name>.yaml gives the recipe (default paper)")
+    parser.add_argument("--batch-size", type=int, help="global batch (default: the profile's)")
+    parser.add_argument("--size", type=int, help="crop size in px (default: the profile's; Recycle-GAN: a multiple of 32)")
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, help="default: the profile's")
     parser.add_argument("--faces", type=Path, default=REPO / "data" / "faces")
     args = parser.parse_args()
     device = pick_device()
-    print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})")
-    for name in args.profiles:
-        profile = yaml.safe_load((PROFILES / f"{name}.yaml").read_text())
-        per_step = {}
-        for model in MODELS:
-            per_step[model] = time_model(model, profile, args.faces, device, args.steps, args.warmup)
-            batch = profile[model].get("batch_size", 1)
-            peak = f", peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if device.type == "cuda" else ""
-            print(f"{name:6s} {model:10s} {per_step[model] * 1000:8.1f} ms/step {batch / per_step[model]:7.2f} img/s{peak}")
-        print(f"{name:6s} recyclegan / cyclegan step time: {per_step['recyclegan'] / per_step['cyclegan']:.2f}x")
+    print(device_line(device))
+    for name in args.model:
+        params, load_size = recipe(name, args.profile, args.size, args.batch_size, args.compile)
+        seconds, flops = time_model(name, params, load_size, args.faces, device, args.steps, args.warmup)
+        print(f"{name:10s} {args.profile} batch {params.batch_size} {params.crop_size} px "
+              f"compile {'on' if params.compile else 'off'}: "
+              + figures(seconds, flops, params.batch_size, device, "iter", "img/s", "img"), flush=True)
 
 
 if __name__ == "__main__":

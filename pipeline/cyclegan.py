@@ -5,17 +5,26 @@ terms, L1 cycle terms weighted by lambda_cyc, an identity term weighted by
 lambda_cyc * lambda_identity, discriminators trained on a pool of 50 past fakes with loss
 0.5 * (real + fake). The pieces here (networks, losses, pool, optimiser step) are reused by
 Recycle-GAN.
+
+Under torchrun each process trains DistributedDataParallel replicas on its share of the global
+batch; with instance norm every sample's maths is independent, so the averaged gradients are the
+one-process batch gradient, and the image pools see the whole gathered batch as one process would.
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
+import os
+import shutil
+from dataclasses import dataclass
 from typing import Callable, ContextManager, Iterable
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from pipeline.errors import FacecycleError
 from pipeline.nets import NLayerDiscriminator, ResnetGenerator, init_weights
 from pipeline.params import GANParams
 
@@ -95,10 +104,10 @@ def generators_and_discriminators(params: GANParams) -> dict[str, nn.Module]:
             "D_B": init_weights(NLayerDiscriminator(ndf=params.ndf))}
 
 
-def adam(modules: Iterable[nn.Module], params: GANParams) -> torch.optim.Adam:
-    """Adam(lr, betas=(beta1, 0.999)) over all parameters of `modules`."""
+def adam(modules: Iterable[nn.Module], params: GANParams, fused: bool) -> torch.optim.Adam:
+    """Adam(lr, betas=(beta1, 0.999)) over all parameters of `modules`; `fused`: one kernel for all of them."""
     return torch.optim.Adam(itertools.chain(*(m.parameters() for m in modules)), lr=params.lr,
-                            betas=(params.beta1, 0.999))
+                            betas=(params.beta1, 0.999), fused=fused or None)  # None: torch's default, not the slow loop
 
 
 def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
@@ -113,28 +122,82 @@ def optimizer_step(optimizer: torch.optim.Optimizer, losses: Iterable[torch.Tens
     optimizer.step()
 
 
+@dataclass(frozen=True)
+class StepOptions:
+    """How the step runs. None of it changes the maths, only rounding and speed.
+
+    channels_last: NHWC activations (tensor-core convolutions); bf16: autocast (weights, optimiser
+    and losses stay fp32); fused_adam: one Adam kernel for all parameters; compile: torch.compile
+    each network, which fuses the memory-bound instance norm, padding and elementwise chains.
+    """
+
+    channels_last: bool = False
+    bf16: bool = False
+    fused_adam: bool = False
+    compile: bool = False
+
+    @classmethod
+    def for_device(cls, device: torch.device, compile: bool = False) -> "StepOptions":
+        """All of it on CUDA. On the CPU fused Adam only: measured there (2-core AVX2), bf16 is ~9x slower,
+        channels_last no faster and compile no faster after 1.5 min of warm-up (README "Speed")."""
+        cuda = device.type == "cuda"
+        return cls(channels_last=cuda, bf16=cuda, fused_adam=True, compile=compile)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self, device: torch.device) -> ContextManager:
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+
 def precision(device: torch.device) -> tuple[torch.memory_format, Callable[[], ContextManager]]:
-    """bf16 autocast and channels_last on CUDA; plain fp32 elsewhere. Same code path either way."""
-    if device.type == "cuda":
-        return torch.channels_last, lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.contiguous_format, contextlib.nullcontext
+    """Memory format and autocast of the step on `device`, for inference with the trained networks."""
+    options = StepOptions.for_device(device)
+    return options.memory_format, lambda: options.autocast(device)
+
+
+def replica_group() -> tuple[int, int]:
+    """(rank, world size) of this process when torchrun started several; (0, 1) otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def check_compiler(device: torch.device, group: str) -> None:
+    """torch.compile on the CPU builds C++ kernels: fail at once, naming the param, when no compiler is found."""
+    compiler = os.environ.get("CXX") or "g++"
+    if device.type == "cpu" and not shutil.which(compiler):
+        raise FacecycleError(f"params: {group}.compile: torch.compile on the CPU needs a C++ compiler "
+                             f"({compiler} not found; set CXX or {group}.compile false)")
 
 
 class CycleGAN:
     """The CycleGAN model: networks, optimisers, image pools and one training step.
 
     One Adam for all generator-side networks, one for both discriminators (Adam works per
-    parameter, so this equals one Adam per discriminator).
+    parameter, so this equals one Adam per discriminator). `networks` hold the weights (saved,
+    exported, used frozen); `replicas` are what the step trains: DDP wrappers that average the
+    gradients across processes under torchrun, else the networks themselves.
     """
 
-    def __init__(self, params: GANParams, device: torch.device):
+    def __init__(self, params: GANParams, device: torch.device, options: StepOptions | None = None):
         self.params = params
-        memory_format, self.autocast = precision(device)
+        self.options = options or StepOptions.for_device(device, params.compile)
+        self.autocast = lambda: self.options.autocast(device)
         torch.manual_seed(params.seed)
-        self.networks = nn.ModuleDict(self.build_networks(params)).to(device, memory_format=memory_format)
+        self.networks = nn.ModuleDict(self.build_networks(params)).to(device, memory_format=self.options.memory_format)
+        if self.options.compile:
+            check_compiler(device, params.group)
+            for net in self.networks.values():
+                net.compile()  # in place: state_dict keys stay as they are
+        self.rank, self.world = replica_group()
+        self.replicas = {name: DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
+                         if self.world > 1 else net for name, net in self.networks.items()}
         n = self.networks
         generators = [net for name, net in n.items() if name not in ("D_A", "D_B")]
-        self.optimizers = {"G": adam(generators, params), "D": adam([n.D_A, n.D_B], params)}
+        fused = self.options.fused_adam
+        self.optimizers = {"G": adam(generators, params, fused), "D": adam([n.D_A, n.D_B], params, fused)}
         self.pools = {"fake_A": ImagePool(params.pool_size, params.seed + 1),
                       "fake_B": ImagePool(params.pool_size, params.seed + 2)}
 
@@ -143,25 +206,42 @@ class CycleGAN:
         return generators_and_discriminators(params)
 
     def generator_losses(self, real_A: torch.Tensor, real_B: torch.Tensor):
-        """The G objective's terms, named as in the paper, and the fakes for the D step."""
-        n, p = self.networks, self.params
-        fake_B = n.G_A(real_A)
-        fake_A = n.G_B(real_B)
+        """The G objective's terms, named as in the paper, and the fakes for the D step.
+
+        The frozen discriminators are called as plain networks: DDP would wait for their gradients.
+        """
+        g, d, p = self.replicas, self.networks, self.params
+        fake_B = g["G_A"](real_A)
+        fake_A = g["G_B"](real_B)
         losses = {
-            "loss_G_A": gan_loss(n.D_A(fake_B), True),
-            "loss_G_B": gan_loss(n.D_B(fake_A), True),
-            "loss_cycle_A": l1_loss(n.G_B(fake_B), real_A, p.lambda_cyc),
-            "loss_cycle_B": l1_loss(n.G_A(fake_A), real_B, p.lambda_cyc),
+            "loss_G_A": gan_loss(d.D_A(fake_B), True),
+            "loss_G_B": gan_loss(d.D_B(fake_A), True),
+            "loss_cycle_A": l1_loss(g["G_B"](fake_B), real_A, p.lambda_cyc),
+            "loss_cycle_B": l1_loss(g["G_A"](fake_A), real_B, p.lambda_cyc),
         }
         if p.lambda_identity > 0:  # G_A fed a B image should leave it unchanged, and G_B an A image
-            losses["loss_idt_A"] = l1_loss(n.G_A(real_B), real_B, p.lambda_cyc * p.lambda_identity)
-            losses["loss_idt_B"] = l1_loss(n.G_B(real_A), real_A, p.lambda_cyc * p.lambda_identity)
+            losses["loss_idt_A"] = l1_loss(g["G_A"](real_B), real_B, p.lambda_cyc * p.lambda_identity)
+            losses["loss_idt_B"] = l1_loss(g["G_B"](real_A), real_A, p.lambda_cyc * p.lambda_identity)
         return losses, {"fake_A": fake_A, "fake_B": fake_B}
 
+    def pooled(self, pool: str, fakes: torch.Tensor) -> torch.Tensor:
+        """The pool's answer for this process's share of the batch.
+
+        Under torchrun every process gathers the whole batch (sample k of rank r is sample
+        k * world + r, as the sampler deals them) and queries its copy of one global pool with the
+        same seed, so every copy stays the same and pooling equals a one-process run.
+        """
+        if self.world == 1 or self.pools[pool].size == 0:
+            return self.pools[pool].query(fakes)
+        shares = [torch.empty_like(fakes, memory_format=torch.contiguous_format) for _ in range(self.world)]
+        dist.all_gather(shares, fakes.detach().contiguous())
+        batch = torch.stack(shares, 1).flatten(0, 1)
+        return self.pools[pool].query(batch)[self.rank::self.world]
+
     def discriminator_losses(self, real_A: torch.Tensor, real_B: torch.Tensor, fakes: dict) -> dict:
-        n = self.networks
-        return {"loss_D_A": discriminator_loss(n.D_A, real_B, self.pools["fake_B"].query(fakes["fake_B"])),
-                "loss_D_B": discriminator_loss(n.D_B, real_A, self.pools["fake_A"].query(fakes["fake_A"]))}
+        r = self.replicas
+        return {"loss_D_A": discriminator_loss(r["D_A"], real_B, self.pooled("fake_B", fakes["fake_B"])),
+                "loss_D_B": discriminator_loss(r["D_B"], real_A, self.pooled("fake_A", fakes["fake_A"]))}
 
     def optimize(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One step: the generator side with the discriminators frozen, then D_A and D_B. Returns the losses."""

@@ -3,9 +3,11 @@
 Sampling follows the official unaligned dataset: A in a shuffled order (a new permutation of
 max(|A|, |B|) positions each epoch, position i -> A[i % |A|]), B at random, each sample with its own
 random crop (load_size -> crop_size) and horizontal flip. Recycle-GAN samples are three consecutive
-frames of one shot sharing one crop and flip. The random draws come from a torch.Generator whose
-state is checkpointed, and the pixels are gathered with plain indexing, so the same code runs on a
-GPU with the uint8 crops already in its memory.
+frames of one shot sharing one crop and flip. The random draws come from a CPU torch.Generator whose
+state is checkpointed (the same samples on any device); the uint8 crops live on the training device,
+each step's draws go there in one small asynchronous copy and the pixels are gathered there, so the
+host never waits for the GPU. Under torchrun every process draws the same global batch and keeps
+its share (samples rank, rank + world, ...), so the samples are those of a one-process run.
 """
 from __future__ import annotations
 
@@ -111,9 +113,10 @@ class UnpairedBatches:
     Tensors are [B, 3, crop, crop] for single frames and [B, 3 frames, 3, crop, crop] for triplets.
     """
 
-    def __init__(self, a: Domain, b: Domain, crop_size: int, batch_size: int, seed: int):
+    def __init__(self, a: Domain, b: Domain, crop_size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
         self.domains = {"A": a, "B": b}
-        self.crop_size, self.batch_size = crop_size, batch_size
+        self.crop_size, self.batch_size = crop_size, batch_size  # the global batch, over all `world` processes
+        self.rank, self.world = rank, world
         self.epoch_size = max(len(a.starts), len(b.starts))
         self.generator = torch.Generator().manual_seed(seed)
         self.order = torch.zeros(0, dtype=torch.int64)  # A positions left in this epoch
@@ -131,7 +134,7 @@ class UnpairedBatches:
                 "B": torch.randint(n_b, (self.batch_size,), generator=self.generator)}
 
     def draw(self) -> dict[str, dict[str, torch.Tensor]]:
-        """The next batch's random choices per domain: rows [B, frames], top, left, flip [B]."""
+        """The next global batch's random choices per domain: rows [B, frames], top, left, flip [B]."""
         plan = {}
         for name, position in self._positions().items():
             domain = self.domains[name]
@@ -143,11 +146,19 @@ class UnpairedBatches:
         return plan
 
     def __next__(self) -> dict[str, torch.Tensor]:
+        """This process's share of the next batch, gathered on the device of the crops."""
+        plan = self.draw()
+        frames = self.domains["A"].frames
+        packed = torch.stack([torch.cat([c["rows"], c["top"][:, None], c["left"][:, None], c["flip"][:, None]], 1)
+                              for c in plan.values()])[:, self.rank::self.world]  # [2, share, frames + 3]
+        device = self.domains["A"].images.device
+        if device.type == "cuda":  # pinned: the copy is queued without waiting for the GPU
+            packed = packed.pin_memory().to(device, non_blocking=True)
         batch = {}
-        for name, choice in self.draw().items():
-            domain = self.domains[name]
-            images = crop_flip(domain.images, crop_size=self.crop_size, **choice)
-            batch[name] = images[:, 0] if domain.frames == 1 else images
+        for name, choice in zip(plan, packed):
+            rows, top, left, flip = choice.split([frames, 1, 1, 1], 1)
+            images = crop_flip(self.domains[name].images, rows, top[:, 0], left[:, 0], flip[:, 0].bool(), self.crop_size)
+            batch[name] = images[:, 0] if frames == 1 else images
         return batch
 
     def __iter__(self):

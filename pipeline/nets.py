@@ -7,13 +7,26 @@ behaviour match the papers. No I/O here: saving and loading live with the traini
 """
 from __future__ import annotations
 
-import functools
-
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-InstanceNorm = functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
 UPSAMPLE_MODES = ("transpose", "resize")
+
+
+class InstanceNorm(nn.InstanceNorm2d):
+    """Instance norm without affine parameters or running statistics (the official 'instance' norm).
+
+    Computed as group norm with one group per channel: the same maths, but torch's instance_norm
+    returns wrong input gradients on the CPU for one-sample batches whose gradient arrives in
+    channels_last layout (torch 2.14; tests/test_fast_path.py), and group norm is also faster there.
+    """
+
+    def __init__(self, num_features: int):
+        super().__init__(num_features, affine=False, track_running_stats=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x, self.num_features, eps=self.eps)
 
 
 class ResnetBlock(nn.Module):

@@ -88,6 +88,8 @@ class GANParams:
     """
 
     crop_size: int = 256         # random crop from the load_size crops (paper: 256 from 286)
+    # Global batch: under `torchrun --nproc_per_node=N` each process takes batch_size / N samples.
+    # The recipe's lr is for batch 1; for batch k start from lr * k (README "Speed").
     batch_size: int = 1
     lr: float = 2e-4
     beta1: float = 0.5
@@ -101,6 +103,7 @@ class GANParams:
     ndf: int = 64                # discriminator width
     upsample: str = "transpose"  # transpose (paper) or resize (resize-then-convolve)
     seed: int = 0
+    compile: bool = False        # torch.compile the networks (same maths; on the CPU it needs a C++ compiler)
     log_every: int = 100         # steps between logged losses (the only host syncs of the loop)
     sample_every: int = 1000     # steps between sample image grids
     checkpoint_every: int = 1000  # steps between resumable checkpoints

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.cyclegan import CycleGAN, ImagePool, discriminator_loss, gan_loss, generators_and_discriminators, l1_loss
+from pipeline.cyclegan import CycleGAN, discriminator_loss, gan_loss, generators_and_discriminators, l1_loss
 from pipeline.nets import UnetGenerator, init_weights
 from pipeline.params import RecycleGANParams
 
@@ -33,42 +33,41 @@ class RecycleGAN(CycleGAN):
     def generator_losses(self, real_A: torch.Tensor, real_B: torch.Tensor):
         """The G objective's terms, named as in the paper, and the fakes for the D step.
 
-        real_A, real_B: [batch, 3 frames, 3, H, W].
+        real_A, real_B: [batch, 3 frames, 3, H, W]. The frozen discriminators are plain networks (see CycleGAN).
         """
-        n, p = self.networks, self.params
+        g, d, p = self.replicas, self.networks, self.params
+        G_A, G_B, P_A, P_B = (g[name] for name in ("G_A", "G_B", "P_A", "P_B"))
         a0, a1, a2 = real_A.unbind(1)
         b0, b1, b2 = real_B.unbind(1)
-        fake_B0, fake_B1 = n.G_A(a0), n.G_A(a1)
-        fake_A0, fake_A1 = n.G_B(b0), n.G_B(b1)
-        fake_B2 = n.P_B(torch.cat([fake_B0, fake_B1], 1))
-        fake_A2 = n.P_A(torch.cat([fake_A0, fake_A1], 1))
-        pred_A2 = n.P_A(torch.cat([a0, a1], 1))
-        pred_B2 = n.P_B(torch.cat([b0, b1], 1))
+        fake_B0, fake_B1 = G_A(a0), G_A(a1)
+        fake_A0, fake_A1 = G_B(b0), G_B(b1)
+        fake_B2 = P_B(torch.cat([fake_B0, fake_B1], 1))
+        fake_A2 = P_A(torch.cat([fake_A0, fake_A1], 1))
+        pred_A2 = P_A(torch.cat([a0, a1], 1))
+        pred_B2 = P_B(torch.cat([b0, b1], 1))
         losses = {
-            "loss_G_A": sum(gan_loss(n.D_A(fake), True) for fake in (fake_B0, fake_B1, fake_B2)),
-            "loss_G_B": sum(gan_loss(n.D_B(fake), True) for fake in (fake_A0, fake_A1, fake_A2)),
+            "loss_G_A": sum(gan_loss(d.D_A(fake), True) for fake in (fake_B0, fake_B1, fake_B2)),
+            "loss_G_B": sum(gan_loss(d.D_B(fake), True) for fake in (fake_A0, fake_A1, fake_A2)),
             "loss_recurrent_A": l1_loss(pred_A2, a2, p.lambda_cyc),
             "loss_recurrent_B": l1_loss(pred_B2, b2, p.lambda_cyc),
-            "loss_recycle_A": l1_loss(n.G_B(fake_B2), a2, p.lambda_cyc),
-            "loss_recycle_B": l1_loss(n.G_A(fake_A2), b2, p.lambda_cyc),
+            "loss_recycle_A": l1_loss(G_B(fake_B2), a2, p.lambda_cyc),
+            "loss_recycle_B": l1_loss(G_A(fake_A2), b2, p.lambda_cyc),
         }
         if p.add_cycle_loss:
-            losses["loss_cycle_A"] = l1_loss(n.G_B(fake_B0), a0, p.lambda_cyc) + l1_loss(n.G_B(fake_B1), a1, p.lambda_cyc)
-            losses["loss_cycle_B"] = l1_loss(n.G_A(fake_A0), b0, p.lambda_cyc) + l1_loss(n.G_A(fake_A1), b1, p.lambda_cyc)
+            losses["loss_cycle_A"] = l1_loss(G_B(fake_B0), a0, p.lambda_cyc) + l1_loss(G_B(fake_B1), a1, p.lambda_cyc)
+            losses["loss_cycle_B"] = l1_loss(G_A(fake_A0), b0, p.lambda_cyc) + l1_loss(G_A(fake_A1), b1, p.lambda_cyc)
         if p.lambda_identity > 0:
             weight = p.lambda_cyc * p.lambda_identity
-            losses["loss_idt_A"] = l1_loss(n.G_A(b0), b0, weight) + l1_loss(n.G_A(b1), b1, weight)
-            losses["loss_idt_B"] = l1_loss(n.G_B(a0), a0, weight) + l1_loss(n.G_B(a1), a1, weight)
+            losses["loss_idt_A"] = l1_loss(G_A(b0), b0, weight) + l1_loss(G_A(b1), b1, weight)
+            losses["loss_idt_B"] = l1_loss(G_B(a0), a0, weight) + l1_loss(G_B(a1), a1, weight)
         fakes = {"fake_B": (fake_B0, fake_B1, fake_B2, pred_B2), "fake_A": (fake_A0, fake_A1, fake_A2, pred_A2)}
         return losses, fakes
 
     def discriminator_losses(self, real_A: torch.Tensor, real_B: torch.Tensor, fakes: dict) -> dict:
         """D_A judges B frames: fakes G_A(a0), G_A(a1), P_B(G_A(a0), G_A(a1)) and P_B(b0, b1); D_B likewise."""
-        n = self.networks
-
-        def judged(discriminator: nn.Module, real: torch.Tensor, fake: tuple, pool: ImagePool) -> torch.Tensor:
+        def judged(discriminator: nn.Module, real: torch.Tensor, pool: str) -> torch.Tensor:
             reals = (real[:, 0], real[:, 1], real[:, 2], real[:, 2])
-            return sum(discriminator_loss(discriminator, r, pool.query(f)) for r, f in zip(reals, fake))
+            return sum(discriminator_loss(discriminator, r, self.pooled(pool, f)) for r, f in zip(reals, fakes[pool]))
 
-        return {"loss_D_A": judged(n.D_A, real_B, fakes["fake_B"], self.pools["fake_B"]),
-                "loss_D_B": judged(n.D_B, real_A, fakes["fake_A"], self.pools["fake_A"])}
+        return {"loss_D_A": judged(self.replicas["D_A"], real_B, "fake_B"),
+                "loss_D_B": judged(self.replicas["D_B"], real_A, "fake_A")}

@@ -5,19 +5,26 @@ training state (weights, optimisers, schedulers, image pools, sampler and RNG st
 saved atomically with a fingerprint of the params and input files, and a new run resumes from it
 only when the fingerprint matches, so N steps + kill + resume equals an uninterrupted run. Losses
 are read back from the device only at log steps; everything else stays asynchronous.
+
+`torchrun --nproc_per_node=N stages/train.py ...` trains on N GPUs (or N CPU processes) with
+DistributedDataParallel: `batch_size` stays the global batch, each process takes its share of it,
+and only rank 0 writes logs, checkpoints and the exported generators.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from dvclive import Live
 from safetensors.torch import save_file
 from tqdm import tqdm
@@ -30,12 +37,34 @@ from pipeline.params import GANParams
 from pipeline.recyclegan import RecycleGAN
 
 MODELS = {"cyclegan": (CycleGAN, 1), "recyclegan": (RecycleGAN, 3)}  # model class, frames per sample
-COSMETIC = ("log_every", "sample_every", "checkpoint_every")  # params that do not change the weights
+# Params that do not change the weights (compile: only their rounding, so a run may resume with it switched)
+COSMETIC = ("log_every", "sample_every", "checkpoint_every", "compile")
 SAMPLES = 4  # rows of the sample grid
 
 
 def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """CUDA when present (under torchrun the GPU of this process's LOCAL_RANK), else the CPU."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    torch.cuda.set_device(device)
+    return device
+
+
+@contextlib.contextmanager
+def process_group(device: torch.device):
+    """Join torchrun's process group (NCCL on GPUs, gloo on the CPU) when it started several processes.
+
+    Yields (rank, world size); (0, 1) for a plain run.
+    """
+    if int(os.environ.get("WORLD_SIZE", 1)) == 1:
+        yield 0, 1
+        return
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
+    try:
+        yield dist.get_rank(), dist.get_world_size()
+    finally:
+        dist.destroy_process_group()
 
 
 def lr_factor(step: int, steps_per_epoch: float, n_epochs: float, n_epochs_decay: float) -> float:
@@ -154,9 +183,19 @@ def train(model_name: str, params: GANParams, faces_dir: str | Path, out_dir: st
     Writes the generators to `out_dir`, checkpoints to `checkpoint_dir`, dvclive logs to
     `log_dir`; returns the losses of the last log window.
     """
-    model_cls, frames = MODELS[model_name]
-    faces_dir, out_dir, checkpoint_dir, log_dir = map(Path, (faces_dir, out_dir, checkpoint_dir, log_dir))
     device = pick_device()
+    with process_group(device) as (rank, world):
+        return train_replica(model_name, params, Path(faces_dir), Path(out_dir), Path(checkpoint_dir), Path(log_dir),
+                             device, rank, world)
+
+
+def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: Path, checkpoint_dir: Path,
+                  log_dir: Path, device: torch.device, rank: int, world: int) -> dict[str, float]:
+    """train() in process `rank` of `world`: every process steps its replicas, rank 0 also writes."""
+    model_cls, frames = MODELS[model_name]
+    if params.batch_size % world:
+        raise FacecycleError(f"{model_name}.batch_size {params.batch_size} does not split over {world} processes "
+                             "(it is the global batch; make it a multiple of --nproc_per_node)")
     domains = {d: Domain.load(faces_dir, d, frames, device) for d in ("A", "B")}
     load_size = domains["A"].load_size
     for d, domain in domains.items():
@@ -167,62 +206,73 @@ def train(model_name: str, params: GANParams, faces_dir: str | Path, out_dir: st
     fp = fingerprint(model_name, params, inputs)
 
     model = model_cls(params, device)
-    batches = UnpairedBatches(domains["A"], domains["B"], params.crop_size, params.batch_size, params.seed)
+    batches = UnpairedBatches(domains["A"], domains["B"], params.crop_size, params.batch_size, params.seed, rank, world)
     steps_per_epoch = batches.epoch_size / params.batch_size
     total = math.ceil((params.n_epochs + params.n_epochs_decay) * steps_per_epoch)
     schedulers = {name: torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: lr_factor(step, steps_per_epoch, params.n_epochs, params.n_epochs_decay))
         for name, opt in model.optimizers.items()}
     checkpoint = checkpoint_dir / "checkpoint.pt"
-    for stale in checkpoint_dir.glob(".checkpoint.pt.*.tmp"):  # left by a kill during a save
-        stale.unlink()
+    lead = rank == 0  # the one process that writes
+    if lead:
+        for stale in checkpoint_dir.glob(".checkpoint.pt.*.tmp"):  # left by a kill during a save
+            stale.unlink()
     state = load_checkpoint(checkpoint, fp, model_name)
     start = restore(state, model, schedulers, batches) if state else 0
     logged: dict[str, float] = state["losses"] if state else {}  # losses of the last log window
     del state
-    if start:
+    if start and lead:
         truncate_history(log_dir, start)
     fixed_A, fixed_B = (center_crops(domains[d], SAMPLES, params.crop_size) for d in ("A", "B"))
 
     running: dict[str, torch.Tensor] = {}  # loss sums over the current log window
     window = 0
-    first_bad = torch.tensor(-1, device=device)  # first step with a non-finite loss, tracked without syncing
+    never = total + 1
+    first_bad = torch.tensor(never, device=device)  # first step with a non-finite loss, tracked without syncing
     last_saved = start
-    with Live(str(log_dir), resume=bool(start), dvcyaml=False, save_dvc_exp=False) as live, \
-            tqdm(total=total, initial=start, desc=model_name, unit="step", dynamic_ncols=True) as bar:
+    live = Live(str(log_dir), resume=bool(start), dvcyaml=False, save_dvc_exp=False) if lead else contextlib.nullcontext()
+    with live, tqdm(total=total, initial=start, desc=model_name, unit="step", dynamic_ncols=True, disable=not lead) as bar:
         for step in range(start + 1, total + 1):  # `step` optimisation steps done at the end of the body
             losses = model.optimize(next(batches))
             for scheduler in schedulers.values():
                 scheduler.step()
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(sum(losses.values())), step, first_bad)
+            first_bad = torch.where((first_bad == never) & ~torch.isfinite(sum(losses.values())), step, first_bad)
             for name, value in losses.items():
                 running[name] = running.get(name, 0) + value
             window += 1
             bar.update(1)
             at_end = step == total
             if step % params.log_every == 0 or step % params.checkpoint_every == 0 or at_end:
-                if first_bad.item() >= 0:
+                if world > 1:  # every process stops together, at the first step any of them saw
+                    dist.all_reduce(first_bad, dist.ReduceOp.MIN)
+                if first_bad.item() < never:
                     kept = f"the last good checkpoint, step {last_saved}, stays in {checkpoint}" if last_saved \
                         else "no checkpoint was saved"
                     raise FacecycleError(f"{model_name}: a loss became NaN or infinite at step {first_bad.item()} "
                                          f"(training diverged; try a lower {model_name}.lr); {kept}")
             if step % params.log_every == 0 or at_end:
-                values = torch.stack(list(running.values())).float().div(window).tolist()
-                logged = dict(zip(running, values))
+                values = torch.stack(list(running.values())).float().div(window)
+                if world > 1:  # each loss is a mean over equal shares: their mean is the batch's
+                    dist.all_reduce(values)
+                    values /= world
+                logged = dict(zip(running, values.tolist()))
                 running, window = {}, 0
-                live.step = step
-                for name, value in logged.items():
-                    live.log_metric(f"train/{name}", value)
-                live.log_metric("train/lr", schedulers["G"].get_last_lr()[0])
-                live.next_step()
-                bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in logged.items()}, refresh=False)
-            if step % params.sample_every == 0 or at_end:
+                if lead:
+                    live.step = step
+                    for name, value in logged.items():
+                        live.log_metric(f"train/{name}", value)
+                    live.log_metric("train/lr", schedulers["G"].get_last_lr()[0])
+                    live.next_step()
+                    bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in logged.items()}, refresh=False)
+            if lead and (step % params.sample_every == 0 or at_end):
                 grid = sample_grid(model, fixed_A, fixed_B)
                 live.log_image(f"samples/{step:07d}.png", grid)
                 live.log_image("samples.png", grid)
             if step % params.checkpoint_every == 0 or at_end:
-                with atomic_file(checkpoint) as tmp:
-                    torch.save(training_state(model, schedulers, batches, step, fp, logged), tmp)
+                if lead:  # every process holds the same state: the replicas, and the sampler and pools of the global batch
+                    with atomic_file(checkpoint) as tmp:
+                        torch.save(training_state(model, schedulers, batches, step, fp, logged), tmp)
                 last_saved = step
-    export(out_dir, model_name, model, params, load_size)
+    if lead:
+        export(out_dir, model_name, model, params, load_size)
     return logged

@@ -2,9 +2,11 @@
 
 `python stages/train.py cyclegan` trains CycleGAN, `... recyclegan` Recycle-GAN (same-shot frame
 triplets), each with its params group. Re-running after a kill resumes from the checkpoint when
-params and inputs are unchanged.
+params and inputs are unchanged. `torchrun --nproc_per_node=N stages/train.py cyclegan` trains on
+N GPUs (DistributedDataParallel); the group's batch_size is the global batch and must divide by N.
 """
 import argparse
+import os
 from pathlib import Path
 
 from pipeline.cli import run_stage
@@ -25,7 +27,8 @@ def main() -> None:
                               ((args.out, "models"), (args.checkpoints, "checkpoints"), (args.logs, "logs")))
     params = load_group(args.model, args.params)
     losses = train(args.model, params, Path(args.faces), out, checkpoints, logs)
-    print(f"train_{args.model}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()) + f"; generators in {out}/")
+    if int(os.environ.get("RANK", 0)) == 0:  # under torchrun, once
+        print(f"train_{args.model}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()) + f"; generators in {out}/")
 
 
 if __name__ == "__main__":

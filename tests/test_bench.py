@@ -1,0 +1,50 @@
+"""The speed benches run end to end on real GRID crops at a tiny size and print positive figures."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.real_crops import write_faces
+
+REPO = Path(__file__).resolve().parents[1]
+NUMBER = r"([0-9.]+)"
+TRAIN_LINE = re.compile(rf"^(cyclegan|recyclegan) +demo batch 2 32 px compile off: {NUMBER} ms/iter, {NUMBER} img/s, "
+                        rf"{NUMBER} GFLOP/img, {NUMBER} TFLOP/s, peak {NUMBER} GiB \(host RSS\)$", re.M)
+INFER_LINE = re.compile(rf"^cyclegan +demo G ngf 16 3 blocks, batch 4 36 -> 32 px: {NUMBER} ms/batch, {NUMBER} frames/s, "
+                        rf"{NUMBER} GFLOP/frame, {NUMBER} TFLOP/s, peak {NUMBER} GiB \(host RSS\)$", re.M)
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory, samples):
+    clips = {"A": [samples / "A/bbaf2n.mpg"], "B": [samples / "B/brbk7n.mpg"]}
+    return write_faces(tmp_path_factory.mktemp("faces"), clips, size=40, frames=8)
+
+
+def bench(script: str, faces: Path, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(REPO / "bench" / script), "--profile", "demo", "--size", "32",
+                           "--faces", str(faces), *args], env=dict(os.environ, OMP_NUM_THREADS="1"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_train_bench_times_both_models_and_counts_their_flops(faces):
+    out = bench("train_speed.py", faces, "--batch-size", "2", "--steps", "2", "--warmup", "1", "--no-compile")
+    found = {match[0]: [float(x) for x in match[1:]] for match in TRAIN_LINE.findall(out)}
+    assert set(found) == {"cyclegan", "recyclegan"}, out
+    for ms, images, gflop, tflops, peak in found.values():
+        assert min(ms, images, gflop, tflops, peak) > 0
+        assert images == pytest.approx(2000 / ms, rel=0.01)
+        assert tflops == pytest.approx(gflop * 2 / ms, rel=0.02)
+    assert found["recyclegan"][2] > found["cyclegan"][2]  # triplets, predictors: more work per sample
+
+
+def test_infer_bench_times_translation(faces):
+    out = bench("infer_speed.py", faces, "--batch-size", "4", "--batches", "2", "--warmup", "1")
+    (figures,) = INFER_LINE.findall(out)
+    ms, frames, gflop, tflops, peak = map(float, figures)
+    assert min(ms, frames, gflop, tflops, peak) > 0
+    assert frames == pytest.approx(4000 / ms, rel=0.01)

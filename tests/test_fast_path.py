@@ -1,0 +1,106 @@
+"""The fast training step computes the plain fp32 step's maths: same losses over the first steps,
+on real GRID crops with tiny networks, for both models.
+
+Tolerances follow the arithmetic each option changes. fp32 options (channels_last, fused Adam,
+torch.compile) only reorder sums: ~1e-6 relative over the first 4 steps, 1e-3 leaves a 10x margin
+while a wrong gradient shows at once (torch's instance_norm on the CPU gave 4% at step 2). Later
+steps are not compared: early GAN training is chaotic, and any rounding change (even 2 threads
+instead of 1) grows ~10x per step from step 5 in Recycle-GAN at batch 1. bf16 keeps 8 mantissa
+bits: ~0.4% per op, ~1% on the first losses, growing with the steps, hence 5% over 3 steps.
+"""
+import os
+import shutil
+
+import pytest
+import torch
+
+from pipeline.cyclegan import StepOptions
+from pipeline.dataset import Domain, UnpairedBatches
+from pipeline.nets import ResnetGenerator, init_weights
+from pipeline.params import CycleGANParams, RecycleGANParams
+from pipeline.train import MODELS, pick_device
+from tests.test_train import GROUPS, faces, one_thread  # noqa: F401 - the tiny groups and their fixtures
+
+PARAMS = {"cyclegan": CycleGANParams, "recyclegan": RecycleGANParams}
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def step_losses(model: str, options: StepOptions, faces, steps: int, device: torch.device, **changes) -> list[dict]:
+    """The losses of the first `steps` training steps of `model` run with `options`."""
+    model_cls, frames = MODELS[model]
+    params = PARAMS[model](**dict(GROUPS[model], **changes))
+    a, b = (Domain.load(faces, d, frames, device) for d in "AB")
+    batches = UnpairedBatches(a, b, params.crop_size, params.batch_size, params.seed)
+    trained = model_cls(params, device, options)
+    return [{k: v.item() for k, v in trained.optimize(next(batches)).items()} for _ in range(steps)]
+
+
+def assert_close(got: list[dict], expected: list[dict], rtol: float) -> None:
+    for step, (g, e) in enumerate(zip(got, expected), 1):
+        assert g == pytest.approx(e, rel=rtol), f"step {step}"
+
+
+@pytest.mark.parametrize("model", ["cyclegan", "recyclegan"])
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_channels_last_and_fused_adam_give_the_losses_of_the_plain_path(model, batch_size, faces):
+    cpu = torch.device("cpu")
+    plain = step_losses(model, StepOptions(), faces, 4, cpu, batch_size=batch_size)
+    fast = step_losses(model, StepOptions(channels_last=True, fused_adam=True), faces, 4, cpu, batch_size=batch_size)
+    assert_close(fast, plain, rtol=1e-3)
+    assert plain[0] != plain[-1]  # the steps trained something
+
+
+def test_bf16_autocast_gives_the_losses_of_the_plain_path_within_bf16_rounding(faces):
+    cpu = torch.device("cpu")
+    plain = step_losses("cyclegan", StepOptions(), faces, 3, cpu)
+    assert_close(step_losses("cyclegan", StepOptions(bf16=True), faces, 3, cpu), plain, rtol=5e-2)
+
+
+@pytest.mark.skipif(not shutil.which(os.environ.get("CXX") or "g++"),
+                    reason="torch.compile (inductor) on the CPU needs a C++ compiler: none found")
+def test_compiled_networks_give_the_losses_of_the_eager_ones(faces):
+    cpu = torch.device("cpu")
+    eager = step_losses("cyclegan", StepOptions(fused_adam=True), faces, 2, cpu)
+    assert_close(step_losses("cyclegan", StepOptions(fused_adam=True, compile=True), faces, 2, cpu), eager, rtol=1e-3)
+
+
+@CUDA
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_generator_gradients_in_the_cuda_fast_path_match_float64(batch_size):
+    """channels_last + bf16 on the GPU, at the one-sample batches where torch's CPU instance norm broke."""
+    device = pick_device()
+    options = StepOptions.for_device(device)
+    torch.manual_seed(0)
+    reference = init_weights(ResnetGenerator(ngf=8, n_blocks=2)).double()
+    fast = init_weights(ResnetGenerator(ngf=8, n_blocks=2)).to(device, memory_format=options.memory_format)
+    fast.load_state_dict(reference.state_dict())
+    x = torch.rand(batch_size, 3, 64, 64, dtype=torch.float64) * 2 - 1
+    (reference(x) - 0.3).abs().mean().backward()
+    with options.autocast(device):
+        out = fast(x.float().to(device).contiguous(memory_format=options.memory_format))
+    (out.float() - 0.3).abs().mean().backward()
+    for (name, p), q in zip(reference.named_parameters(), fast.parameters()):
+        if name.endswith("weight"):
+            error = (q.grad.double().cpu() - p.grad).norm() / p.grad.norm()
+            assert error < 5e-2, (name, error.item())  # bf16 rounding, not a wrong gradient (those are ~1)
+
+
+@CUDA
+@pytest.mark.parametrize("model", ["cyclegan", "recyclegan"])
+def test_cuda_fast_path_gives_the_losses_of_the_plain_path_and_never_waits_for_the_gpu(model, faces):
+    device = pick_device()
+    plain = step_losses(model, StepOptions(), faces, 3, device, batch_size=2)
+    assert_close(step_losses(model, StepOptions.for_device(device), faces, 3, device, batch_size=2), plain, rtol=5e-2)
+
+    model_cls, frames = MODELS[model]
+    params = PARAMS[model](**dict(GROUPS[model], batch_size=2))
+    a, b = (Domain.load(faces, d, frames, device) for d in "AB")
+    batches = UnpairedBatches(a, b, params.crop_size, params.batch_size, params.seed)
+    trained = model_cls(params, device)
+    trained.optimize(next(batches))  # first step: allocations and lazy initialisation may sync
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            trained.optimize(next(batches))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
