@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.dataset import Domain, load_crops
+from pipeline.crop_outputs import load_crops
+from pipeline.dataset import Domain
 from pipeline.nets import ResnetGenerator, init_weights
 from pipeline.train import MODELS
 from pipeline.translate import pick_device, translate_batches
@@ -35,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     device = pick_device("auto")
     params, load_size = recipe(args.model, args.profile, args.size, None, None)
-    crops = torch.from_numpy(np.ascontiguousarray(load_crops(args.faces, "A")))
+    crops = torch.from_numpy(np.ascontiguousarray(load_crops(args.faces, "A", "train")))
     crops = resized(Domain(crops, torch.zeros(0), 1), load_size).images.numpy()
     picks = np.arange(args.batch_size * (args.batches + args.warmup)) % len(crops)
     batches = [crops[picks[i:i + args.batch_size]] for i in range(0, len(picks), args.batch_size)]

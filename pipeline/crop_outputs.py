@@ -34,7 +34,10 @@ def load_crop_array(path: str | Path, rows: int | None = None) -> np.ndarray:
 
 def load_crops(faces_dir: str | Path, domain: str, split: str) -> np.ndarray:
     """The `<domain>_<split>.npy` crops of the crop_faces output `faces_dir`."""
-    return load_crop_array(Path(faces_dir) / f"{domain}_{split}.npy")
+    path = Path(faces_dir) / f"{domain}_{split}.npy"
+    if not path.exists():
+        raise FacecycleError(f"{path}: not found (the crop_faces stage writes it)")
+    return load_crop_array(path)
 
 
 def read_boxes(faces_dir: str | Path, split: str) -> pd.DataFrame:

@@ -15,48 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
+from pipeline.crop_outputs import load_crops, read_boxes
 from pipeline.errors import FacecycleError
 
-BOX_COLUMNS = ("video", "domain", "split", "frame", "shot", "crop_index")
-
-
-def load_crops(faces_dir: str | Path, domain: str, split: str = "train") -> np.ndarray:
-    """The uint8 [N, S, S, 3] crops of one domain and split, memory-mapped (copy on write)."""
-    path = Path(faces_dir) / f"{domain}_{split}.npy"
-    try:
-        crops = np.load(path, mmap_mode="c")
-    except FileNotFoundError:
-        raise FacecycleError(f"{path}: not found (the crop_faces stage writes it)") from None
-    except ValueError as err:
-        raise FacecycleError(f"{path}: not a .npy array ({err})") from None
-    ok = crops.dtype == np.uint8 and crops.ndim == 4 and crops.shape[1] == crops.shape[2] and crops.shape[3] == 3
-    if not ok:
-        raise FacecycleError(f"{path}: expected uint8 [N, S, S, 3] face crops, got {crops.dtype} {list(crops.shape)}")
-    if len(crops) == 0:
-        raise FacecycleError(f"{path}: holds no face crops")
-    return crops
-
-
-def triplet_starts(boxes_csv: str | Path, domain: str, n_crops: int, split: str = "train") -> np.ndarray:
-    """Rows t of the `<domain>_<split>` array such that t, t+1, t+2 are consecutive frames of one shot.
+def triplet_starts(faces_dir: str | Path, domain: str, n_crops: int, split: str = "train") -> np.ndarray:
+    """Rows t of `faces_dir`'s `<domain>_<split>` array such that t, t+1, t+2 are consecutive frames of one shot.
 
     A missing face (no crop row), a scene cut (new `shot`) or a clip boundary (new `video`) breaks
     the run, so a triplet never spans them.
     """
-    path = Path(boxes_csv)
-    try:
-        boxes = pd.read_csv(path)
-    except FileNotFoundError:
-        raise FacecycleError(f"{path}: not found (the crop_faces stage writes it)") from None
-    missing = [c for c in BOX_COLUMNS if c not in boxes.columns]
-    if missing:
-        raise FacecycleError(f"{path}: missing column(s) {missing}")
-    rows = boxes[(boxes.domain == domain) & (boxes.split == split) & (boxes.crop_index >= 0)].sort_values("crop_index")
+    boxes = read_boxes(faces_dir, split)
+    rows = boxes[(boxes.domain == domain) & (boxes.crop_index >= 0)].sort_values("crop_index")
     if not np.array_equal(rows.crop_index.to_numpy(), np.arange(n_crops)):
-        raise FacecycleError(f"{path}: lists {len(rows)} crops for {domain}_{split} but the array holds {n_crops}")
+        raise FacecycleError(f"{Path(faces_dir) / 'boxes.csv'}: lists {len(rows)} crops for {domain}_{split} but the array holds {n_crops}")
     video, shot, frame = (rows[c].to_numpy() for c in ("video", "shot", "frame"))
 
     def continues(k: int) -> np.ndarray:  # row t + k is frame + k of the same video and shot as row t
@@ -77,11 +50,13 @@ class Domain:
 
     @classmethod
     def load(cls, faces_dir: str | Path, domain: str, frames: int, device: torch.device) -> "Domain":
-        crops = load_crops(faces_dir, domain)
+        crops = load_crops(faces_dir, domain, "train")
+        if len(crops) == 0:
+            raise FacecycleError(f"{Path(faces_dir) / f'{domain}_train.npy'}: holds no face crops")
         if frames == 1:
             starts = np.arange(len(crops))
         else:
-            starts = triplet_starts(Path(faces_dir) / "boxes.csv", domain, len(crops))
+            starts = triplet_starts(faces_dir, domain, len(crops))
             if len(starts) == 0:
                 raise FacecycleError(f"{Path(faces_dir) / f'{domain}_train.npy'}: no {frames} consecutive frames "
                                      "of one shot to train Recycle-GAN on")

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.dataset import Domain, UnpairedBatches, center_crops, crop_flip, load_crops, triplet_starts
+from pipeline.crop_outputs import load_crops
+from pipeline.dataset import Domain, UnpairedBatches, center_crops, crop_flip, triplet_starts
 from pipeline.errors import FacecycleError
 from tests.real_crops import write_faces
 
@@ -21,7 +22,7 @@ def faces(tmp_path_factory, samples):
 
 
 def test_triplets_never_cross_a_cut_a_missing_face_or_a_clip(faces):
-    starts = triplet_starts(faces / "boxes.csv", "A", n_crops=23)
+    starts = triplet_starts(faces, "A", n_crops=23)
     # rows 0-4: bbaf2n shot 0 (frames 0-4); 5-11: shot 1 (frames 5-11);
     # rows 12-18: bbiz1s frames 0-6; rows 19-22: frames 8-11 (frame 7 has no face)
     assert starts.tolist() == [0, 1, 2, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 19, 20]
@@ -29,18 +30,18 @@ def test_triplets_never_cross_a_cut_a_missing_face_or_a_clip(faces):
 
 def test_triplet_rows_must_match_the_crop_array(faces, tmp_path):
     with pytest.raises(FacecycleError, match="boxes.csv: lists 23 crops for A_train but the array holds 30"):
-        triplet_starts(faces / "boxes.csv", "A", n_crops=30)
+        triplet_starts(faces, "A", n_crops=30)
     pd.read_csv(faces / "boxes.csv").drop(columns="shot").to_csv(tmp_path / "boxes.csv", index=False)
     with pytest.raises(FacecycleError, match=r"boxes.csv: missing column\(s\) \['shot'\]"):
-        triplet_starts(tmp_path / "boxes.csv", "A", n_crops=23)
+        triplet_starts(tmp_path, "A", n_crops=23)
 
 
 def test_bad_crop_files_are_named(tmp_path):
     with pytest.raises(FacecycleError, match="A_train.npy: not found"):
-        load_crops(tmp_path, "A")
+        load_crops(tmp_path, "A", "train")
     np.save(tmp_path / "A_train.npy", np.zeros((4, 40, 40, 3), np.float32))
     with pytest.raises(FacecycleError, match=r"A_train.npy: expected uint8 \[N, S, S, 3\] face crops, got float32"):
-        load_crops(tmp_path, "A")
+        load_crops(tmp_path, "A", "train")
 
 
 def test_crop_flip_cuts_the_window_mirrors_it_and_scales_to_minus_one_one(faces):
