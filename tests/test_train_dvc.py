@@ -1,6 +1,6 @@
 """The two train stages of dvc.yaml in a temporary git + DVC repo, on real GRID crops: `dvc repro`,
 metrics and plots for `dvc metrics/plots/exp show`, `dvc exp run -S cyclegan.lambda_cyc=5`
-rerunning CycleGAN only, and a persistent checkpoint that a forced rerun resumes from."""
+rerunning CycleGAN only, and a checkpoint (git-ignored, not a DVC output) that a forced rerun resumes from."""
 import json
 import os
 import shutil
@@ -71,4 +71,4 @@ def test_train_stages_run_log_and_resume_under_dvc(repo):
     assert lambdas == [5]
 
     forced = sh(repo, "dvc", "repro", "--force", "--single-item", "train_cyclegan")
-    assert "resuming from checkpoints/cyclegan/checkpoint.pt at step 40" in forced.stderr  # persist: true kept it
+    assert "resuming from checkpoints/cyclegan/checkpoint.pt at step 40" in forced.stderr  # DVC leaves the undeclared checkpoint alone
