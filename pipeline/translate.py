@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from numpy.lib.format import open_memmap
