@@ -10,6 +10,7 @@ and wait for the GPU.
 
     python bench/train_speed.py [--model cyclegan recyclegan] [--profile paper] [--batch-size 8]
                                 [--size 256] [--steps 20] [--warmup 5] [--compile | --no-compile]
+                                [--trace STEPS]
 """
 import argparse
 import dataclasses
@@ -21,6 +22,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import yaml
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.dataset import Domain, UnpairedBatches
@@ -85,9 +88,28 @@ def count_flops(work) -> int:
     return counter.get_total_flops()
 
 
+def profile_steps(model, batches, device: torch.device, steps: int) -> str:
+    """Where the time of `steps` steps goes: the costliest kernels or ops, launches and busy time per step."""
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda
+    start = time.perf_counter()
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            model.optimize(next(batches))
+        synchronize(device)
+    wall = (time.perf_counter() - start) / steps
+    events = prof.key_averages()
+    # the kernels' own rows (the ops that launch them repeat their time)
+    busy = sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CUDA) / steps / 1000
+    launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC"))
+    table = events.table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=15)
+    gpu = f", GPU busy {busy:.1f} ms, {launches / steps:.0f} kernel launches" if cuda else ""
+    return f"{table}\nper step (profiled, {steps} steps): wall {wall * 1000:.1f} ms{gpu}"
+
+
 def time_model(name: str, params, load_size: int, faces: Path, device: torch.device, steps: int,
-               warmup: int) -> tuple[float, int]:
-    """(seconds per training step after `warmup` steps, FLOPs of one step)."""
+               warmup: int, trace: int) -> tuple[float, int, str]:
+    """(seconds per training step after `warmup` steps, FLOPs of one step, profile of `trace` more steps or '')."""
     model_cls, frames = MODELS[name]
     a, b = (resized(Domain.load(faces, d, frames, device), load_size) for d in "AB")
     batches = UnpairedBatches(a, b, params.crop_size, params.batch_size, params.seed)
@@ -104,7 +126,8 @@ def time_model(name: str, params, load_size: int, faces: Path, device: torch.dev
     for _ in range(steps):
         model.optimize(next(batches))
     synchronize(device)
-    return (time.perf_counter() - start) / steps, flops
+    seconds = (time.perf_counter() - start) / steps
+    return seconds, flops, profile_steps(model, batches, device, trace) if trace else ""
 
 
 def main() -> None:
@@ -116,16 +139,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, help="default: the profile's")
+    parser.add_argument("--trace", type=int, default=0, metavar="STEPS",
+                        help="after timing, profile this many steps and print where their time goes")
     parser.add_argument("--faces", type=Path, default=REPO / "data" / "faces")
     args = parser.parse_args()
     device = pick_device()
     print(device_line(device))
     for name in args.model:
         params, load_size = recipe(name, args.profile, args.size, args.batch_size, args.compile)
-        seconds, flops = time_model(name, params, load_size, args.faces, device, args.steps, args.warmup)
+        seconds, flops, report = time_model(name, params, load_size, args.faces, device, args.steps, args.warmup,
+                                            args.trace)
         print(f"{name:10s} {args.profile} batch {params.batch_size} {params.crop_size} px "
               f"compile {'on' if params.compile else 'off'}: "
               + figures(seconds, flops, params.batch_size, device, "iter", "img/s", "img"), flush=True)
+        if report:
+            print(report, flush=True)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from dvclive import Live
 from safetensors.torch import save_file
 from tqdm import tqdm
 
@@ -230,6 +229,8 @@ def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: 
     never = total + 1
     first_bad = torch.tensor(never, device=device)  # first step with a non-finite loss, tracked without syncing
     last_saved = start
+    from dvclive import Live  # here, not at the top: it imports DVC (~0.5 s), which infer and the benches never use
+
     live = Live(str(log_dir), resume=bool(start), dvcyaml=False, save_dvc_exp=False) if lead else contextlib.nullcontext()
     with live, tqdm(total=total, initial=start, desc=model_name, unit="step", dynamic_ncols=True, disable=not lead) as bar:
         for step in range(start + 1, total + 1):  # `step` optimisation steps done at the end of the body

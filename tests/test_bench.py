@@ -48,3 +48,25 @@ def test_infer_bench_times_translation(faces):
     ms, frames, gflop, tflops, peak = map(float, figures)
     assert min(ms, frames, gflop, tflops, peak) > 0
     assert frames == pytest.approx(4000 / ms, rel=0.01)
+
+
+def test_train_bench_profiles_where_the_step_time_goes(faces):
+    out = bench("train_speed.py", faces, "--model", "cyclegan", "--batch-size", "2", "--steps", "1", "--warmup", "1",
+                "--no-compile", "--trace", "2")
+    assert TRAIN_LINE.search(out), out
+    assert "aten::convolution_backward" in out  # the profile table names the ops
+    (wall,) = re.findall(rf"^per step \(profiled, 2 steps\): wall {NUMBER} ms$", out, re.M)
+    assert float(wall) > 0
+
+
+def test_norm_bench_times_both_kernels_and_finds_them_equal():
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "norm_speed.py"), "--size", "32", "--batch-size", "2",
+                           "--steps", "1"], env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = re.search(rf"group_norm {NUMBER} ms, instance_norm {NUMBER} ms, ratio instance/group {NUMBER}; "
+                     rf"relative difference: output ([0-9.e+-]+), first-layer gradient ([0-9.e+-]+)$", done.stdout, re.M)
+    assert line, done.stdout
+    group, instance, ratio, output, gradient = map(float, line.groups())
+    assert min(group, instance) > 0 and ratio == pytest.approx(instance / group, abs=0.01)
+    assert output < 1e-4 and gradient < 1e-1  # fp32 on the CPU: the same maths, summed in another order

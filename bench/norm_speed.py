@@ -1,0 +1,75 @@
+"""Instance norm computed as group norm (pipeline.nets.InstanceNorm) against torch's instance_norm.
+
+nets.InstanceNorm uses group norm with one group per channel because torch's CPU instance_norm
+gives wrong input gradients for one-sample channels_last batches. This times both kernels inside
+the paper generator (forward and backward, the step's precision on this device) so the choice is
+measured on the GPU too, and checks that the two give the same output and gradients.
+
+    python bench/norm_speed.py [--batch-size 8] [--size 256] [--steps 20]
+"""
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.cyclegan import StepOptions
+from pipeline.nets import InstanceNorm, ResnetGenerator, init_weights
+from pipeline.train import pick_device
+
+
+def instance_norm(self, x: torch.Tensor) -> torch.Tensor:
+    return F.instance_norm(x, eps=self.eps)
+
+
+def run(generator, x: torch.Tensor, options: StepOptions, device: torch.device, steps: int):
+    """(seconds per forward+backward, output, first-layer weight gradient) of `generator` on `x`."""
+    def step():
+        generator.zero_grad(set_to_none=True)
+        with options.autocast(device):
+            out = generator(x)
+        out.float().square().mean().backward()
+        return out
+
+    for _ in range(3):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        out = step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / steps, out.float(), next(generator.parameters()).grad.clone()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    device = pick_device()
+    options = StepOptions.for_device(device)
+    torch.manual_seed(0)
+    generator = init_weights(ResnetGenerator()).to(device, memory_format=options.memory_format)
+    x = (torch.rand(args.batch_size, 3, args.size, args.size, device=device) * 2 - 1).contiguous(
+        memory_format=options.memory_format)
+    group_s, group_out, group_grad = run(generator, x, options, device, args.steps)
+    group_norm_forward = InstanceNorm.forward
+    InstanceNorm.forward = instance_norm
+    try:
+        inst_s, inst_out, inst_grad = run(generator, x, options, device, args.steps)
+    finally:
+        InstanceNorm.forward = group_norm_forward
+    out_err = ((group_out - inst_out).norm() / inst_out.norm()).item()
+    grad_err = ((group_grad - inst_grad).norm() / inst_grad.norm()).item()
+    print(f"device {device}, batch {args.batch_size}, {args.size} px, bf16 {options.bf16}, "
+          f"channels_last {options.channels_last}: generator forward+backward")
+    print(f"group_norm {group_s * 1000:.1f} ms, instance_norm {inst_s * 1000:.1f} ms, "
+          f"ratio instance/group {inst_s / group_s:.2f}; relative difference: output {out_err:.1e}, "
+          f"first-layer gradient {grad_err:.1e}")
+
+
+if __name__ == "__main__":
+    main()
