@@ -10,7 +10,7 @@ and wait for the GPU.
 
     python bench/train_speed.py [--model cyclegan recyclegan] [--profile paper] [--batch-size 8]
                                 [--size 256] [--steps 20] [--warmup 5] [--compile | --no-compile]
-                                [--trace STEPS]
+                                [--channels-last | --no-channels-last] [--trace STEPS]
 """
 import argparse
 import dataclasses
@@ -26,6 +26,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
+from pipeline.cyclegan import StepOptions
 from pipeline.dataset import Domain, UnpairedBatches
 from pipeline.params import CycleGANParams, RecycleGANParams
 from pipeline.profile import PROFILES
@@ -107,8 +108,8 @@ def profile_steps(model, batches, device: torch.device, steps: int) -> str:
     return f"{table}\nper step (profiled, {steps} steps): wall {wall * 1000:.1f} ms{gpu}"
 
 
-def time_model(name: str, params, load_size: int, faces: Path, device: torch.device, steps: int,
-               warmup: int, trace: int) -> tuple[float, int, str]:
+def time_model(name: str, params, options: StepOptions, load_size: int, faces: Path, device: torch.device,
+               steps: int, warmup: int, trace: int) -> tuple[float, int, str]:
     """(seconds per training step after `warmup` steps, FLOPs of one step, profile of `trace` more steps or '')."""
     model_cls, frames = MODELS[name]
     a, b = (resized(Domain.load(faces, d, frames, device), load_size) for d in "AB")
@@ -116,7 +117,7 @@ def time_model(name: str, params, load_size: int, faces: Path, device: torch.dev
     eager = model_cls(dataclasses.replace(params, compile=False), device)
     flops = count_flops(lambda: eager.optimize(next(batches)))
     del eager
-    model = model_cls(params, device)
+    model = model_cls(params, device, options)
     for _ in range(warmup):
         model.optimize(next(batches))
     synchronize(device)
@@ -139,6 +140,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, help="default: the profile's")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                        help="activation layout (default: the train stage's, channels_last on CUDA only)")
     parser.add_argument("--trace", type=int, default=0, metavar="STEPS",
                         help="after timing, profile this many steps and print where their time goes")
     parser.add_argument("--faces", type=Path, default=REPO / "data" / "faces")
@@ -147,10 +150,13 @@ def main() -> None:
     print(device_line(device))
     for name in args.model:
         params, load_size = recipe(name, args.profile, args.size, args.batch_size, args.compile)
-        seconds, flops, report = time_model(name, params, load_size, args.faces, device, args.steps, args.warmup,
-                                            args.trace)
+        options = StepOptions.for_device(device, params.compile)
+        if args.channels_last is not None:
+            options = dataclasses.replace(options, channels_last=args.channels_last)
+        seconds, flops, report = time_model(name, params, options, load_size, args.faces, device, args.steps,
+                                            args.warmup, args.trace)
         print(f"{name:10s} {args.profile} batch {params.batch_size} {params.crop_size} px "
-              f"compile {'on' if params.compile else 'off'}: "
+              f"compile {'on' if params.compile else 'off'}, {'channels_last' if options.channels_last else 'NCHW'}: "
               + figures(seconds, flops, params.batch_size, device, "iter", "img/s", "img"), flush=True)
         if report:
             print(report, flush=True)
