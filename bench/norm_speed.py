@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from pipeline.cyclegan import StepOptions
 from pipeline.nets import InstanceNorm, ResnetGenerator, init_weights
 from pipeline.train import pick_device
+from train_speed import device_line, synchronize  # bench/, beside this script
 
 
 def instance_norm(self, x: torch.Tensor) -> torch.Tensor:
@@ -33,13 +34,11 @@ def run(generator, x: torch.Tensor, options: StepOptions, device: torch.device, 
 
     for _ in range(3):
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         out = step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     return (time.perf_counter() - start) / steps, out.float(), next(generator.parameters()).grad.clone()
 
 
@@ -64,7 +63,7 @@ def main() -> None:
         InstanceNorm.forward = group_norm_forward
     out_err = ((group_out - inst_out).norm() / inst_out.norm()).item()
     grad_err = ((group_grad - inst_grad).norm() / inst_grad.norm()).item()
-    print(f"device {device}, batch {args.batch_size}, {args.size} px, bf16 {options.bf16}, "
+    print(f"{device_line(device)}, batch {args.batch_size}, {args.size} px, bf16 {options.bf16}, "
           f"channels_last {options.channels_last}: generator forward+backward")
     print(f"group_norm {group_s * 1000:.1f} ms, instance_norm {inst_s * 1000:.1f} ms, "
           f"ratio instance/group {inst_s / group_s:.2f}; relative difference: output {out_err:.1e}, "
