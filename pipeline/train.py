@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir, atomic_file
-from pipeline.cyclegan import CycleGAN
+from pipeline.cyclegan import CycleGAN, replica_group
 from pipeline.dataset import Domain, UnpairedBatches, center_crops
 from pipeline.errors import FacecycleError
 from pipeline.params import GANParams
@@ -56,14 +56,15 @@ def process_group(device: torch.device):
 
     Yields (rank, world size); (0, 1) for a plain run.
     """
-    if int(os.environ.get("WORLD_SIZE", 1)) == 1:
-        yield 0, 1
-        return
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
+    several = int(os.environ.get("WORLD_SIZE", 1)) > 1
+    if several:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                device_id=device if device.type == "cuda" else None)
     try:
-        yield dist.get_rank(), dist.get_world_size()
+        yield replica_group()
     finally:
-        dist.destroy_process_group()
+        if several:
+            dist.destroy_process_group()
 
 
 def lr_factor(step: int, steps_per_epoch: float, n_epochs: float, n_epochs_decay: float) -> float:
