@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The GPU checks of README "Speed" (docs/gpu_speed.md holds their results), in priority order,
-# each under its own time limit so one slow or failing step leaves the others' numbers: the
-# CUDA-only tests; eager batch 8 in NCHW against channels_last (the layout copies around group
-# norm); compiled batch 8 (both models) and 32; translation; batch 1 against the reference with a
-# profile; the paper profile as `dvc repro` runs it (compiled, batch 1, 200 steps); the norm kernel.
+# each under its own time limit so one slow or failing step leaves the others' numbers. Part 1:
+# the CUDA-only tests with the NCHW default; compiled CycleGAN batch 8 with inductor's layout
+# optimisation forced (the layout copies, docs/gpu_speed.md "Next"); compiled Recycle-GAN batch 8
+# and translation as the paper profile's infer stage runs it, both in the NCHW default. Part 2:
+# compiled CycleGAN batch 32 and the paper profile as `dvc repro` runs it (compiled, batch 1,
+# 200 steps), both in NCHW; compiled batch 8 in channels_last with a profile.
 # Needs data/faces (the crop stage's output) and a Python that has torch, decord and the pipeline's
 # other imports. Logs go to $LOG_DIR (default: ./gpu_logs).
 #
-#     bash bench/gpu_checks.sh
+#     bash bench/gpu_checks.sh [1|2]   (default: both parts)
 set -u
 LOG_DIR=${LOG_DIR:-gpu_logs}
 mkdir -p "$LOG_DIR"
@@ -23,12 +25,15 @@ check() {  # check <name> <seconds> <command...>: run it, log it, never stop the
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda)"
-check cuda_tests 120 python3 -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests/test_fast_path.py
-check train_b8_eager_nchw 90 python3 bench/train_speed.py --batch-size 8 --no-compile --no-channels-last --trace 3
-check train_b8_eager 90 python3 bench/train_speed.py --batch-size 8 --no-compile --trace 3
-check train_b8_compiled 300 python3 bench/train_speed.py --batch-size 8
-check train_b32_compiled 200 python3 bench/train_speed.py --batch-size 32 --model cyclegan
-check infer_b64 45 python3 bench/infer_speed.py --batch-size 64
-check train_b1_eager 90 python3 bench/train_speed.py --batch-size 1 --no-compile --steps 50 --trace 5
-check paper_200_steps 300 python3 bench/train_speed.py --steps 200
-check norm 30 python3 bench/norm_speed.py
+if [ "${1:-1}" = 1 ]; then
+    check cuda_tests 60 python3 -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests/test_fast_path.py
+    check train_b8_layout_opt 190 env TORCHINDUCTOR_FORCE_LAYOUT_OPT=1 \
+        python3 bench/train_speed.py --model cyclegan --batch-size 8 --steps 15 --trace 3
+    check recyclegan_b8_compiled 200 python3 bench/train_speed.py --model recyclegan --batch-size 8 --steps 10 --warmup 3
+    check infer_compiled_rec 60 python3 bench/infer_speed.py --compile
+fi
+if [ "${1:-2}" = 2 ]; then
+    check train_b32_compiled 150 python3 bench/train_speed.py --model cyclegan --batch-size 32 --steps 10 --warmup 3
+    check paper_200_steps 200 python3 bench/train_speed.py --model cyclegan --steps 200
+    check train_b8_compiled_cl 190 python3 bench/train_speed.py --model cyclegan --batch-size 8 --channels-last --trace 3
+fi

@@ -1,15 +1,19 @@
 """Translation speed of the infer stage: frames per second, ms per batch, achieved TFLOP/s, peak memory.
 
 Times pipeline.translate.translate_batches, as the infer stage runs it: uint8 face crops from the
-host, resize to the model's crop size, generator and the reconstruction pass (bf16 and
-channels_last on CUDA), uint8 results back on the host. The generators have the profile's
-architecture (paper by default; only speed is measured, so their weights are the initial ones);
-`--size` shrinks the crops to run on a CPU. FLOPs come from FlopCounterMode on one batch.
+host, resize to the model's crop size, generator and the reconstruction pass (bf16 on CUDA),
+uint8 results back on the host; `--compile` as with `infer.compile: true`. The generators have
+the profile's architecture (paper by default; only speed is measured, so their weights are the
+initial ones); `--size` shrinks the crops to run on a CPU. `--no-reconstruction` times the
+translation alone, `--channels-last` the other layout. FLOPs come from FlopCounterMode on one
+eager batch.
 
     python bench/infer_speed.py [--model cyclegan] [--profile paper] [--batch-size 64] [--size 256]
-                                [--batches 20] [--warmup 3]
+                                [--batches 20] [--warmup 3] [--no-reconstruction] [--compile]
+                                [--channels-last | --no-channels-last]
 """
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -17,6 +21,7 @@ import numpy as np
 import torch
 
 from pipeline.crop_outputs import load_crops
+from pipeline.cyclegan import StepOptions
 from pipeline.dataset import Domain
 from pipeline.nets import ResnetGenerator, init_weights
 from pipeline.train import MODELS
@@ -32,9 +37,18 @@ def main() -> None:
     parser.add_argument("--size", type=int, help="crop size in px (default: the profile's)")
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--reconstruction", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the reconstruction pass, as the infer stage does (default on)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the generators (infer.compile)")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                        help="activation layout (default: the infer stage's, NCHW)")
     parser.add_argument("--faces", type=Path, default=REPO / "data" / "faces")
     args = parser.parse_args()
     device = pick_device("auto")
+    eager = StepOptions.for_device(device)
+    if args.channels_last is not None:
+        eager = dataclasses.replace(eager, channels_last=args.channels_last)
+    options = dataclasses.replace(eager, compile=args.compile)
     params, load_size = recipe(args.model, args.profile, args.size, None, None)
     crops = torch.from_numpy(np.ascontiguousarray(load_crops(args.faces, "A", "train")))
     crops = resized(Domain(crops, torch.zeros(0), 1), load_size).images.numpy()
@@ -42,8 +56,9 @@ def main() -> None:
     batches = [crops[picks[i:i + args.batch_size]] for i in range(0, len(picks), args.batch_size)]
     forward, backward = (init_weights(ResnetGenerator(ngf=params.ngf, n_blocks=params.n_blocks, upsample=params.upsample))
                          for _ in range(2))
-    translate = lambda part: list(translate_batches(forward, backward, part, params.crop_size, device))  # noqa: E731
-    flops = count_flops(lambda: translate(batches[:1]))
+    backward = backward if args.reconstruction else None
+    flops = count_flops(lambda: list(translate_batches(forward, backward, batches[:1], params.crop_size, device, eager)))
+    translate = lambda part: list(translate_batches(forward, backward, part, params.crop_size, device, options))  # noqa: E731
     translate(batches[:args.warmup])
     synchronize(device)
     if device.type == "cuda":
@@ -52,8 +67,10 @@ def main() -> None:
     translate(batches[args.warmup:])
     seconds = (time.perf_counter() - start) / args.batches
     print(device_line(device))
-    print(f"{args.model:10s} {args.profile} G ngf {params.ngf} {params.n_blocks} blocks, batch {args.batch_size} "
-          f"{load_size} -> {params.crop_size} px: "
+    passes = "G + reconstruction" if args.reconstruction else "G only"
+    print(f"{args.model:10s} {args.profile} {passes}, ngf {params.ngf} {params.n_blocks} blocks, batch {args.batch_size} "
+          f"{load_size} -> {params.crop_size} px, compile {'on' if args.compile else 'off'}, "
+          f"{'channels_last' if options.channels_last else 'NCHW'}: "
           + figures(seconds, flops, args.batch_size, device, "batch", "frames/s", "frame"), flush=True)
 
 

@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, help="default: the profile's")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
-                        help="activation layout (default: the train stage's, channels_last on CUDA only)")
+                        help="activation layout (default: the train stage's, NCHW)")
     parser.add_argument("--trace", type=int, default=0, metavar="STEPS",
                         help="after timing, profile this many steps and print where their time goes")
     parser.add_argument("--faces", type=Path, default=REPO / "data" / "faces")

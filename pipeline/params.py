@@ -156,6 +156,7 @@ class InferParams:
 
     batch_size: int = 16
     device: str = "auto"  # auto (CUDA when present), cuda or cpu
+    compile: bool = False  # torch.compile the generators: 2-3x on CUDA, one compile per model first
 
     def validate(self) -> None:
         _check(self.batch_size >= 1, "infer.batch_size", f"must be >= 1, got {self.batch_size}")

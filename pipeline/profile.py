@@ -1,8 +1,9 @@
 """Switch params.yaml between the `demo` and `paper` profiles: `python -m pipeline.profile paper`.
 
 A profile (profiles/<name>.yaml) holds whole `cyclegan` and `recyclegan` groups and single keys of
-`data` (the crop size) and `metrics` (how many frames are described). Switching replaces those groups in params.yaml as text, so comments, the
-video list and every other group stay as they are. Without an argument, says which profile
+`data` (the crop size), `infer` (compile or not) and `metrics` (how many frames are described).
+Switching replaces those groups and keys in params.yaml as text, so comments, the video list and
+every other group stay as they are. Without an argument, says which profile
 params.yaml matches.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pipeline.errors import FacecycleError
 from pipeline.params import load_group, read_yaml
 
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
-PARTIAL_GROUPS = ("data", "metrics")  # groups of which a profile sets single keys; others it replaces whole
+PARTIAL_GROUPS = ("data", "infer", "metrics")  # groups of which a profile sets single keys; others it replaces whole
 
 
 def block_span(lines: list[str], group: str) -> tuple[int, int] | None:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir
 from pipeline.crop_outputs import load_crops, read_boxes
-from pipeline.cyclegan import precision
+from pipeline.cyclegan import StepOptions, check_compiler
 from pipeline.errors import FacecycleError
 from pipeline.nets import ResnetGenerator
 from pipeline.train import to_uint8
@@ -92,35 +92,49 @@ def pick_device(name: str) -> torch.device:
 
 
 @torch.inference_mode()
-def translate_batches(forward: nn.Module, backward: nn.Module, batches: Iterable[np.ndarray], crop_size: int,
-                      device: torch.device) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def translate_batches(forward: nn.Module, backward: nn.Module | None, batches: Iterable[np.ndarray], crop_size: int,
+                      device: torch.device, options: StepOptions | None = None, pad_to: int = 0
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """Yield (translated, reconstructed) uint8 [b, C, C, 3] for each uint8 [b, S, S, 3] batch of crops.
 
     Crops are resized from S to the model's crop size C first (bilinear, antialiased), as in
-    training; the reconstruction is backward(forward(x)), computed before rounding to uint8.
+    training; the reconstruction is backward(forward(x)), computed before rounding to uint8 (None
+    without `backward`). `options`: layout, precision and compile, by default the training step's
+    on `device` without compile. A batch shorter than `pad_to` is padded with blank crops whose
+    results are dropped (each crop is translated on its own, instance norm has no batch
+    statistics), so compiled generators see one shape: a new one would compile again.
     """
-    memory_format, autocast = precision(device)
-    forward, backward = (net.to(device, memory_format=memory_format) for net in (forward, backward))
+    options = options or StepOptions.for_device(device)
+    nets = [net.to(device, memory_format=options.memory_format) for net in (forward, backward) if net is not None]
+    if options.compile:
+        nets = [torch.compile(net, dynamic=False) for net in nets]
     for batch in batches:
         batch = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+        count = len(batch)
+        if count < pad_to:
+            batch = torch.cat([batch, batch.new_zeros((pad_to - count, *batch.shape[1:]))])
         x = batch.permute(0, 3, 1, 2).float() / 127.5 - 1.0
         if x.shape[-1] != crop_size:
             x = F.interpolate(x, size=(crop_size, crop_size), mode="bilinear", antialias=True, align_corners=False)
-        with autocast():
-            fake = forward(x.contiguous(memory_format=memory_format))
-            rec = backward(fake)
-        yield to_uint8(fake), to_uint8(rec)
+        with options.autocast(device):
+            fake = nets[0](x.contiguous(memory_format=options.memory_format))
+            rec = nets[1](fake) if backward is not None else None
+        yield to_uint8(fake[:count]), (to_uint8(rec[:count]) if rec is not None else None)
 
 
 def translate_videos(model_dir: str | Path, faces_dir: str | Path, out_dir: str | Path, batch_size: int,
-                     device: torch.device) -> list[str]:
+                     device: torch.device, compile: bool = False) -> list[str]:
     """Write `<video>.npy` and `<video>_rec.npy` in `out_dir` for every test video of `faces_dir/boxes.csv`.
 
     Rows follow each video's face rows in boxes.csv (split test); A videos go through G_A, B
     videos through G_B. Results stream into memory-mapped .npy files batch by batch; `out_dir`
-    appears only when all videos are done. Returns the videos written.
+    appears only when all videos are done. `compile`: torch.compile the generators, every batch
+    padded to `batch_size`. Returns the videos written.
     """
     model_dir, faces_dir = Path(model_dir), Path(faces_dir)
+    if compile:
+        check_compiler(device, "infer")
+    options = StepOptions.for_device(device, compile)
     generators, arch = load_generators(model_dir)
     size = arch["crop_size"]
     test = read_boxes(faces_dir, "test")
@@ -135,7 +149,8 @@ def translate_videos(model_dir: str | Path, faces_dir: str | Path, out_dir: str 
             batches = (crops[index[i:i + batch_size]] for i in range(0, len(index), batch_size))
             done = 0
             with tqdm(total=len(index), desc=f"infer {model_dir.name} {video}", unit="face") as bar:
-                for fake, rec in translate_batches(forward, backward, batches, size, device):
+                for fake, rec in translate_batches(forward, backward, batches, size, device, options,
+                                                   batch_size if compile else 0):
                     fake_out[done:done + len(fake)], rec_out[done:done + len(rec)] = fake, rec
                     done += len(fake)
                     bar.update(len(fake))

@@ -18,7 +18,8 @@ def main() -> None:
     params = load_group("infer", args.params)
     device = pick_device(params.device)
     for model_dir in map(Path, args.models):
-        videos = translate_videos(model_dir, args.faces, Path(args.out) / model_dir.name, params.batch_size, device)
+        videos = translate_videos(model_dir, args.faces, Path(args.out) / model_dir.name, params.batch_size, device,
+                                  params.compile)
         print(f"infer: {model_dir.name}: {len(videos)} test videos translated on {device}")
 
 

@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 NUMBER = r"([0-9.]+)"
 TRAIN_LINE = re.compile(rf"^(cyclegan|recyclegan) +demo batch 2 32 px compile off, NCHW: {NUMBER} ms/iter, {NUMBER} img/s, "
                         rf"{NUMBER} GFLOP/img, {NUMBER} TFLOP/s, peak {NUMBER} GiB \(host RSS\)$", re.M)
-INFER_LINE = re.compile(rf"^cyclegan +demo G ngf 16 3 blocks, batch 4 36 -> 32 px: {NUMBER} ms/batch, {NUMBER} frames/s, "
+INFER_LINE = re.compile(rf"^cyclegan +demo (G \+ reconstruction|G only), ngf 16 3 blocks, batch 4 36 -> 32 px, "
+                        rf"compile off, NCHW: {NUMBER} ms/batch, {NUMBER} frames/s, "
                         rf"{NUMBER} GFLOP/frame, {NUMBER} TFLOP/s, peak {NUMBER} GiB \(host RSS\)$", re.M)
 
 
@@ -42,12 +43,15 @@ def test_train_bench_times_both_models_and_counts_their_flops(faces):
     assert found["recyclegan"][2] > found["cyclegan"][2]  # triplets, predictors: more work per sample
 
 
-def test_infer_bench_times_translation(faces):
-    out = bench("infer_speed.py", faces, "--batch-size", "4", "--batches", "2", "--warmup", "1")
-    (figures,) = INFER_LINE.findall(out)
-    ms, frames, gflop, tflops, peak = map(float, figures)
-    assert min(ms, frames, gflop, tflops, peak) > 0
-    assert frames == pytest.approx(4000 / ms, rel=0.01)
+def test_infer_bench_times_translation_with_and_without_the_reconstruction(faces):
+    gflop = {}
+    for flag in ("--reconstruction", "--no-reconstruction"):
+        out = bench("infer_speed.py", faces, "--batch-size", "4", "--batches", "2", "--warmup", "1", flag)
+        ((passes, *figures),) = INFER_LINE.findall(out)
+        ms, frames, gflop[passes], tflops, peak = map(float, figures)
+        assert min(ms, frames, tflops, peak) > 0
+        assert frames == pytest.approx(4000 / ms, rel=0.01)
+    assert gflop["G + reconstruction"] == pytest.approx(2 * gflop["G only"], rel=0.15)  # printed to 0.01
 
 
 def test_train_bench_profiles_where_the_step_time_goes_in_the_layout_asked_for(faces):

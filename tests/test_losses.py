@@ -45,7 +45,8 @@ def test_discriminator_loss_is_half_the_sum_of_real_and_fake_terms():
     d = CycleGAN(CycleGANParams(**TINY), CPU).networks.D_A
     output_constant(d, 0.3, tanh=False)
     x = torch.zeros(1, 3, 32, 32)
-    assert discriminator_loss(d, x, x).item() == pytest.approx(0.5 * ((0.3 - 1) ** 2 + 0.3 ** 2))
+    assert discriminator_loss(d, [x], [x]).item() == pytest.approx(0.5 * ((0.3 - 1) ** 2 + 0.3 ** 2))
+    assert discriminator_loss(d, [x, x], [x]).item() == pytest.approx(0.5 * (2 * (0.3 - 1) ** 2 + 0.3 ** 2))
 
 
 def test_l1_loss_is_weighted_mean_absolute_difference():

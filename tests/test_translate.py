@@ -69,6 +69,18 @@ def test_deterministic_and_independent_of_batch_size(inputs, models, translated,
     assert np.abs(np.load(tmp_path / "batch7" / "sbat6n.npy").astype(int) - first).max() <= 1  # float summation order
 
 
+def test_compiled_generators_translate_as_eager_ones_and_compile_once(inputs, models, translated, tmp_path):
+    """infer.compile: every batch is padded to batch_size, so the 30 crops (4 x 7 + 2) compile each generator once."""
+    from torch._dynamo.utils import counters  # torch's own count of the graphs compiled so far
+
+    before = counters["stats"]["unique_graphs"]
+    translate_videos(models["cyclegan"], inputs["faces"], tmp_path / "compiled", batch_size=7, device=CPU, compile=True)
+    assert counters["stats"]["unique_graphs"] - before == 1  # one graph: G_B has G_A's architecture, weights are inputs
+    for suffix in ("", "_rec"):
+        eager = np.load(translated / f"sbat6n{suffix}.npy").astype(int)
+        assert np.abs(np.load(tmp_path / "compiled" / f"sbat6n{suffix}.npy") - eager).max() <= 1  # fused rounding
+
+
 def test_inference_runs_without_autograd(inputs, models):
     generators, _ = load_generators(models["recyclegan"])
     seen = []
