@@ -16,13 +16,16 @@ BOX_COLUMNS = ["video", "domain", "split", "frame", "time", "shot", "face", "cx"
                "det_x0", "det_y0", "det_x1", "det_y1", "crop_index"]
 
 
-def load_crop_array(path: str | Path, rows: int | None = None) -> np.ndarray:
-    """A uint8 [N, S, S, 3] crop array, memory-mapped copy-on-write; `rows`, when given, must equal N."""
+def load_crop_array(path: str | Path, rows: int | None = None, writer: str = "") -> np.ndarray:
+    """A uint8 [N, S, S, 3] crop array, memory-mapped copy-on-write; `rows`, when given, must equal N.
+
+    `writer`: the stage that writes the file, named when it is missing.
+    """
     path = Path(path)
     try:
         array = np.load(path, mmap_mode="c")
     except FileNotFoundError:
-        raise FacecycleError(f"{path}: not found") from None
+        raise FacecycleError(f"{path}: not found" + (f" (the {writer} stage writes it)" if writer else "")) from None
     except ValueError as err:
         raise FacecycleError(f"{path}: not a .npy array ({err})") from None
     if array.dtype != np.uint8 or array.ndim != 4 or array.shape[1] != array.shape[2] or array.shape[3] != 3:
@@ -34,10 +37,7 @@ def load_crop_array(path: str | Path, rows: int | None = None) -> np.ndarray:
 
 def load_crops(faces_dir: str | Path, domain: str, split: str) -> np.ndarray:
     """The `<domain>_<split>.npy` crops of the crop_faces output `faces_dir`."""
-    path = Path(faces_dir) / f"{domain}_{split}.npy"
-    if not path.exists():
-        raise FacecycleError(f"{path}: not found (the crop_faces stage writes it)")
-    return load_crop_array(path)
+    return load_crop_array(Path(faces_dir) / f"{domain}_{split}.npy", writer="crop_faces")
 
 
 def read_boxes(faces_dir: str | Path, split: str) -> pd.DataFrame:

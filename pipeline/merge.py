@@ -184,7 +184,8 @@ def merge_test_videos(frames_dir: Path, faces_dir: Path, raw_dir: Path, translat
     for video, rows in test.groupby("video", sort=True):
         faces = int(rows["face"].sum())
         frames, _ = load_frames(frames_dir, video, int(videos.loc[video, "frames"]))
-        translated = {model: load_crop_array(Path(d) / f"{video}.npy", faces) for model, d in zip(models, translated_dirs)}
+        translated = {model: load_crop_array(Path(d) / f"{video}.npy", faces, "infer")
+                      for model, d in zip(models, translated_dirs)}
         crops = load_crops(faces_dir, rows["domain"].iloc[0], "test") if faces and params.color_match else None
         jobs.append((video, frames, rows, translated, crops, float(videos.loc[video, "fps"]),
                      raw_dir / videos.loc[video, "file"]))

@@ -128,11 +128,11 @@ def open_videos(faces_dir: Path, translated_dir: Path, models: tuple[str, ...]) 
     videos = []
     for video, faces in test.groupby("video", sort=True):
         path = faces_dir / f"{faces['domain'].iloc[0]}_test.npy"
-        crops, index = load_crop_array(path), faces["crop_index"].to_numpy()
+        crops, index = load_crop_array(path, writer="crop_faces"), faces["crop_index"].to_numpy()
         if index.min() < 0 or index.max() >= len(crops):
             raise FacecycleError(f"{faces_dir / 'boxes.csv'}: crop_index of {video} out of range for {path} ({len(crops)} crops)")
-        translated = {model: (load_crop_array(translated_dir / model / f"{video}.npy", len(faces)),
-                              load_crop_array(translated_dir / model / f"{video}_rec.npy", len(faces)))
+        translated = {model: (load_crop_array(translated_dir / model / f"{video}.npy", len(faces), "infer"),
+                              load_crop_array(translated_dir / model / f"{video}_rec.npy", len(faces), "infer"))
                       for model in models}
         videos.append((faces, np.asarray(crops[index]), translated))
     return videos
