@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from pipeline.crop_outputs import load_crops
-from pipeline.cyclegan import StepOptions
 from pipeline.dataset import Domain
 from pipeline.nets import ResnetGenerator, init_weights
 from pipeline.train import MODELS
 from pipeline.translate import pick_device, translate_batches
-from train_speed import REPO, count_flops, device_line, figures, recipe, resized, synchronize  # bench/, beside this script
+from train_speed import (REPO, count_flops, device_line, figures, layout, recipe, resized,  # bench/, beside this script
+                         step_options, synchronize)
 
 
 def main() -> None:
@@ -45,10 +45,8 @@ def main() -> None:
     parser.add_argument("--faces", type=Path, default=REPO / "data" / "faces")
     args = parser.parse_args()
     device = pick_device("auto")
-    eager = StepOptions.for_device(device)
-    if args.channels_last is not None:
-        eager = dataclasses.replace(eager, channels_last=args.channels_last)
-    options = dataclasses.replace(eager, compile=args.compile)
+    options = step_options(device, args.compile, args.channels_last)
+    eager = dataclasses.replace(options, compile=False)  # FlopCounterMode counts the eager ops
     params, load_size = recipe(args.model, args.profile, args.size, None, None)
     crops = torch.from_numpy(np.ascontiguousarray(load_crops(args.faces, "A", "train")))
     crops = resized(Domain(crops, torch.zeros(0), 1), load_size).images.numpy()
@@ -70,7 +68,7 @@ def main() -> None:
     passes = "G + reconstruction" if args.reconstruction else "G only"
     print(f"{args.model:10s} {args.profile} {passes}, ngf {params.ngf} {params.n_blocks} blocks, batch {args.batch_size} "
           f"{load_size} -> {params.crop_size} px, compile {'on' if args.compile else 'off'}, "
-          f"{'channels_last' if options.channels_last else 'NCHW'}: "
+          f"{layout(options)}: "
           + figures(seconds, flops, args.batch_size, device, "batch", "frames/s", "frame"), flush=True)
 
 

@@ -60,6 +60,16 @@ def recipe(model: str, profile: str, size: int | None, batch_size: int | None, c
     return params, load_size
 
 
+def step_options(device: torch.device, compile: bool, channels_last: bool | None) -> StepOptions:
+    """The stage's options on `device` with `compile`, in the layout asked for (None: the stage's)."""
+    options = StepOptions.for_device(device, compile)
+    return options if channels_last is None else dataclasses.replace(options, channels_last=channels_last)
+
+
+def layout(options: StepOptions) -> str:
+    return "channels_last" if options.channels_last else "NCHW"
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -150,13 +160,11 @@ def main() -> None:
     print(device_line(device))
     for name in args.model:
         params, load_size = recipe(name, args.profile, args.size, args.batch_size, args.compile)
-        options = StepOptions.for_device(device, params.compile)
-        if args.channels_last is not None:
-            options = dataclasses.replace(options, channels_last=args.channels_last)
+        options = step_options(device, params.compile, args.channels_last)
         seconds, flops, report = time_model(name, params, options, load_size, args.faces, device, args.steps,
                                             args.warmup, args.trace)
         print(f"{name:10s} {args.profile} batch {params.batch_size} {params.crop_size} px "
-              f"compile {'on' if params.compile else 'off'}, {'channels_last' if options.channels_last else 'NCHW'}: "
+              f"compile {'on' if params.compile else 'off'}, {layout(options)}: "
               + figures(seconds, flops, params.batch_size, device, "iter", "img/s", "img"), flush=True)
         if report:
             print(report, flush=True)

@@ -127,10 +127,11 @@ def open_videos(faces_dir: Path, translated_dir: Path, models: tuple[str, ...]) 
     test = read_test_faces(faces_dir)
     videos = []
     for video, faces in test.groupby("video", sort=True):
-        path = faces_dir / f"{faces['domain'].iloc[0]}_test.npy"
-        crops, index = load_crop_array(path, writer="crop_faces"), faces["crop_index"].to_numpy()
+        domain = faces["domain"].iloc[0]
+        crops, index = load_crops(faces_dir, domain, "test"), faces["crop_index"].to_numpy()
         if index.min() < 0 or index.max() >= len(crops):
-            raise FacecycleError(f"{faces_dir / 'boxes.csv'}: crop_index of {video} out of range for {path} ({len(crops)} crops)")
+            raise FacecycleError(f"{faces_dir / 'boxes.csv'}: crop_index of {video} out of range for "
+                                 f"{faces_dir / f'{domain}_test.npy'} ({len(crops)} crops)")
         translated = {model: (load_crop_array(translated_dir / model / f"{video}.npy", len(faces), "infer"),
                               load_crop_array(translated_dir / model / f"{video}_rec.npy", len(faces), "infer"))
                       for model in models}
