@@ -10,7 +10,7 @@ and wait for the GPU.
 
     python bench/train_speed.py [--model cyclegan recyclegan] [--profile paper] [--batch-size 8]
                                 [--size 256] [--steps 20] [--warmup 5] [--compile | --no-compile]
-                                [--channels-last | --no-channels-last] [--trace STEPS]
+                                [--channels-last | --no-channels-last] [--cuda-graphs] [--trace STEPS]
 """
 import argparse
 import dataclasses
@@ -152,6 +152,8 @@ def main() -> None:
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, help="default: the profile's")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
                         help="activation layout (default: the train stage's, NCHW)")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="compile in reduce-overhead mode: CUDA graph replays (needs compile)")
     parser.add_argument("--trace", type=int, default=0, metavar="STEPS",
                         help="after timing, profile this many steps and print where their time goes")
     parser.add_argument("--faces", type=Path, default=REPO / "data" / "faces")
@@ -161,10 +163,14 @@ def main() -> None:
     for name in args.model:
         params, load_size = recipe(name, args.profile, args.size, args.batch_size, args.compile)
         options = step_options(device, params.compile, args.channels_last)
+        if args.cuda_graphs:
+            if not params.compile:
+                parser.error("--cuda-graphs replays compiled graphs: it needs compile (--compile)")
+            options = dataclasses.replace(options, cuda_graphs=True)
         seconds, flops, report = time_model(name, params, options, load_size, args.faces, device, args.steps,
                                             args.warmup, args.trace)
         print(f"{name:10s} {args.profile} batch {params.batch_size} {params.crop_size} px "
-              f"compile {'on' if params.compile else 'off'}, {layout(options)}: "
+              f"compile {'on' if params.compile else 'off'}{' (CUDA graphs)' * options.cuda_graphs}, {layout(options)}: "
               + figures(seconds, flops, params.batch_size, device, "iter", "img/s", "img"), flush=True)
         if report:
             print(report, flush=True)

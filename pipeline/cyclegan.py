@@ -149,13 +149,16 @@ class StepOptions:
     channels_last: NHWC activations (the tensor cores' layout; off by default, see for_device);
     bf16: autocast (weights, optimiser and losses stay fp32); fused_adam: one Adam kernel for all
     parameters; compile: torch.compile each network, which fuses the memory-bound instance norm,
-    padding and elementwise chains.
+    padding and elementwise chains; cuda_graphs: compile in "reduce-overhead" mode, so each compiled
+    graph replays as one CUDA graph instead of hundreds of launches (for launch-bound steps such as
+    the paper's batch 1; CUDA only, needs compile; under test, docs/gpu_speed.md).
     """
 
     channels_last: bool = False
     bf16: bool = False
     fused_adam: bool = False
     compile: bool = False
+    cuda_graphs: bool = False
 
     @classmethod
     def for_device(cls, device: torch.device, compile: bool = False) -> "StepOptions":
@@ -211,7 +214,7 @@ class CycleGAN:
             for net in self.networks.values():
                 # in place: state_dict keys stay as they are. Static shapes: each batch shape a
                 # network sees (two per step, see `batched`) gets its own specialised kernels.
-                net.compile(dynamic=False)
+                net.compile(dynamic=False, mode="reduce-overhead" if self.options.cuda_graphs else None)
         self.rank, self.world = replica_group()
         self.replicas = {name: DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
                          if self.world > 1 else net for name, net in self.networks.items()}
@@ -269,6 +272,8 @@ class CycleGAN:
         """One step: the generator side with the discriminators frozen, then D_A and D_B. Returns the losses."""
         n = self.networks
         real_A, real_B = batch["A"], batch["B"]
+        if self.options.cuda_graphs:  # the last step's graph outputs are no longer needed: replay may reuse them
+            torch.compiler.cudagraph_mark_step_begin()
         set_requires_grad([n.D_A, n.D_B], False)
         with self.autocast():
             g_losses, fakes = self.generator_losses(real_A, real_B)

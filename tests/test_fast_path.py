@@ -8,6 +8,7 @@ steps are not compared: early GAN training is chaotic, and any rounding change (
 instead of 1) grows ~10x per step from step 5 in Recycle-GAN at batch 1. bf16 keeps 8 mantissa
 bits: ~0.4% per op, ~1% on the first losses, growing with the steps, hence 5% over 3 steps.
 """
+import dataclasses
 import os
 import shutil
 
@@ -123,3 +124,15 @@ def test_cuda_fast_path_gives_the_losses_of_the_plain_path_and_never_waits_for_t
             trained.optimize(next(batches))
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@CUDA
+@pytest.mark.parametrize("model", ["cyclegan", "recyclegan"])
+def test_cuda_graph_replays_give_the_losses_of_the_plain_path(model, faces):
+    """Each graph warms up at its first call (step 1), records at its second and replays from its
+    third (step 3), reusing its output memory: a tensor read after its graph replayed again would
+    show as a wrong loss at step 3."""
+    device = pick_device()
+    plain = step_losses(model, StepOptions(), faces, 3, device, batch_size=2)
+    replayed = dataclasses.replace(StepOptions.for_device(device, compile=True), cuda_graphs=True)
+    assert_close(step_losses(model, replayed, faces, 3, device, batch_size=2), plain, rtol=5e-2)
