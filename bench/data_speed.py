@@ -9,7 +9,6 @@ crops) with `data.detect_every` from params.yaml and, for comparison, with the d
 import argparse
 import dataclasses
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -18,18 +17,14 @@ from pipeline.crop import crop_faces
 from pipeline.frames import extract_frames
 from pipeline.params import load_group
 from pipeline.video import iter_frames
+from timing import best_seconds  # bench/, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def best_rate(work, frames: int, repeat: int) -> float:
+def rate(work, frames: int, repeat: int) -> float:
     """Frames per second of the fastest of `repeat` runs of work()."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return frames / best
+    return frames / best_seconds(work, repeat)
 
 
 def main() -> None:
@@ -53,15 +48,15 @@ def main() -> None:
             frames_dir.mkdir(exist_ok=True)
             extract_frames(raw, frames_dir, None).to_csv(frames_dir / "videos.csv", index=False)
 
-        rates = {"decode (iter_frames)": best_rate(lambda: [None for clip in clips for _ in iter_frames(clip)],
-                                                   count, args.repeat),
-                 "extract_frames": best_rate(extract, count, args.repeat)}
+        rates = {"decode (iter_frames)": rate(lambda: [None for clip in clips for _ in iter_frames(clip)],
+                                              count, args.repeat),
+                 "extract_frames": rate(extract, count, args.repeat)}
         dense = dataclasses.replace(params, detect_every=1)
         for name, setting in (("crop_faces", params), ("crop_faces, detector on every frame", dense)):
-            rates[name] = best_rate(lambda: crop_faces(frames_dir, Path(tmp) / "faces", setting), count, args.repeat)
+            rates[name] = rate(lambda: crop_faces(frames_dir, Path(tmp) / "faces", setting), count, args.repeat)
     decode = rates["decode (iter_frames)"]
-    for name, rate in rates.items():
-        print(f"{name:38s} {rate:8.1f} frames/s   {rate / decode:6.3f} x decode")
+    for name, fps in rates.items():
+        print(f"{name:38s} {fps:8.1f} frames/s   {fps / decode:6.3f} x decode")
     print(f"crop_faces / extract_frames: {rates['crop_faces'] / rates['extract_frames']:.3f}; "
           f"sparse / dense detection: {rates['crop_faces'] / rates['crop_faces, detector on every frame']:.2f}x")
 

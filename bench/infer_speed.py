@@ -23,15 +23,16 @@ import torch
 from pipeline.crop_outputs import load_crops
 from pipeline.dataset import Domain
 from pipeline.nets import ResnetGenerator, init_weights
-from pipeline.train import MODELS
-from pipeline.translate import pick_device, translate_batches
+from pipeline.runtime import pick_device
+from pipeline.train import MODEL_CLASSES
+from pipeline.translate import translate_batches
 from train_speed import (REPO, count_flops, device_line, figures, layout, recipe, resized,  # bench/, beside this script
                          step_options, synchronize)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=sorted(MODELS), default="cyclegan", help="whose generator architecture")
+    parser.add_argument("--model", choices=sorted(MODEL_CLASSES), default="cyclegan", help="whose generator architecture")
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--batch-size", type=int, default=64, help="crops per forward pass (the infer group's batch_size)")
     parser.add_argument("--size", type=int, help="crop size in px (default: the profile's)")
@@ -44,7 +45,7 @@ def main() -> None:
                         help="activation layout (default: the infer stage's, NCHW)")
     parser.add_argument("--faces", type=Path, default=REPO / "data" / "faces")
     args = parser.parse_args()
-    device = pick_device("auto")
+    device = pick_device()
     options = step_options(device, args.compile, args.channels_last)
     eager = dataclasses.replace(options, compile=False)  # FlopCounterMode counts the eager ops
     params, load_size = recipe(args.model, args.profile, args.size, None, None)

@@ -9,32 +9,23 @@ whole merge of one video (two models pasted, three H.264 encodes: two results an
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pipeline.crop import load_frames
 from pipeline.crop_outputs import read_boxes
+from pipeline.frame_outputs import load_frames
 from pipeline.merge import merge_test_videos, paste_face
 from pipeline.nets import ResnetGenerator, init_weights
 from pipeline.params import MergeParams
-from pipeline.translate import pick_device, translate_batches
+from pipeline.runtime import pick_device
+from pipeline.translate import translate_batches
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from merge_inputs import write_inputs  # noqa: E402 - the tests' real-input helper
-
-
-def seconds(work, repeat: int = 3) -> float:
-    """Best of `repeat` runs: the machine is shared, the minimum is the least disturbed."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return best
+from timing import best_seconds  # noqa: E402 - bench/, beside this script
 
 
 def main() -> None:
@@ -45,7 +36,7 @@ def main() -> None:
     parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--n-blocks", type=int, default=3)
     args = parser.parse_args()
-    device = pick_device("auto")
+    device = pick_device()
     samples, shared = REPO / "data" / "samples", REPO.parent / "shared" / "data"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -59,12 +50,12 @@ def main() -> None:
               f"{args.load_size} -> {args.crop_size} px; GRID sbat6n, {len(rows)} frames 360x288")
         for batch in (1, 4, 16, 64):
             batches = [crops[i:i + batch] for i in range(0, len(crops), batch)]
-            took = seconds(lambda: list(translate_batches(G_A, G_B, batches, args.crop_size, device)))
+            took = best_seconds(lambda: list(translate_batches(G_A, G_B, batches, args.crop_size, device)))
             print(f"  infer batch {batch:3d}: {len(crops) / took:8.1f} crops/s (G_A + G_B)")
         faces = list(translate_batches(G_A, G_B, [crops], args.crop_size, device))[0][0]
         boxes = rows[["cx", "cy", "size"]].to_numpy()
         for color in (False, True):
-            took = seconds(lambda: [paste_face(np.asarray(frames[i]), faces[i], tuple(boxes[i]), 0.15,
+            took = best_seconds(lambda: [paste_face(np.asarray(frames[i]), faces[i], tuple(boxes[i]), 0.15,
                                                crops[i] if color else None) for i in range(len(rows))])
             print(f"  paste, color_match={color!s:5s}: {1000 * took / len(rows):6.2f} ms/frame")
         for name in ("cyclegan", "recyclegan"):
@@ -72,7 +63,7 @@ def main() -> None:
             for video, n in rows.groupby("video").size().items():
                 np.save(tmp / "translated" / name / f"{video}.npy", faces[:n])
             np.save(tmp / "translated" / name / "wall.npy", faces[:0])
-        took = seconds(lambda: merge_test_videos(inputs["frames"], inputs["faces"], inputs["raw"],
+        took = best_seconds(lambda: merge_test_videos(inputs["frames"], inputs["faces"], inputs["raw"],
                                                  [tmp / "translated" / "cyclegan", tmp / "translated" / "recyclegan"],
                                                  tmp / "results", MergeParams()), repeat=1)
         total = len(read_boxes(inputs["faces"], "test"))

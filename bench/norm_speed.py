@@ -13,9 +13,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from pipeline.cyclegan import StepOptions
 from pipeline.nets import InstanceNorm, ResnetGenerator, init_weights
-from pipeline.train import pick_device
+from pipeline.runtime import StepOptions, pick_device
 from train_speed import device_line, synchronize  # bench/, beside this script
 
 

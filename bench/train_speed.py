@@ -26,11 +26,11 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from pipeline.cyclegan import StepOptions
 from pipeline.dataset import Domain, UnpairedBatches
 from pipeline.params import CycleGANParams, RecycleGANParams
 from pipeline.profile import PROFILES
-from pipeline.train import MODELS, pick_device
+from pipeline.runtime import StepOptions, pick_device
+from pipeline.train import MODEL_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = {"cyclegan": CycleGANParams, "recyclegan": RecycleGANParams}
@@ -121,12 +121,11 @@ def profile_steps(model, batches, device: torch.device, steps: int) -> str:
 def time_model(name: str, params, options: StepOptions, load_size: int, faces: Path, device: torch.device,
                steps: int, warmup: int, trace: int) -> tuple[float, int, str]:
     """(seconds per training step after `warmup` steps, FLOPs of one step, profile of `trace` more steps or '')."""
-    model_cls, frames = MODELS[name]
+    model_cls, frames = MODEL_CLASSES[name]
     a, b = (resized(Domain.load(faces, d, frames, device), load_size) for d in "AB")
     batches = UnpairedBatches(a, b, params.crop_size, params.batch_size, params.seed)
-    eager = model_cls(dataclasses.replace(params, compile=False), device)
-    flops = count_flops(lambda: eager.optimize(next(batches)))
-    del eager
+    # an eager model, built inside the count (weight init has no convolutions) and freed after it
+    flops = count_flops(lambda: model_cls(dataclasses.replace(params, compile=False), device).optimize(next(batches)))
     model = model_cls(params, device, options)
     for _ in range(warmup):
         model.optimize(next(batches))
@@ -143,7 +142,7 @@ def time_model(name: str, params, options: StepOptions, load_size: int, faces: P
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
+    parser.add_argument("--model", nargs="+", choices=sorted(MODEL_CLASSES), default=sorted(MODEL_CLASSES))
     parser.add_argument("--profile", default="paper", help="profiles/<name>.yaml gives the recipe (default paper)")
     parser.add_argument("--batch-size", type=int, help="global batch (default: the profile's)")
     parser.add_argument("--size", type=int, help="crop size in px (default: the profile's; Recycle-GAN: a multiple of 32)")

@@ -6,6 +6,7 @@ however many frames there are (the paper's 22,388 crops at 286 px are 5.5 GB).
 """
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -17,48 +18,22 @@ from tqdm import tqdm
 from pipeline.atomic import atomic_dir
 from pipeline.crop_outputs import BOX_COLUMNS
 from pipeline.errors import FacecycleError
-from pipeline.faces import FaceDetector, crop_square, jitter, scene_cuts, track_faces
+from pipeline.faces import FaceDetector, ShotFilter, VideoBoxes, crop_square, jitter, scene_cuts, track_faces
+from pipeline.frame_outputs import DOMAINS, load_frames, read_videos
+from pipeline.identity import FaceDescriber, main_person_shots
 from pipeline.params import DataParams
 from pipeline.split import frame_splits
 
-DOMAINS = ("A", "B")
 SPLITS = ("train", "test")
 
 
-def read_videos(frames_dir: Path) -> pd.DataFrame:
-    """The extract stage's videos.csv, checked for the columns and domains this stage needs."""
-    listing = frames_dir / "videos.csv"
-    if not listing.is_file():
-        raise FacecycleError(f"{listing}: not found (run extract_frames first)")
-    videos = pd.read_csv(listing, dtype={"name": str, "domain": str, "split": str})
-    missing = sorted({"name", "domain", "split", "fps", "frames"} - set(videos.columns))
-    if missing:
-        raise FacecycleError(f"{listing}: missing column(s) {missing}")
-    for domain in DOMAINS:
-        if not (videos["domain"] == domain).any():
-            raise FacecycleError(f"{listing}: no video of domain {domain}")
-    return videos
-
-
-def load_frames(frames_dir: Path, name: str, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Memory-mapped uint8 frames [count, H, W, 3] of one video and their times (seconds in the raw video)."""
-    path, table = frames_dir / f"{name}.npy", frames_dir / f"{name}.csv"
-    try:
-        frames = np.load(path, mmap_mode="r")
-        times = pd.read_csv(table)["time"].to_numpy()
-    except (OSError, ValueError, KeyError) as err:
-        raise FacecycleError(f"{path if not path.is_file() else table}: unreadable ({err})") from None
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3 or len(frames) != count:
-        raise FacecycleError(f"{path}: expected uint8 [{count}, H, W, 3], got {frames.dtype} {list(frames.shape)}")
-    if len(times) != count:
-        raise FacecycleError(f"{table}: {len(times)} rows for {count} frames")
-    return frames, times
-
-
-def video_boxes(frames_dir: Path, video, params: DataParams, detect: FaceDetector) -> pd.DataFrame:
-    """boxes.csv rows of one video (plus the raw_* columns), crop boxes with the margin added."""
+def video_boxes(frames_dir: Path, video, params: DataParams, detect: FaceDetector,
+                keep_shots: ShotFilter | None, bar: tqdm) -> VideoBoxes:
+    """One video's boxes: `table` holds its boxes.csv rows (plus the raw_* columns), crop boxes with
+    the margin added."""
     frames, times = load_frames(frames_dir, video.name, int(video.frames))
-    table = track_faces(frames, float(video.fps), params.detect_every, detect).table
+    found = track_faces(frames, float(video.fps), params.detect_every, detect, keep_shots, bar)
+    table = found.table
     for column in ("size", "raw_size"):
         table[column] *= 1 + 2 * params.margin
     split = video.split if isinstance(video.split, str) and video.split else None
@@ -66,7 +41,7 @@ def video_boxes(frames_dir: Path, video, params: DataParams, detect: FaceDetecto
     table.insert(1, "domain", video.domain)
     table.insert(2, "split", frame_splits(video.name, len(table), split, params.test_share, params.split_seed))
     table.insert(4, "time", times)
-    return table
+    return found
 
 
 def check_faces(boxes: pd.DataFrame, frames_dir: Path) -> None:
@@ -83,8 +58,9 @@ def check_faces(boxes: pd.DataFrame, frames_dir: Path) -> None:
             raise FacecycleError(f"{frames_dir / 'videos.csv'}: no face in the training frames of domain {domain}")
 
 
-def summarize(boxes: pd.DataFrame, detector_runs: int) -> dict:
-    """metrics/crop.json: frames and faces per domain and split, detection rate, box jitter."""
+def summarize(boxes: pd.DataFrame, detector_runs: int, other_person_shots: int) -> dict:
+    """metrics/crop.json: frames and faces per domain and split, detection rate, box jitter, shots
+    left out as another person's."""
     def counts(rows: pd.DataFrame) -> dict:
         frames, faces = len(rows), int(rows["face"].sum())
         return {"frames": frames, "faces": faces, "detection_rate": faces / frames if frames else None}
@@ -92,6 +68,7 @@ def summarize(boxes: pd.DataFrame, detector_runs: int) -> dict:
     summary = counts(boxes)
     summary["detector_runs"] = detector_runs
     summary["scene_cuts"] = sum(len(scene_cuts(rows["shot"].to_numpy())) for _, rows in boxes.groupby("video"))
+    summary["other_person_shots"] = other_person_shots
     summary["jitter_raw"] = _finite(jitter(boxes, "raw_", by=("video", "shot")))
     summary["jitter_smoothed"] = _finite(jitter(boxes, by=("video", "shot")))
     for domain in DOMAINS:
@@ -108,10 +85,10 @@ def crop_faces(frames_dir: Path, out_dir: Path, params: DataParams) -> dict:
     """Write boxes.csv and `<domain>_<split>.npy` crops into `out_dir` (atomically); return the summary."""
     videos = read_videos(frames_dir)
     detect = FaceDetector()
-    tables = []
-    for video in tqdm(list(videos.itertuples()), desc="crop_faces: detect", unit="video"):
-        tables.append(video_boxes(frames_dir, video, params, detect))
-    boxes = pd.concat(tables, ignore_index=True)
+    keep_shots = functools.partial(main_person_shots, describe=FaceDescriber()) if params.one_person else None
+    with tqdm(total=int(videos["frames"].sum()), desc="crop_faces: detect", unit="frame") as bar:
+        found = [video_boxes(frames_dir, video, params, detect, keep_shots, bar) for video in videos.itertuples()]
+    boxes = pd.concat([f.table for f in found], ignore_index=True)
     check_faces(boxes, frames_dir)
     boxes["crop_index"] = -1
     for (domain, split), rows in boxes[boxes["face"]].groupby(["domain", "split"]):
@@ -134,4 +111,4 @@ def crop_faces(frames_dir: Path, out_dir: Path, params: DataParams) -> dict:
             array.flush()
         del arrays
         boxes[BOX_COLUMNS].to_csv(tmp / "boxes.csv", index=False)
-    return summarize(boxes, detect.runs)
+    return summarize(boxes, detect.runs, sum(f.dropped_shots for f in found))

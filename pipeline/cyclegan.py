@@ -17,10 +17,7 @@ statistics, so each sample's maths is unchanged, and the GPU runs fewer, larger 
 from __future__ import annotations
 
 import itertools
-import os
-import shutil
-from dataclasses import dataclass
-from typing import ContextManager, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -28,9 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from pipeline.errors import FacecycleError
 from pipeline.nets import NLayerDiscriminator, ResnetGenerator, init_weights
 from pipeline.params import GANParams
+from pipeline.runtime import StepOptions, check_compiler, replica_group
 
 
 def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
@@ -140,58 +137,6 @@ def optimizer_step(optimizer: torch.optim.Optimizer, losses: Iterable[torch.Tens
     optimizer.zero_grad(set_to_none=True)
     sum(losses).backward()
     optimizer.step()
-
-
-@dataclass(frozen=True)
-class StepOptions:
-    """How the step runs. None of it changes the maths, only rounding and speed.
-
-    channels_last: NHWC activations (the tensor cores' layout; off by default, see for_device);
-    bf16: autocast (weights, optimiser and losses stay fp32); fused_adam: one Adam kernel for all
-    parameters; compile: torch.compile each network, which fuses the memory-bound instance norm,
-    padding and elementwise chains; cuda_graphs: compile in "reduce-overhead" mode, so each compiled
-    graph replays as one CUDA graph instead of hundreds of launches (for launch-bound steps such as
-    the paper's batch 1; CUDA only, needs compile; under test, docs/gpu_speed.md).
-    """
-
-    channels_last: bool = False
-    bf16: bool = False
-    fused_adam: bool = False
-    compile: bool = False
-    cuda_graphs: bool = False
-
-    @classmethod
-    def for_device(cls, device: torch.device, compile: bool = False) -> "StepOptions":
-        """bf16 and fused Adam on CUDA, fused Adam only on the CPU; NCHW on both (docs/gpu_speed.md).
-
-        Measured on an H100, NCHW beats channels_last in every case (eager training 1.27x, compiled
-        1.06x, translation 1.24x / 1.06x): torch's group norm copies a channels_last input to NCHW
-        on the GPU, which costs more than cuDNN's own layout change. On the CPU (2-core AVX2) bf16 is
-        ~9x slower, channels_last no faster and compile no faster after 1.5 min of warm-up.
-        """
-        return cls(bf16=device.type == "cuda", fused_adam=True, compile=compile)
-
-    @property
-    def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.channels_last else torch.contiguous_format
-
-    def autocast(self, device: torch.device) -> ContextManager:
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
-
-
-def replica_group() -> tuple[int, int]:
-    """(rank, world size) of this process when torchrun started several; (0, 1) otherwise."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def check_compiler(device: torch.device, group: str) -> None:
-    """torch.compile on the CPU builds C++ kernels: fail at once, naming the param, when no compiler is found."""
-    compiler = os.environ.get("CXX") or "g++"
-    if device.type == "cpu" and not shutil.which(compiler):
-        raise FacecycleError(f"params: {group}.compile: torch.compile on the CPU needs a C++ compiler "
-                             f"({compiler} not found; set CXX or {group}.compile false)")
 
 
 class CycleGAN:

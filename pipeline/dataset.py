@@ -3,7 +3,7 @@
 Sampling follows the official unaligned dataset: A in a shuffled order (a new permutation of
 max(|A|, |B|) positions each epoch, position i -> A[i % |A|]), B at random, each sample with its own
 random crop (load_size -> crop_size) and horizontal flip. Recycle-GAN samples are three consecutive
-frames of one shot sharing one crop and flip. The random draws come from a CPU torch.Generator whose
+frames of one shot sharing one crop, unflipped as in the authors' triplet loader (`flip`). The random draws come from a CPU torch.Generator whose
 state is checkpointed (the same samples on any device); the uint8 crops live on the training device,
 each step's draws go there in one small asynchronous copy and the pixels are gathered there, so the
 host never waits for the GPU. Under torchrun every process draws the same global batch and keeps
@@ -86,10 +86,13 @@ class UnpairedBatches:
     """Endless batches {"A": ..., "B": ...} drawn as the official unaligned dataset draws them.
 
     Tensors are [B, 3, crop, crop] for single frames and [B, 3 frames, 3, crop, crop] for triplets.
+    `flip`: mirror each sample with probability 1/2.
     """
 
-    def __init__(self, a: Domain, b: Domain, crop_size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, a: Domain, b: Domain, crop_size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
+                 flip: bool = True):
         self.domains = {"A": a, "B": b}
+        self.flip = flip
         self.crop_size, self.batch_size = crop_size, batch_size  # the global batch, over all `world` processes
         self.rank, self.world = rank, world
         self.epoch_size = max(len(a.starts), len(b.starts))
@@ -117,7 +120,8 @@ class UnpairedBatches:
             plan[name] = {"rows": domain.starts[position][:, None] + torch.arange(domain.frames),
                           "top": torch.randint(span, (self.batch_size,), generator=self.generator),
                           "left": torch.randint(span, (self.batch_size,), generator=self.generator),
-                          "flip": torch.rand(self.batch_size, generator=self.generator) < 0.5}
+                          "flip": (torch.rand(self.batch_size, generator=self.generator) < 0.5 if self.flip
+                                   else torch.zeros(self.batch_size, dtype=torch.bool))}
         return plan
 
     def __next__(self) -> dict[str, torch.Tensor]:

@@ -7,19 +7,21 @@ sum of box sizes: present longest and largest, so a passer-by or a false hit nev
 frames where the main track appears or vanishes between two detector runs are detected one by
 one so its ends are exact; gaps of up to MAX_GAP_SECONDS are bridged by linear interpolation
 (occlusion, blinks of the detector), longer ones mean no face; the box is smoothed over time
-within each run of face frames, never across a cut.
+within each run of face frames, never across a cut. Which shots' faces belong to the video's one
+person is for the caller to decide (`keep_shots`; the crop stage asks pipeline.identity).
 """
 from __future__ import annotations
 
 import functools
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import dlib
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 CUT_THRESHOLD = 0.2  # Bhattacharyya distance; measured: cuts 0.27-0.96, motion within a shot <= 0.09
 DETECT_MAX_SIDE = 480  # frames are shrunk to this long side for the detector (dlib finds faces >= ~80 px)
@@ -28,6 +30,9 @@ LINK_SIZE_RATIO = 1.5  # ... and its size differs by this factor or less
 MAX_GAP_SECONDS = 0.5  # longer detector gaps inside a shot are frames without a face
 CENTRE_SMOOTH_SECONDS = 0.1  # sigma of the Gaussian that smooths the box centre over time
 SIZE_SMOOTH_SECONDS = 0.5  # ... and the size: dlib's sizes come in pyramid steps of 1.2, real zooms are slow
+
+Track = dict[int, np.ndarray]  # detector boxes {frame: (x0, y0, x1, y1)} of one face
+ShotFilter = Callable[[Sequence[np.ndarray], list[Track]], list[bool]]  # (frames, one track per shot) -> keep each
 
 
 def histogram(frame: np.ndarray) -> np.ndarray:
@@ -100,9 +105,9 @@ def continues(previous: np.ndarray, box: np.ndarray) -> bool:
     return centre_distance(previous, box) <= LINK_DISTANCE * size and max(ratio, 1 / ratio) <= LINK_SIZE_RATIO
 
 
-def link_tracks(detections: dict[int, np.ndarray]) -> list[dict[int, np.ndarray]]:
+def link_tracks(detections: dict[int, np.ndarray]) -> list[Track]:
     """Group the detections of one shot ({frame: boxes}) into tracks ({frame: box}), greedily in frame order."""
-    tracks: list[dict[int, np.ndarray]] = []
+    tracks: list[Track] = []
     for frame in sorted(detections):
         free = list(range(len(tracks)))
         for box in detections[frame]:
@@ -117,7 +122,7 @@ def link_tracks(detections: dict[int, np.ndarray]) -> list[dict[int, np.ndarray]
 
 
 def main_track(frames: Sequence[np.ndarray], start: int, stop: int, detect: FaceDetector,
-               detect_every: int) -> dict[int, np.ndarray]:
+               detect_every: int) -> Track:
     """Detector boxes {frame: box} of the main face in shot [start, stop), ends refined frame by frame."""
     keys = sorted(set(range(start, stop, detect_every)) | {stop - 1})
     detections = {k: detect(np.asarray(frames[k])) for k in keys}
@@ -164,15 +169,19 @@ def interpolate(track: dict[int, np.ndarray], n_frames: int, max_gap: int) -> np
 @dataclass
 class VideoBoxes:
     """Per-frame face boxes of one video: `table` has frame, shot, face, cx, cy, size (smoothed face box,
-    no margin), raw_cx, raw_cy, raw_size (interpolated detections) and det_x0..det_y1 (detector output)."""
+    no margin), raw_cx, raw_cy, raw_size (interpolated detections) and det_x0..det_y1 (detector output);
+    `dropped_shots`: shots whose face `keep_shots` turned down."""
 
     table: pd.DataFrame
     detector_runs: int
+    dropped_shots: int = 0
 
 
-def track_faces(frames: Sequence[np.ndarray], fps: float, detect_every: int,
-                detect: FaceDetector | None = None) -> VideoBoxes:
-    """Find one main face per shot in `frames` (array-like of HxWx3 RGB) and its smoothed box in every frame."""
+def track_faces(frames: Sequence[np.ndarray], fps: float, detect_every: int, detect: FaceDetector | None = None,
+                keep_shots: ShotFilter | None = None, bar: tqdm | None = None) -> VideoBoxes:
+    """Find one main face per shot in `frames` (array-like of HxWx3 RGB) and its smoothed box in every
+    frame; shots whose face `keep_shots` turns down count as frames without a face. `bar` advances by
+    each shot's frames as its detection ends."""
     n = len(frames)
     shots = shot_ids(frames)
     detect = detect or FaceDetector()
@@ -181,8 +190,16 @@ def track_faces(frames: Sequence[np.ndarray], fps: float, detect_every: int,
     det = np.full((n, 4), np.nan)
     raw = np.full((n, 3), np.nan)
     starts = [0, *scene_cuts(shots)]
-    for start, stop in zip(starts, [*starts[1:], n]):
-        track = main_track(frames, start, stop, detect, detect_every)
+    spans = list(zip(starts, [*starts[1:], n]))
+    tracks = []
+    for start, stop in spans:
+        tracks.append(main_track(frames, start, stop, detect, detect_every))
+        if bar is not None:
+            bar.update(stop - start)
+    keep = keep_shots(frames, tracks) if keep_shots else [True] * len(tracks)
+    for (start, stop), track, kept in zip(spans, tracks, keep):
+        if not kept:
+            continue
         for frame, box in track.items():
             det[frame] = box
         raw[start:stop] = interpolate(track, n, max_gap)[start:stop]
@@ -199,7 +216,7 @@ def track_faces(frames: Sequence[np.ndarray], fps: float, detect_every: int,
         "raw_cx": raw[:, 0], "raw_cy": raw[:, 1], "raw_size": raw[:, 2],
         "det_x0": det[:, 0], "det_y0": det[:, 1], "det_x1": det[:, 2], "det_y1": det[:, 3],
     })
-    return VideoBoxes(table, detect.runs - runs_before)
+    return VideoBoxes(table, detect.runs - runs_before, sum(1 for t, k in zip(tracks, keep) if t and not k))
 
 
 def jitter(table: pd.DataFrame, prefix: str = "", by: Sequence[str] = ("shot",)) -> float:

@@ -7,7 +7,6 @@ rather than as a strange model later.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ import pandas as pd
 import yt_dlp
 from tqdm import tqdm
 
+from pipeline.digest import file_sha256
 from pipeline.errors import FacecycleError
 from pipeline.params import Video
 
@@ -28,7 +28,7 @@ def fetch_videos(videos: tuple[Video, ...], out_dir: Path) -> pd.DataFrame:
     for video in tqdm(videos, desc="fetch", unit="video"):
         source = video.path or video.url
         target = copy_local(video, out_dir) if video.path else download(video, out_dir)
-        digest = sha256_of(target)
+        digest = file_sha256(target)
         if video.sha256 and digest != video.sha256.lower():
             target.unlink()
             raise FacecycleError(f"video {video.name}: {source}: sha256 mismatch: expected {video.sha256.lower()}, got {digest}")
@@ -52,24 +52,40 @@ def download(video: Video, out_dir: Path) -> Path:
         "format": "b",  # one file holding both video and audio: merging streams would need an ffmpeg binary
         "noplaylist": True,
         "cachedir": False,
-        "noprogress": True,
+        "noprogress": True,  # yt-dlp's own progress line; ours is a tqdm bar like every other stage's
         "logger": _Log(video.name),
     }
+    bar = _DownloadBar(video.name)
+    options["progress_hooks"] = [bar.update]
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
             info = ydl.extract_info(video.url, download=True)
     except yt_dlp.utils.DownloadError as err:
         reason = re.sub(r"^ERROR: | \(caused by .*$", "", str(err).splitlines()[0])
         raise FacecycleError(f"video {video.name}: {video.url}: download failed: {reason}") from None
+    finally:
+        bar.close()
     return Path(info["requested_downloads"][0]["filepath"])
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+class _DownloadBar:
+    """Bytes downloaded of one video (yt-dlp progress hook), total when the server says it."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.bar: tqdm | None = None
+
+    def update(self, status: dict) -> None:
+        if "downloaded_bytes" not in status:
+            return
+        if self.bar is None:
+            total = status.get("total_bytes") or status.get("total_bytes_estimate")
+            self.bar = tqdm(total=total, desc=f"fetch: {self.name}", unit="B", unit_scale=True, leave=False)
+        self.bar.update(status["downloaded_bytes"] - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class _Log:

@@ -17,7 +17,7 @@ from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from pipeline.errors import FacecycleError
-from pipeline.video import VideoInfo, iter_frames, probe, select_frames
+from pipeline.video import VideoInfo, iter_frames, probe, wanted_frames
 
 
 def extract_frames(raw_dir: Path, out_dir: Path, fps: Optional[float]) -> pd.DataFrame:
@@ -27,10 +27,11 @@ def extract_frames(raw_dir: Path, out_dir: Path, fps: Optional[float]) -> pd.Dat
     if not listing.is_file():
         raise FacecycleError(f"{listing}: not found (run the fetch stage first)")
     table = pd.read_csv(listing, dtype={"name": str, "split": str})
-    plans = []  # probe every video before the long work, so a bad file fails at once
+    plans = []  # probe every video and check its trim before the long work, so a bad file fails at once
     for video in table.itertuples():
-        info = probe(raw_dir / video.file)
-        plans.append((video, info, len(select_frames(info, fps, _seconds(video.start), _seconds(video.end)))))
+        path = raw_dir / video.file
+        info = probe(path)
+        plans.append((video, info, len(wanted_frames(path, info, fps, _seconds(video.start), _seconds(video.end)))))
     added = []
     with tqdm(total=sum(count for _, _, count in plans), desc="extract_frames", unit="frame") as bar:
         for video, info, count in plans:

@@ -18,10 +18,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir, atomic_file
-from pipeline.crop import load_frames, read_videos
 from pipeline.crop_outputs import load_crop_array, load_crops, read_boxes
 from pipeline.errors import FacecycleError
 from pipeline.faces import crop_window
+from pipeline.frame_outputs import load_frames, read_videos
 from pipeline.params import MergeParams
 from pipeline.video import VideoWriter
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from pipeline.crop_outputs import load_crop_array, load_crops, read_boxes
@@ -21,6 +21,7 @@ from pipeline.errors import FacecycleError
 from pipeline.identity import FaceDescriber, centroid, frechet_distance, identity_transfer
 from pipeline.params import MODELS, MetricsParams
 from pipeline.reconstruction import psnr, ssim
+from pipeline.runtime import to_model_input, to_uint8
 from pipeline.temporal import Motion, consecutive_pairs, input_motion, tof, warping_error
 
 INPUT = "input"  # the reference row: the untranslated test crops
@@ -37,11 +38,13 @@ def read_test_faces(faces_dir: Path) -> pd.DataFrame:
     return test
 
 
-def resize(frames: np.ndarray, size: int) -> np.ndarray:
-    """Crops [N, S, S, 3] at `size` x `size` (area filter), the size the model worked at."""
-    if frames.shape[1:3] == (size, size):
-        return frames
-    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+def as_model_input(crops: np.ndarray, size: int, chunk: int = 64) -> np.ndarray:
+    """Crops [N, S, S, 3] as the model was given them at `size` px (the infer stage's resize, back
+    in uint8), so a reconstruction is scored against its real input, not another resampling of it."""
+    if crops.shape[1:3] == (size, size):
+        return crops
+    return np.concatenate([to_uint8(to_model_input(torch.from_numpy(np.ascontiguousarray(crops[i:i + chunk])), size))
+                           for i in range(0, len(crops), chunk)])
 
 
 def evenly(n: int, count: int | None) -> np.ndarray:
@@ -85,7 +88,7 @@ def evaluate_video(faces: pd.DataFrame, inputs: np.ndarray, translated: dict[str
     rows, described = [], {}
     for model, (output, rec) in {INPUT: (inputs, None), **translated}.items():
         size = output.shape[1]
-        reference = resize(inputs, size)
+        reference = as_model_input(inputs, size)
         if size not in motions:
             motions[size] = input_motion(reference, pairs)
         output = np.asarray(output)

@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-UPSAMPLE_MODES = ("transpose", "resize")
-
+from pipeline.params import UPSAMPLE_MODES
 
 class InstanceNorm(nn.InstanceNorm2d):
     """Instance norm without affine parameters or running statistics (the official 'instance' norm).

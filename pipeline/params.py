@@ -7,6 +7,7 @@ turns 10.0 into 5, an int) and checked; a bad value raises a FacecycleError that
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from pipeline.errors import FacecycleError
 
 DEFAULT_TEST_SHARE = 5903 / (16485 + 5903)  # the reference project's split (DESIGN 1)
 MODELS = ("cyclegan", "recyclegan")
+UPSAMPLE_MODES = ("transpose", "resize")  # the paper's transposed convolution, or resize-then-convolve
 
 
 def _check(ok: bool, where: str, why: str) -> None:
@@ -39,7 +41,11 @@ class Video:
     end: Optional[float] = None
 
     def validate(self, where: str) -> None:
-        _check(bool(self.name) and "/" not in self.name, f"{where}.name", f"invalid name {self.name!r}")
+        _check(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", self.name or "") is not None, f"{where}.name",
+               f"{self.name!r}: use letters, digits, _ and - (it names the video's files in every stage)")
+        # videos.csv lists the videos next to their frame files; infer writes <name>_rec.npy beside <name>.npy
+        _check(self.name.lower() != "videos" and not self.name.endswith("_rec"), f"{where}.name",
+               f"{self.name!r} is taken by the stages' own files (videos.csv, <video>_rec.npy)")
         _check(self.domain in ("A", "B"), f"{where}.domain", f"must be A or B, got {self.domain!r}")
         _check((self.path is None) != (self.url is None), where, "give exactly one of path or url")
         _check(self.split in (None, "train", "test"), f"{where}.split", f"must be train or test, got {self.split!r}")
@@ -62,16 +68,17 @@ class DataParams:
     load_size: int = 286
     margin: float = 0.4
     detect_every: int = 5
+    one_person: bool = True  # keep only the shots of each video's main person (dlib descriptors)
     test_share: float = DEFAULT_TEST_SHARE
     split_seed: int = 0
 
     def validate(self) -> None:
         _check(len(self.videos) > 0, "data.videos", "no videos listed")
-        names = [v.name for v in self.videos]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        _check(not dupes, "data.videos", f"duplicate names {dupes}")
         for i, video in enumerate(self.videos):
             video.validate(f"data.videos[{i}]")
+        names = [v.name.lower() for v in self.videos]  # one file each, also where case does not count (macOS)
+        dupes = sorted({v.name for v in self.videos if names.count(v.name.lower()) > 1})
+        _check(not dupes, "data.videos", f"duplicate names {dupes}")
         _check(self.fps is None or self.fps > 0, "data.fps", f"must be > 0 (or null for the source rate), got {self.fps}")
         _check(self.load_size >= 16, "data.load_size", f"must be >= 16, got {self.load_size}")
         _check(self.margin >= 0, "data.margin", f"must be >= 0, got {self.margin}")
@@ -88,6 +95,7 @@ class GANParams:
     """
 
     crop_size: int = 256         # random crop from the load_size crops (paper: 256 from 286)
+    flip: bool = True            # random horizontal flip of each sample (the official loader's default)
     # Global batch: under `torchrun --nproc_per_node=N` each process takes batch_size / N samples.
     # The recipe's lr is for batch 1; for batch k start from lr * k (README "Speed").
     batch_size: int = 1
@@ -120,7 +128,7 @@ class GANParams:
             _check(getattr(self, key) >= 0, f"{group}.{key}", f"must be >= 0, got {getattr(self, key)}")
         _check(self.n_epochs + self.n_epochs_decay > 0, f"{group}.n_epochs",
                "n_epochs + n_epochs_decay must be > 0")
-        _check(self.upsample in ("transpose", "resize"), f"{group}.upsample",
+        _check(self.upsample in UPSAMPLE_MODES, f"{group}.upsample",
                f"must be transpose or resize, got {self.upsample!r}")
 
 
@@ -133,10 +141,11 @@ class CycleGANParams(GANParams):
 
 @dataclass(frozen=True)
 class RecycleGANParams(GANParams):
-    """Group `recyclegan` (DESIGN 3.2): defaults from the authors' script (resnet_6blocks, unet_256,
-    identity 0, pool 0)."""
+    """Group `recyclegan` (DESIGN 3.2): defaults from the authors' script and loader (resnet_6blocks,
+    unet_256, identity 0, pool 0, no flip)."""
 
     group: typing.ClassVar[str] = "recyclegan"
+    flip: bool = False            # the authors' triplet loader crops but never flips
     lambda_identity: float = 0.0
     pool_size: int = 0
     n_blocks: int = 6

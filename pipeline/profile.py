@@ -58,6 +58,7 @@ def apply_profile(name: str, params_path: str | Path = "params.yaml") -> list[st
     profile_lines = profile_path.read_text().splitlines()
     profile = yaml.safe_load(profile_path.read_text())
     params_path = Path(params_path)
+    read_yaml(params_path)  # a missing or malformed file fails here, naming it
     lines = params_path.read_text().splitlines()
     changed = []
     for group, values in profile.items():
@@ -75,8 +76,8 @@ def apply_profile(name: str, params_path: str | Path = "params.yaml") -> list[st
         changed.append(group)
     with atomic_file(params_path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
-    for group in profile:
-        load_group(group, params_path)  # the result must still validate
+        for group in profile:
+            load_group(group, tmp)  # params.yaml changes only if the result validates
     return changed
 
 
@@ -90,7 +91,7 @@ def matching(params_path: str | Path = "params.yaml") -> list[str]:
     found = []
     for name in available():
         profile = yaml.safe_load((PROFILES / f"{name}.yaml").read_text())
-        if all(params.get(group, {}).get(key) == value for group, values in profile.items()
+        if all((params.get(group) or {}).get(key) == value for group, values in profile.items()
                for key, value in values.items()):
             found.append(name)
     return found

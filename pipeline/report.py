@@ -9,6 +9,7 @@ import pandas as pd
 
 from pipeline.atomic import atomic_dir, atomic_file
 from pipeline.barchart import COLOURS, grouped_bars
+from pipeline.identity import SAME_PERSON
 from pipeline.metrics import INPUT, Evaluation
 
 # metric -> (column header, what it says); the order of the tables
@@ -23,7 +24,7 @@ METRICS = {
                        "domain's centroid than the source domain's (centroids from real train crops; a frame with no "
                        "face found counts as not nearer). Higher means the identity was transferred."),
     "target_distance": ("distance to target", "mean distance of the descriptors to the target centroid; dlib calls two "
-                        "faces the same person below 0.6."),
+                        f"faces the same person below {SAME_PERSON}."),
     "frechet": ("Fréchet distance", "realism in dlib's descriptor space: Fréchet distance between Gaussians fitted to "
                 "translated and real target train descriptors (FID's formula). Lower is closer to real target faces; "
                 "with few frames (one video) it is biased upwards, compare it between models, not with other work."),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -29,25 +28,18 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir, atomic_file
-from pipeline.cyclegan import CycleGAN, replica_group
+from pipeline.cyclegan import CycleGAN
 from pipeline.dataset import Domain, UnpairedBatches, center_crops
+from pipeline.digest import file_sha256
 from pipeline.errors import FacecycleError
 from pipeline.params import GANParams
 from pipeline.recyclegan import RecycleGAN
+from pipeline.runtime import pick_device, replica_group, to_uint8
 
-MODELS = {"cyclegan": (CycleGAN, 1), "recyclegan": (RecycleGAN, 3)}  # model class, frames per sample
+MODEL_CLASSES = {"cyclegan": (CycleGAN, 1), "recyclegan": (RecycleGAN, 3)}  # model class, frames per sample
 # Params that do not change the weights (compile: only their rounding, so a run may resume with it switched)
 COSMETIC = ("log_every", "sample_every", "checkpoint_every", "compile")
 SAMPLES = 4  # rows of the sample grid
-
-
-def pick_device() -> torch.device:
-    """CUDA when present (under torchrun the GPU of this process's LOCAL_RANK), else the CPU."""
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    torch.cuda.set_device(device)
-    return device
 
 
 @contextlib.contextmanager
@@ -73,11 +65,6 @@ def lr_factor(step: int, steps_per_epoch: float, n_epochs: float, n_epochs_decay
     if epoch < n_epochs or n_epochs_decay == 0:
         return 1.0
     return max(0.0, 1.0 - (epoch - n_epochs) / n_epochs_decay)
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def fingerprint(model: str, params: GANParams, inputs: list[Path]) -> dict:
@@ -122,11 +109,6 @@ def truncate_history(log_dir: Path, step: int) -> None:
         kept = rows[:1] + [r for r in rows[1:] if int(r[column]) <= step]
         with open(tsv, "w", newline="") as f:
             csv.writer(f, delimiter="\t").writerows(kept)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """[B, 3, H, W] in [-1, 1] -> [B, H, W, 3] uint8."""
-    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 @torch.no_grad()
@@ -192,7 +174,7 @@ def train(model_name: str, params: GANParams, faces_dir: str | Path, out_dir: st
 def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: Path, checkpoint_dir: Path,
                   log_dir: Path, device: torch.device, rank: int, world: int) -> dict[str, float]:
     """train() in process `rank` of `world`: every process steps its replicas, rank 0 also writes."""
-    model_cls, frames = MODELS[model_name]
+    model_cls, frames = MODEL_CLASSES[model_name]
     if params.batch_size % world:
         raise FacecycleError(f"{model_name}.batch_size {params.batch_size} does not split over {world} processes "
                              "(it is the global batch; make it a multiple of --nproc_per_node)")
@@ -206,7 +188,8 @@ def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: 
     fp = fingerprint(model_name, params, inputs)
 
     model = model_cls(params, device)
-    batches = UnpairedBatches(domains["A"], domains["B"], params.crop_size, params.batch_size, params.seed, rank, world)
+    batches = UnpairedBatches(domains["A"], domains["B"], params.crop_size, params.batch_size, params.seed, rank, world,
+                              params.flip)
     steps_per_epoch = batches.epoch_size / params.batch_size
     total = math.ceil((params.n_epochs + params.n_epochs_decay) * steps_per_epoch)
     schedulers = {name: torch.optim.lr_scheduler.LambdaLR(

@@ -12,7 +12,6 @@ from typing import Iterable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from numpy.lib.format import open_memmap
 from safetensors import SafetensorError
 from safetensors.torch import load_file
@@ -21,10 +20,9 @@ from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir
 from pipeline.crop_outputs import load_crops, read_boxes
-from pipeline.cyclegan import StepOptions, check_compiler
 from pipeline.errors import FacecycleError
 from pipeline.nets import ResnetGenerator
-from pipeline.train import to_uint8
+from pipeline.runtime import StepOptions, check_compiler, to_model_input, to_uint8
 
 WEIGHTS, ARCHITECTURE = "generators.safetensors", "architecture.json"
 GENERATOR_OF_DOMAIN = {"A": ("G_A", "G_B"), "B": ("G_B", "G_A")}  # (translate, translate back)
@@ -82,23 +80,14 @@ def load_generators(model_dir: str | Path) -> tuple[dict[str, nn.Module], dict]:
     return generators, arch
 
 
-def pick_device(name: str) -> torch.device:
-    """`auto` means CUDA when present, else CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise FacecycleError("params: infer.device: cuda requested but no CUDA device is available")
-    return torch.device(name)
-
-
 @torch.inference_mode()
 def translate_batches(forward: nn.Module, backward: nn.Module | None, batches: Iterable[np.ndarray], crop_size: int,
                       device: torch.device, options: StepOptions | None = None, pad_to: int = 0
                       ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """Yield (translated, reconstructed) uint8 [b, C, C, 3] for each uint8 [b, S, S, 3] batch of crops.
 
-    Crops are resized from S to the model's crop size C first (bilinear, antialiased), as in
-    training; the reconstruction is backward(forward(x)), computed before rounding to uint8 (None
+    Each crop is resized from S to the model's crop size C whole (`to_model_input`, the official
+    test-time input); the reconstruction is backward(forward(x)), computed before rounding to uint8 (None
     without `backward`). `options`: layout, precision and compile, by default the training step's
     on `device` without compile. A batch shorter than `pad_to` is padded with blank crops whose
     results are dropped (each crop is translated on its own, instance norm has no batch
@@ -113,9 +102,7 @@ def translate_batches(forward: nn.Module, backward: nn.Module | None, batches: I
         count = len(batch)
         if count < pad_to:
             batch = torch.cat([batch, batch.new_zeros((pad_to - count, *batch.shape[1:]))])
-        x = batch.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        if x.shape[-1] != crop_size:
-            x = F.interpolate(x, size=(crop_size, crop_size), mode="bilinear", antialias=True, align_corners=False)
+        x = to_model_input(batch, crop_size)
         with options.autocast(device):
             fake = nets[0](x.contiguous(memory_format=options.memory_format))
             rec = nets[1](fake) if backward is not None else None

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import av
+import cv2  # noqa: F401 - unused here, but loaded before decord: decord's own zlib, loaded first, breaks OpenCV's PNG reading
 import numpy as np
 from decord import VideoReader, cpu
 from decord._ffi.base import DECORDError
@@ -97,6 +98,16 @@ def select_frames(info: VideoInfo, fps: Optional[float] = None,
     return indices
 
 
+def wanted_frames(path: Path, info: VideoInfo, fps: Optional[float], start: Optional[float],
+                  end: Optional[float]) -> list[int]:
+    """`select_frames`, failing with the video's length when the trim selects nothing."""
+    wanted = select_frames(info, fps, start, end)
+    if not wanted:
+        raise FacecycleError(f"{path}: trim from {start or 0} s to {end or 'the end'} selects no frames "
+                             f"(video lasts {info.duration:.2f} s)")
+    return wanted
+
+
 def iter_frames(path: str | os.PathLike, fps: Optional[float] = None, start: Optional[float] = None,
                 end: Optional[float] = None) -> Iterator[tuple[int, float, np.ndarray]]:
     """Yield `(source_frame, time, rgb)` for the frames `select_frames` picks, decoding in order.
@@ -106,10 +117,7 @@ def iter_frames(path: str | os.PathLike, fps: Optional[float] = None, start: Opt
     """
     path = Path(path)
     info = probe(path)
-    wanted = select_frames(info, fps, start, end)
-    if not wanted:
-        raise FacecycleError(f"{path}: trim from {start or 0} s to {end or 'the end'} selects no frames "
-                             f"(video lasts {info.duration:.2f} s)")
+    wanted = wanted_frames(path, info, fps, start, end)
     try:
         reader = VideoReader(str(path), ctx=cpu(0))
         position, rgb = -1, None

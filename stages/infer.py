@@ -4,7 +4,8 @@ from pathlib import Path
 
 from pipeline.cli import run_stage
 from pipeline.params import load_group
-from pipeline.translate import pick_device, translate_videos
+from pipeline.runtime import pick_device
+from pipeline.translate import translate_videos
 
 
 def main() -> None:
@@ -16,7 +17,7 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     params = load_group("infer", args.params)
-    device = pick_device(params.device)
+    device = pick_device(params.device, "infer.device")
     for model_dir in map(Path, args.models):
         videos = translate_videos(model_dir, args.faces, Path(args.out) / model_dir.name, params.batch_size, device,
                                   params.compile)

@@ -1,11 +1,38 @@
-"""Shared test fixtures: where the real videos are."""
+"""Shared test fixtures: the real videos, the inputs made from them, the tiny training settings.
+
+Helpers that load torch, OpenCV or dlib are imported inside the fixtures that use them, so test
+files that need none of those (split, profile, fetch) start without them.
+"""
+import functools
+import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
+
+from processes import commit, sh
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"
 SHARED_DATA = REPO.parent / "shared" / "data"
+# Tiny networks on 32 px crops keep training fast; a small pool fills up and swaps within a run.
+TINY = dict(crop_size=32, ngf=4, ndf=4, n_blocks=1, n_epochs=1, n_epochs_decay=1, log_every=5, sample_every=20,
+            checkpoint_every=10, pool_size=4)
+GROUPS = {"cyclegan": TINY, "recyclegan": dict(TINY, predictor_downs=5)}
+
+
+def copy_stages(repo: Path, *names: str) -> dict:
+    """Write dvc.yaml into `repo` with the stages `names` (all by default) and copy the code they
+    list as deps; return those stages."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    chosen = {name: stages[name] for name in names} if names else stages
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": chosen}, sort_keys=False))
+    for dep in {d for stage in chosen.values() for d in stage["deps"] if d.startswith(("stages/", "pipeline/"))}:
+        (repo / dep).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / dep, repo / dep)
+    return chosen
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +46,65 @@ def shared_data() -> Path:
 def samples() -> Path:
     """The sample GRID clips committed in the repo (A: one man, B: three women)."""
     return SAMPLES
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread in this process, as processes.ENV gives the stage subprocesses: bit-exact
+    comparisons with them need one summation order."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_faces(tmp_path_factory, samples) -> Path:
+    """Training crops for GROUPS: 10 frames of two A clips and one B clip at 40 px, so an epoch is
+    20 samples (16 triplets)."""
+    from real_crops import write_faces
+
+    clips = {"A": [samples / "A/bbaf2n.mpg", samples / "A/bbiz1s.mpg"], "B": [samples / "B/brbk7n.mpg"]}
+    return write_faces(tmp_path_factory.mktemp("tiny_faces"), clips, size=40, frames=10)
+
+
+@pytest.fixture(scope="session")
+def stage_inputs(tmp_path_factory, samples, shared_data) -> dict[str, Path]:
+    """data/raw, data/frames and data/faces of the infer and merge_video stages (tests/merge_inputs.py)."""
+    from merge_inputs import write_inputs
+
+    return write_inputs(tmp_path_factory.mktemp("stage_inputs"), samples, shared_data)
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def server(samples):
+    """http://127.0.0.1:<port>/ serving the sample clips of domain A."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(samples / "A")))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    thread.join()
+
+
+@pytest.fixture
+def train_repo(tmp_path, tiny_faces) -> Path:
+    """A git + DVC repo with the train stages of dvc.yaml, their code, GROUPS (over every shipped
+    key, so `-S group.key=` finds it), the shipped .gitignore and tiny_faces as data/faces."""
+    copy_stages(tmp_path, "train_cyclegan", "train_recyclegan")
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({g: dict(shipped[g], **GROUPS[g]) for g in GROUPS}))
+    shutil.copytree(tiny_faces, tmp_path / "data" / "faces")
+    shutil.copy(REPO / ".gitignore", tmp_path / ".gitignore")
+    sh(tmp_path, "git", "init", "-q")
+    sh(tmp_path, "dvc", "init", "-q")
+    sh(tmp_path, "dvc", "config", "core.analytics", "false")
+    commit(tmp_path, "init")
+    return tmp_path

@@ -7,25 +7,12 @@ part of every frame (real footage, e.g. background only, for a video without a f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
 
-from pipeline.video import iter_frames, probe
-
-
-def decode(path: Path, limit: Optional[int] = None, region: Optional[tuple[int, int, int, int]] = None) -> np.ndarray:
-    """The first `limit` frames of a video (all by default), uint8 [N, H, W, 3], cut to region (x0, y0, x1, y1)."""
-    frames = []
-    for _, _, rgb in iter_frames(path):
-        if region is not None:
-            x0, y0, x1, y1 = region
-            rgb = rgb[y0:y1, x0:x1]
-        frames.append(rgb.copy())
-        if len(frames) == limit:
-            break
-    return np.stack(frames)
+from decoders import decode
+from pipeline.video import probe
 
 
 def write_frames(frames_dir: Path, videos: list[dict]) -> Path:

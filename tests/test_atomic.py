@@ -1,9 +1,20 @@
-"""Outputs are replaced whole or not at all."""
+"""Outputs are replaced whole or not at all, with the modes of files made the ordinary way."""
 import os
+import stat
 
 import pytest
 
 from pipeline.atomic import atomic_dir, atomic_file
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 def test_failed_dir_write_keeps_previous_output_and_leaves_no_temp(tmp_path):
@@ -18,17 +29,19 @@ def test_failed_dir_write_keeps_previous_output_and_leaves_no_temp(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_successful_dir_write_replaces_old_content(tmp_path):
+def test_successful_dir_write_replaces_old_content_with_a_mkdir_mode(tmp_path):
+    """The temporary folder is private (0700) while written; in place it has a mkdir's mode under the umask."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "stale.txt").write_text("old")
     with atomic_dir(out) as tmp:
         (tmp / "new.txt").write_text("new")
     assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
-    assert os.stat(out).st_mode & 0o755 == 0o755
+    assert mode(out) == 0o777 & ~current_umask()
 
 
-def test_failed_file_write_leaves_nothing(tmp_path):
+def test_failed_file_write_leaves_nothing_and_a_whole_one_gets_an_open_mode(tmp_path):
+    """The file in place has an open()'s mode under the umask, not the temporary file's private 0600."""
     target = tmp_path / "model.bin"
     with pytest.raises(ValueError):
         with atomic_file(target) as tmp:
@@ -38,3 +51,4 @@ def test_failed_file_write_leaves_nothing(tmp_path):
     with atomic_file(target) as tmp:
         tmp.write_bytes(b"whole")
     assert target.read_bytes() == b"whole"
+    assert mode(target) == 0o666 & ~current_umask()

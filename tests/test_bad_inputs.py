@@ -1,10 +1,15 @@
-"""Catalogue of the bad inputs a user can give: each is refused with one line naming the file or
-param, a non-zero exit, no partial output, and nothing earlier lost.
+"""Catalogue of the bad inputs a user can give: each is refused by the stage script with one line
+naming the file or param, a non-zero exit and no partial output, and nothing earlier is lost.
 
-Inputs already tested where their check lives are listed in COVERED (a test here makes sure the
-named tests still exist); the rest run through the real stage scripts below.
+Every entry is a real stage run. Here: bad params of each kind, a missing video (with the output
+of the last good run kept), a checksum mismatch, a truncated mp4, an empty file, a trim outside a
+video, crops smaller than crop_size, a training that diverges (NaN loss). In the stage's own test
+file: random bytes and a truncated AVI as video (test_extract_stage), a training video without a
+face and an empty domain (test_crop_stage), a URL returning 404 (test_fetch), crop_faces output
+missing (test_train), a pickle as model (test_translate), a missing translation (test_merge), bad
+metrics input (test_metrics_stage). test_video, test_fetch and test_train also test the same
+checks in-process, where the library raises them.
 """
-import importlib
 import shutil
 import subprocess
 import sys
@@ -13,37 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_train import GROUPS, ONE_THREAD
-from tests.test_team_workflow import ENV
-from tests.test_train_dvc import sh
+from conftest import GROUPS, REPO, copy_stages
+from decoders import decode
+from pipeline.video import VideoWriter
+from processes import ENV, sh
 
-REPO = Path(__file__).resolve().parents[1]
-CLIP = Path("data/samples/A/bbaf2n.mpg")
-
-COVERED = {  # bad input -> the test that runs it and checks its one-line message
-    "missing video": "test_fetch::test_missing_local_file_names_video_and_path",
-    "random bytes as video": "test_extract_stage::test_bad_videos_are_one_line_errors_and_leave_no_output",
-    "truncated video": "test_extract_stage::test_bad_videos_are_one_line_errors_and_leave_no_output",
-    "truncated mp4 / empty file": "test_video::test_bad_files_raise_one_line_error_naming_the_file",
-    "trim outside the video": "test_video::test_trim_outside_the_video_is_an_error",
-    "training video without a face": "test_crop_stage::test_errors_are_one_line_and_leave_no_output",
-    "empty domain": "test_crop_stage::test_errors_are_one_line_and_leave_no_output",
-    "URL returning 404": "test_fetch::test_stage_failure_is_one_line_and_leaves_no_output",
-    "checksum mismatch": "test_fetch::test_checksum_mismatch_shows_both_digests_and_leaves_no_file",
-    "crop larger than the load size": "test_train::test_crops_smaller_than_crop_size_name_the_param",
-    "crop_size and predictor depth": "test_profile::test_training_groups_coerce_ints_and_name_bad_keys",
-    "NaN loss": "test_train::test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint",
-    "crop_faces output missing": "test_train::test_stage_reports_a_missing_input_in_one_line",
-    "pickle as model": "test_translate::test_stage_reports_a_pickled_model_in_one_line",
-    "translation missing": "test_merge::test_stage_reports_a_missing_translation_in_one_line",
-    "bad metrics input": "test_metrics_stage::test_bad_input_is_one_line_and_leaves_no_output",
-}
-
-
-def test_covered_inputs_name_tests_that_exist():
-    for where in COVERED.values():
-        module, test = where.split("::")
-        assert callable(getattr(importlib.import_module(f"tests.{module}"), test, None)), where
+CLIP = Path("data/samples/A/bbaf2n.mpg")  # 3 s, 25 fps, 360x288
 
 
 def video(**changes) -> dict:
@@ -54,19 +34,34 @@ def stage(tmp_path: Path, argv: list[str], params: dict) -> subprocess.Completed
     """Run stages/<argv[0]>.py with `params` as params.yaml, in tmp_path."""
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return subprocess.run([sys.executable, str(REPO / "stages" / f"{argv[0]}.py"), *argv[1:]], cwd=tmp_path,
-                          capture_output=True, text=True, env=ONE_THREAD, timeout=120)
+                          capture_output=True, text=True, env=ENV, timeout=120)
 
 
-TRAIN = ["train", "cyclegan", "--faces", "faces", "--out", "models", "--checkpoints", "checkpoints", "--logs", "logs"]
+def train_argv(model: str = "cyclegan", faces: str | Path = "faces") -> list[str]:
+    return ["train", model, "--faces", str(faces), "--out", "models", "--checkpoints", "checkpoints", "--logs", "logs"]
+
+
+def files(folder: Path) -> list[str]:
+    """Every file and folder under `folder`, relative to it."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def refuse(tmp_path: Path, argv: list[str], params: dict) -> list[str]:
+    """Run a stage that must fail: exit 1, no traceback, no file added or removed. Its stderr lines."""
+    before = files(tmp_path)
+    result = stage(tmp_path, argv, params)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert files(tmp_path) == sorted({*before, "params.yaml"})  # no output, no temp folder
+    return result.stderr.strip().splitlines()
 
 
 @pytest.mark.parametrize("argv, params, line", [
-    (TRAIN, {"cyclegan": dict(GROUPS["cyclegan"], lambda_cyc=-1)},
+    (train_argv(), {"cyclegan": dict(GROUPS["cyclegan"], lambda_cyc=-1)},
      "train: error: params: cyclegan.lambda_cyc: must be >= 0, got -1.0"),
-    (TRAIN, {"cyclegan": dict(GROUPS["cyclegan"], lamda_cyc=5)},
+    (train_argv(), {"cyclegan": dict(GROUPS["cyclegan"], lamda_cyc=5)},
      "train: error: params: cyclegan: unknown key(s) ['lamda_cyc']; known: "),
-    (TRAIN[:1] + ["pix2pix"] + TRAIN[2:], {"cyclegan": GROUPS["cyclegan"]},
-     "train.py: error: argument model: invalid choice: 'pix2pix'"),
+    (train_argv("recyclegan"), {"recyclegan": dict(GROUPS["recyclegan"], crop_size=48)},
+     "train: error: params: recyclegan.crop_size: must be a multiple of 2**predictor_downs = 32, got 48"),
     (["infer", "--faces", "faces", "--models", "models/cyclegan", "--out", "translated"], {"infer": 4},
      "infer: error: params: infer: must be a mapping, got 4"),
     (["fetch", "--out", "raw"], {"data": {"videos": [video()], "fps": 0}},
@@ -79,13 +74,74 @@ TRAIN = ["train", "cyclegan", "--faces", "faces", "--out", "models", "--checkpoi
      "fetch: error: params: data.videos[0].end: must be after start"),
     (["fetch", "--out", "raw"], {"data": {"videos": [video(domain="C")]}},
      "fetch: error: params: data.videos[0].domain: must be A or B, got 'C'"),
-], ids=["negative lambda", "unknown key", "unknown model", "group not a mapping", "fps 0", "null name",
-        "video without name", "end before start", "unknown domain"])
+], ids=["negative lambda", "unknown key", "crop_size and predictor depth", "group not a mapping", "fps 0",
+        "null name", "video without name", "end before start", "unknown domain"])
 def test_bad_params_are_refused_before_any_output(tmp_path, argv, params, line):
-    result = stage(tmp_path, argv, params)
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith(line)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+    assert refuse(tmp_path, argv, params)[-1].startswith(line)
+
+
+def fetched(tmp_path: Path, *videos: dict) -> tuple[list[str], dict]:
+    """data/raw made by the fetch stage from `videos`; the extract_frames argv and params that read it."""
+    params = {"data": {"videos": list(videos)}}
+    done = stage(tmp_path, ["fetch", "--out", "raw"], params)
+    assert done.returncode == 0, done.stderr
+    return ["extract_frames", "--raw", "raw", "--out", "frames"], params
+
+
+def checksum_mismatch(tmp_path: Path, faces: Path) -> tuple[list[str], dict, str]:
+    return (["fetch", "--out", "raw"], {"data": {"videos": [video(sha256="0" * 64)]}},
+            f"fetch: error: video clip: {REPO / CLIP}: sha256 mismatch: expected {'0' * 64}, got ")
+
+
+def truncated_mp4(tmp_path: Path, faces: Path) -> tuple[list[str], dict, str]:
+    """An mp4 cut to two thirds: its header, written first (faststart), declares frames that are gone."""
+    whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
+    with VideoWriter(whole, 25, 360, 288) as writer:
+        for rgb in decode(REPO / CLIP, 25):
+            writer.write(rgb)
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size * 2 // 3])
+    whole.unlink()
+    return *fetched(tmp_path, video(), video(name="cut", path=str(cut))), "extract_frames: error: raw/cut.mp4: truncated"
+
+
+def empty_file(tmp_path: Path, faces: Path) -> tuple[list[str], dict, str]:
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    return (*fetched(tmp_path, video(), video(name="empty", path=str(empty))),
+            "extract_frames: error: raw/empty.mp4: not a readable video")
+
+
+def crops_smaller_than_crop_size(tmp_path: Path, faces: Path) -> tuple[list[str], dict, str]:
+    return (train_argv(faces=faces), {"cyclegan": dict(GROUPS["cyclegan"], crop_size=64)},
+            f"train: error: cyclegan.crop_size 64 does not fit {faces / 'A_train.npy'} (40 px crops")
+
+
+@pytest.mark.parametrize("case", [checksum_mismatch, truncated_mp4, empty_file, crops_smaller_than_crop_size],
+                         ids=lambda case: case.__name__.replace("_", " "))
+def test_bad_inputs_are_refused_before_any_output(tmp_path, tiny_faces, case):
+    argv, params, line = case(tmp_path, tiny_faces)
+    assert refuse(tmp_path, argv, params)[-1].startswith(line)
+
+
+def test_a_trim_outside_a_later_video_fails_before_any_video_is_decoded(tmp_path):
+    """extract_frames checks the trim of every video before it decodes the first, so its error is
+    all it prints: no progress bar, no time lost decoding a video that is thrown away."""
+    argv, params = fetched(tmp_path, video(), video(name="late", start=5.0))
+    assert refuse(tmp_path, argv, params) == [
+        "extract_frames: error: raw/late.mpg: trim from 5.0 s to the end selects no frames (video lasts 3.00 s)"]
+
+
+def test_a_diverging_training_stops_in_one_line_and_exports_no_model(tmp_path, tiny_faces):
+    """lr 1e30 makes a loss NaN at step 2: the stage stops there, naming the step and the param to
+    lower, and exports no generators. (The dvclive logs of step 1 stay: they are written as the
+    training goes, for live plots.)"""
+    params = {"cyclegan": dict(GROUPS["cyclegan"], lr=1e30, log_every=1, checkpoint_every=100)}
+    result = stage(tmp_path, train_argv(faces=tiny_faces), params)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == ("train: error: cyclegan: a loss became NaN or infinite at step "
+                                                      "2 (training diverged; try a lower cyclegan.lr); no checkpoint "
+                                                      "was saved")
+    assert not (tmp_path / "models").exists() and not (tmp_path / "checkpoints").exists()
 
 
 def test_a_failed_rerun_keeps_the_previous_output(tmp_path):
@@ -102,11 +158,9 @@ def test_a_failed_rerun_keeps_the_previous_output(tmp_path):
 def test_under_dvc_a_failed_stage_output_comes_back_from_the_cache(tmp_path):
     """`dvc repro` deletes a stage's old output before running it; when the stage fails, the old
     output is still in the DVC cache and `dvc checkout` restores it (README "Bad inputs")."""
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"fetch": stages["fetch"]}}))
-    for path in [p for p in stages["fetch"]["deps"] if p.endswith(".py")] + [str(CLIP)]:
-        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / path, tmp_path / path)
+    copy_stages(tmp_path, "fetch")
+    (tmp_path / CLIP).parent.mkdir(parents=True)
+    shutil.copy(REPO / CLIP, tmp_path / CLIP)
     params = {"data": {"videos": [video(path=str(CLIP))]}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     sh(tmp_path, "git", "init", "-q")

@@ -1,5 +1,4 @@
 """The speed benches run end to end on real GRID crops at a tiny size and print positive figures."""
-import os
 import re
 import subprocess
 import sys
@@ -7,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.real_crops import write_faces
+from conftest import REPO
+from processes import ENV
+from real_crops import write_faces
 
-REPO = Path(__file__).resolve().parents[1]
 NUMBER = r"([0-9.]+)"
 TRAIN_LINE = re.compile(rf"^(cyclegan|recyclegan) +demo batch 2 32 px compile off, NCHW: {NUMBER} ms/iter, {NUMBER} img/s, "
                         rf"{NUMBER} GFLOP/img, {NUMBER} TFLOP/s, peak {NUMBER} GiB \(host RSS\)$", re.M)
@@ -26,8 +26,7 @@ def faces(tmp_path_factory, samples):
 
 def bench(script: str, faces: Path, *args: str) -> str:
     done = subprocess.run([sys.executable, str(REPO / "bench" / script), "--profile", "demo", "--size", "32",
-                           "--faces", str(faces), *args], env=dict(os.environ, OMP_NUM_THREADS="1"),
-                          capture_output=True, text=True, timeout=300)
+                           "--faces", str(faces), *args], env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -65,8 +64,7 @@ def test_train_bench_profiles_where_the_step_time_goes_in_the_layout_asked_for(f
 
 def test_norm_bench_times_both_kernels_and_finds_them_equal():
     done = subprocess.run([sys.executable, str(REPO / "bench" / "norm_speed.py"), "--size", "32", "--batch-size", "2",
-                           "--steps", "1"], env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
-                          timeout=300)
+                           "--steps", "1"], env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     line = re.search(rf"group_norm {NUMBER} ms, instance_norm {NUMBER} ms, ratio instance/group {NUMBER}; "
                      rf"relative difference: output ([0-9.e+-]+), first-layer gradient ([0-9.e+-]+)$", done.stdout, re.M)

@@ -52,6 +52,7 @@ def grid_run(tmp_path_factory, samples):
               for domain, name, split in clips]
     result = run_crop(tmp, videos)
     assert result.returncode == 0, result.stderr
+    (tmp / "stderr.txt").write_text(result.stderr)  # the progress bars
     return tmp
 
 
@@ -63,7 +64,9 @@ def test_grid_faces_found_and_smoothed(grid_run):
     assert summary["A"]["train"]["frames"] == 4 * 75 and summary["A"]["test"]["frames"] == 2 * 75
     assert summary["B"]["test"]["frames"] == 75 + round(75 * DEFAULT_TEST_SHARE)
     assert summary["detector_runs"] < summary["frames"] / 4  # sparse detection
-    assert summary["scene_cuts"] == 0
+    assert summary["scene_cuts"] == 0 and summary["other_person_shots"] == 0
+    bars = (grid_run / "stderr.txt").read_text()
+    assert "crop_faces: detect: 100%" in bars and f"{9 * 75}/{9 * 75} [" in bars  # counted in frames, not videos
 
 
 def test_grid_outputs_follow_the_contract(grid_run):
@@ -102,12 +105,15 @@ def test_hard_videos_run_through(tmp_path, shared_data, samples):
     megamind = boxes[boxes["video"] == "megamind"]
     assert list(np.flatnonzero(np.diff(megamind["shot"])) + 1) == [1, 98, 154, 200]
     assert not megamind["face"].iloc[0] and megamind["crop_index"].iloc[0] == -1  # the black first frame
+    # one person per video: the woman (shots 1 and 3) stays, the man with glasses (2 and 4) goes
+    assert megamind["face"].iloc[1:98].all() and megamind["face"].iloc[154:200].all()
+    assert not megamind["face"].iloc[98:154].any() and not megamind["face"].iloc[200:].any()
     assert set(megamind["split"]) == {"train", "test"}
     assert boxes[boxes["video"] == "occlusion"]["face"].all()
     wall = boxes[boxes["video"] == "wall"]
     assert len(wall) == 48 and not wall["face"].any()
     summary = json.loads((tmp_path / "crop.json").read_text())
-    assert summary["scene_cuts"] == 4 and summary["B"]["test"]["faces"] == 0
+    assert summary["scene_cuts"] == 4 and summary["B"]["test"]["faces"] == 0 and summary["other_person_shots"] == 2
 
 
 @pytest.mark.parametrize("videos, message", [

@@ -7,7 +7,7 @@ import torch
 from pipeline.crop_outputs import load_crops
 from pipeline.dataset import Domain, UnpairedBatches, center_crops, crop_flip, triplet_starts
 from pipeline.errors import FacecycleError
-from tests.real_crops import write_faces
+from real_crops import write_faces
 
 CPU = torch.device("cpu")
 
@@ -90,6 +90,26 @@ def test_triplet_batches_share_one_crop_and_flip_across_their_frames(faces):
     assert np.allclose(batch["A"][0].numpy(), window.transpose(0, 3, 1, 2) / 127.5 - 1, atol=1e-6)
 
 
+def test_without_flip_every_sample_is_its_unmirrored_window(faces):
+    """Recycle-GAN's setting (the authors' triplet loader crops but never flips): over 40 samples,
+    each equals its plain window, where the flipping sampler mirrors about half."""
+    a, b = Domain.load(faces, "A", 3, CPU), Domain.load(faces, "B", 3, CPU)
+    crops = np.load(faces / "A_train.npy")
+    mirrored = {}
+    for flip in (False, True):
+        batches = UnpairedBatches(a, b, crop_size=32, batch_size=4, seed=5, flip=flip)
+        mirrored[flip] = 0
+        for _ in range(10):
+            state = batches.state_dict()
+            plan = batches.draw()
+            batches.load_state_dict(state)
+            batch = next(batches)["A"].numpy()
+            for sample, (row, top, left) in enumerate(zip(*(plan["A"][k] for k in ("rows", "top", "left")))):
+                window = crops[row[0]:row[0] + 3, top:top + 32, left:left + 32].transpose(0, 3, 1, 2) / 127.5 - 1
+                mirrored[flip] += not np.allclose(batch[sample], window, atol=1e-6)
+    assert mirrored[False] == 0 and 10 < mirrored[True] < 30
+
+
 def test_sampler_state_round_trip_continues_identically(faces):
     a, b = Domain.load(faces, "A", 1, CPU), Domain.load(faces, "B", 1, CPU)
     batches = UnpairedBatches(a, b, crop_size=32, batch_size=3, seed=7)
@@ -108,9 +128,14 @@ def test_no_triplet_is_a_clear_error(tmp_path, samples):
         Domain.load(faces, "A", 3, CPU)
 
 
-def test_center_crops_are_fixed_evenly_spaced_samples(faces):
-    a = Domain.load(faces, "A", 1, CPU)
-    fixed = center_crops(a, 4, 32)
+@pytest.mark.parametrize("frames", [1, 3])
+def test_center_crops_are_the_centred_first_frames_of_evenly_spaced_samples(faces, frames):
+    """The sample grid's fixed images: the samples 0, 1/3, 2/3 and all the way through the domain's
+    samples (every crop for CycleGAN, every triplet start for Recycle-GAN), the 32 px centre of 40 px crops."""
+    domain = Domain.load(faces, "A", frames, CPU)
+    fixed = center_crops(domain, 4, 32)
+    starts = domain.starts.numpy()
+    rows = starts[np.linspace(0, len(starts) - 1, 4).round().astype(int)]
     crops = np.load(faces / "A_train.npy")
     assert fixed.shape == (4, 3, 32, 32)
-    assert np.allclose(fixed[-1].numpy(), crops[22, 4:36, 4:36].transpose(2, 0, 1) / 127.5 - 1, atol=1e-6)
+    np.testing.assert_allclose(fixed.numpy(), crops[rows, 4:36, 4:36].transpose(0, 3, 1, 2) / 127.5 - 1, atol=1e-6)

@@ -1,5 +1,4 @@
 """extract_frames on real GRID clips: packed frames equal a sequential decode, resampling, trim, bad inputs, DVC."""
-import os
 import shutil
 import subprocess
 import sys
@@ -9,19 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from decord import VideoReader, cpu
 
+from conftest import REPO, copy_stages
+from decoders import decord_batch
 from pipeline.fetch import fetch_videos
 from pipeline.params import Video
+from processes import sh
 
-REPO = Path(__file__).resolve().parents[1]
 CLIPS = {"bbaf2n": "A", "lrwp9a": "B"}
-
-
-def decoded(path: Path) -> np.ndarray:
-    """Every frame of a clip, from decord's batch decoder (a code path the stage does not use)."""
-    reader = VideoReader(str(path), ctx=cpu(0))
-    return reader.get_batch(list(range(len(reader)))).asnumpy()
 
 
 def fetched(tmp_path: Path, samples: Path, **trim) -> Path:
@@ -50,9 +44,9 @@ def test_frames_equal_a_sequential_decode_and_trim_is_exact(tmp_path, samples):
     assert sorted(p.name for p in out.iterdir()) == ["bbaf2n.csv", "bbaf2n.npy", "lrwp9a.csv", "lrwp9a.npy", "videos.csv"]
     frames = np.load(out / "bbaf2n.npy", mmap_mode="r")
     assert frames.dtype == np.uint8 and frames.shape == (75, 288, 360, 3)
-    assert np.array_equal(frames, decoded(samples / "A" / "bbaf2n.mpg"))
+    assert np.array_equal(frames, decord_batch(samples / "A" / "bbaf2n.mpg"))
     trimmed = np.load(out / "lrwp9a.npy")
-    assert np.array_equal(trimmed, decoded(samples / "B" / "lrwp9a.mpg")[25:50])
+    assert np.array_equal(trimmed, decord_batch(samples / "B" / "lrwp9a.mpg")[25:50])
     table = pd.read_csv(out / "lrwp9a.csv")
     assert list(table.columns) == ["frame", "source_frame", "time"]
     assert table["frame"].tolist() == list(range(25)) and table["source_frame"].tolist() == list(range(25, 50))
@@ -73,7 +67,7 @@ def test_resampling_to_10_fps(tmp_path, samples):
     assert len(sources) == 30 and sources[:4] == [0, 3, 5, 8]
     assert table["time"].tolist() == pytest.approx([s / 25 for s in sources])
     frames = np.load(tmp_path / "frames" / "bbaf2n.npy")
-    assert np.array_equal(frames, decoded(samples / "A" / "bbaf2n.mpg")[sources])
+    assert np.array_equal(frames, decord_batch(samples / "A" / "bbaf2n.mpg")[sources])
     assert pd.read_csv(tmp_path / "frames" / "videos.csv")["fps"].tolist() == [10.0, 10.0]
 
 
@@ -97,31 +91,15 @@ def test_bad_videos_are_one_line_errors_and_leave_no_output(tmp_path, samples, s
 
 def test_dvc_repro_runs_fetch_and_extract_then_is_a_no_op(tmp_path, samples):
     """The fetch and extract_frames entries of dvc.yaml, run by DVC in a fresh git repo."""
-    for path in ("stages/fetch.py", "stages/extract_frames.py", "pipeline/fetch.py", "pipeline/video.py",
-                 "pipeline/frames.py"):
-        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / path, tmp_path / path)
+    copy_stages(tmp_path, "fetch", "extract_frames")
     for name, domain in CLIPS.items():
         (tmp_path / "data" / "samples" / domain).mkdir(parents=True, exist_ok=True)
         shutil.copy(samples / domain / f"{name}.mpg", tmp_path / "data" / "samples" / domain)
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {s: stages[s] for s in ("fetch", "extract_frames")}}))
     videos = [{"name": n, "domain": d, "path": f"data/samples/{d}/{n}.mpg"} for n, d in CLIPS.items()]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"videos": videos, "fps": 5}}))
-    dvc = [sys.executable, "-m", "dvc"]
-
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # `python` in cmd
-
-    def run(*cmd):
-        result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env)
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
-
-    run("git", "init", "-q")
-    run(*dvc, "init", "-q")
-    run(*dvc, "config", "core.analytics", "false")
-    first = run(*dvc, "repro", "extract_frames")
+    sh(tmp_path, "git", "init", "-q")
+    sh(tmp_path, "dvc", "init", "-q")
+    first = sh(tmp_path, "dvc", "repro", "extract_frames").stdout
     assert "Running stage 'fetch'" in first and "Running stage 'extract_frames'" in first
     assert np.load(tmp_path / "data" / "frames" / "bbaf2n.npy").shape == (15, 288, 360, 3)
-    second = run(*dvc, "repro", "extract_frames")
-    assert "Running stage" not in second
+    assert "Running stage" not in sh(tmp_path, "dvc", "repro", "extract_frames").stdout

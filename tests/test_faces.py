@@ -3,9 +3,9 @@ import cv2
 import numpy as np
 import pytest
 
+from decoders import decode
 from pipeline.faces import (FaceDetector, centre_size, crop_square, crop_window, interpolate, jitter, link_tracks,
                             main_track, scene_cuts, shot_ids, track_faces)
-from real_frames import decode
 
 MEGAMIND_FPS = 23.976
 

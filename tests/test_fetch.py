@@ -1,37 +1,17 @@
 """fetch: local copies and real downloads from a loopback HTTP server, checksums, one-line errors, atomic output."""
-import functools
 import hashlib
 import subprocess
 import sys
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from conftest import REPO
 from pipeline.errors import FacecycleError
 from pipeline.fetch import COLUMNS, fetch_videos
 from pipeline.params import Video
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def server(samples):
-    """http://127.0.0.1:<port>/ serving the sample clips of domain A."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(samples / "A")))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    thread.join()
 
 
 def sha256(path: Path) -> str:
@@ -51,9 +31,11 @@ def test_local_copy_is_byte_identical_and_recorded(tmp_path, samples):
     assert table.iloc[1]["split"] == "" and pd.isna(table.iloc[1]["start"])
 
 
-def test_http_download_is_byte_identical(tmp_path, samples, server):
+def test_http_download_is_byte_identical_and_shows_a_byte_bar(tmp_path, samples, server, capfd):
     clip = samples / "A" / "sbat6n.mpg"
     table = fetch_videos((Video(name="dl", domain="A", url=f"{server}/sbat6n.mpg", sha256=sha256(clip)),), tmp_path)
+    bar = capfd.readouterr().err
+    assert "fetch: dl:" in bar and f"/{clip.stat().st_size / 1000:.0f}k" in bar  # the bar knows the file's size
     assert table.iloc[0]["file"] == "dl.mpg"
     assert (tmp_path / "dl.mpg").read_bytes() == clip.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dl.mpg"]  # no .part or cache files left

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from decoders import decode
 from pipeline.errors import FacecycleError
 from pipeline.identity import SAME_PERSON, FaceDescriber, centroid, frechet_distance, identity_transfer, model_file
-from translation_layout import frames, grid_crops
+from translation_layout import grid_crops
 
 A_TRAIN = ["bbaf2n", "bgbo1a", "lgil4n", "pbbc4n", "prax1a"]
 A_TEST = ["sbat6n", "sbwh8p", "sgib8n", "srao1a", "srwi2n", "swbv4p"]  # the sample split's test clips
@@ -63,7 +64,7 @@ def test_pytorch_resnet_gives_dlibs_own_descriptors(samples, describe):
 
 
 def test_crop_without_a_face_is_a_reported_failure(samples, describe):
-    frame = frames(samples / "A" / "sbat6n.mpg", 1)[0]
+    frame = decode(samples / "A" / "sbat6n.mpg", 1)[0]
     background = np.stack([frame[200:272, 0:72], frame[0:72, 288:360]])  # desk and backdrop corners
     descriptors = describe(background)
     assert np.isnan(descriptors).all()

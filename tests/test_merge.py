@@ -1,6 +1,7 @@
 """Paste-back, colour matching and video merge on real clips: frame count, fps, audio, identity round trip."""
 import subprocess
 import sys
+from pathlib import Path
 
 import av
 import cv2
@@ -10,11 +11,12 @@ import torch
 import yaml
 
 from conftest import REPO
-from merge_inputs import write_inputs, write_models
-from pipeline.crop import load_frames
+from decoders import pyav_frames
+from merge_inputs import write_models
 from pipeline.crop_outputs import read_boxes
 from pipeline.errors import FacecycleError
 from pipeline.faces import crop_window
+from pipeline.frame_outputs import load_frames
 from pipeline.merge import LABELS, feather_mask, match_color, merged_frames, merge_test_videos, paste_face
 from pipeline.params import MergeParams
 from pipeline.translate import translate_videos
@@ -34,46 +36,43 @@ def lab_stats(image: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return np.stack([mean, np.sqrt(((lab - mean) ** 2 * w).sum((0, 1)))])
 
 
-def decoded(path) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-
-
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, samples, shared_data):
-    return write_inputs(tmp_path_factory.mktemp("inputs"), samples, shared_data)
-
-
-@pytest.fixture(scope="module")
-def translated(inputs, tmp_path_factory):
+def translated(stage_inputs, tmp_path_factory):
     """infer's output for both (tiny, real) models."""
     root = tmp_path_factory.mktemp("run")
     for name, model in write_models(root / "models").items():
-        translate_videos(model, inputs["faces"], root / "translated" / name, batch_size=8, device=torch.device("cpu"))
+        translate_videos(model, stage_inputs["faces"], root / "translated" / name, batch_size=8,
+                         device=torch.device("cpu"))
     return root / "translated"
 
 
+def merge_stage(inputs: dict, translated: list[Path], out: Path, params: Path) -> subprocess.CompletedProcess:
+    """stages/merge_video.py on the stage inputs and the given infer outputs."""
+    return subprocess.run([sys.executable, str(REPO / "stages" / "merge_video.py"), "--frames", str(inputs["frames"]),
+                           "--faces", str(inputs["faces"]), "--raw", str(inputs["raw"]),
+                           "--translated", *map(str, translated), "--out", str(out), "--params", str(params)],
+                          capture_output=True, text=True, timeout=300)
+
+
 @pytest.fixture(scope="module")
-def results(inputs, translated):
+def results(stage_inputs, translated):
     """The merge_video stage script run on the real inputs."""
     root = translated.parent
     (root / "params.yaml").write_text(yaml.safe_dump({"merge": dict(feather=0.15, color_match=True, crf=18,
                                                                     sheet_frames=4)}))
-    result = subprocess.run([sys.executable, str(REPO / "stages" / "merge_video.py"), "--frames", str(inputs["frames"]),
-                             "--faces", str(inputs["faces"]), "--raw", str(inputs["raw"]), "--translated",
-                             str(translated / "cyclegan"), str(translated / "recyclegan"), "--out", str(root / "results"),
-                             "--params", str(root / "params.yaml")], capture_output=True, text=True, timeout=300)
+    result = merge_stage(stage_inputs, [translated / "cyclegan", translated / "recyclegan"], root / "results",
+                         root / "params.yaml")
     assert result.returncode == 0, result.stderr
     return root / "results"
 
 
 @pytest.fixture(scope="module")
-def grid(inputs):
+def grid(stage_inputs):
     """The GRID test clip: its frames, its test rows of boxes.csv and its input crops (one per face row)."""
-    frames, _ = load_frames(inputs["frames"], "sbat6n", 30)
-    rows = read_boxes(inputs["faces"], "test")
+    frames, _ = load_frames(stage_inputs["frames"], "sbat6n", 30)
+    rows = read_boxes(stage_inputs["faces"], "test")
     rows = rows[rows["video"] == "sbat6n"]
-    crops = np.load(inputs["faces"] / "A_test.npy", mmap_mode="r")
+    crops = np.load(stage_inputs["faces"] / "A_test.npy", mmap_mode="r")
     return frames, rows, crops
 
 
@@ -87,10 +86,10 @@ def test_feather_mask_fades_smoothly_to_the_edges():
     assert (feather_mask(64, 0.0) == 1).all()
 
 
-def test_match_color_moves_lab_statistics_to_the_reference(inputs, grid):
+def test_match_color_moves_lab_statistics_to_the_reference(stage_inputs, grid):
     _, _, crops = grid
     man = crops[0].astype(np.float32) / 255
-    woman = np.load(inputs["faces"] / "B_train.npy")[0].astype(np.float32) / 255
+    woman = np.load(stage_inputs["faces"] / "B_train.npy")[0].astype(np.float32) / 255
     weight = feather_mask(man.shape[0], 0.15)
     assert np.abs(match_color(man, man, weight) - man).max() < 2e-3  # matching to itself changes nothing
     matched = match_color(man, woman, weight)
@@ -109,10 +108,10 @@ def test_identity_translator_returns_the_input(grid, feather, color_match):
     assert min(values) > 40, values
 
 
-def test_paste_changes_only_the_box(inputs, grid):
+def test_paste_changes_only_the_box(stage_inputs, grid):
     frames, rows, crops = grid
     row = rows.iloc[0]
-    woman = np.load(inputs["faces"] / "B_train.npy")[0]
+    woman = np.load(stage_inputs["faces"] / "B_train.npy")[0]
     frame = np.asarray(frames[row["frame"]])
     out = paste_face(frame, woman, (row["cx"], row["cy"], row["size"]), 0.15, crops[row["crop_index"]])
     x0, y0, side = crop_window(row["cx"], row["cy"], row["size"])
@@ -148,7 +147,7 @@ def stream_info(path):
 
 
 @pytest.mark.parametrize("folder", ["cyclegan", "recyclegan", "compare"])
-def test_merged_videos_keep_frame_count_fps_and_audio(results, inputs, folder):
+def test_merged_videos_keep_frame_count_fps_and_audio(results, stage_inputs, folder):
     for video, source, fps, frames, width, height in (("sbat6n", "sbat6n.mpg", 25, 30, 360, 288),
                                                       ("wall", "woman_occlusion_pexels.mp4", 24000 / 1001, 12, 160, 360)):
         rate, size, count, duration, packets = stream_info(results / folder / f"{video}.mp4")
@@ -156,33 +155,33 @@ def test_merged_videos_keep_frame_count_fps_and_audio(results, inputs, folder):
         assert (float(rate), count) == (pytest.approx(fps), frames)
         assert size == (width * panels, height + (LABEL_HEIGHT if folder == "compare" else 0))
         assert duration == pytest.approx(frames / fps, abs=0.05)
-        source_packets = set(stream_info(inputs["raw"] / source)[4])
+        source_packets = set(stream_info(stage_inputs["raw"] / source)[4])
         assert packets and all(p in source_packets for p in packets)  # the source audio, copied byte for byte
 
 
 def test_merged_face_video_is_the_pasted_frames(results, translated, grid):
     frames, rows, crops = grid
     expected = merged_frames(frames, rows, np.load(translated / "cyclegan" / "sbat6n.npy"), crops, 0.15, True)
-    for out, want, source in zip(decoded(results / "cyclegan" / "sbat6n.mp4"), expected, frames):
+    for out, want, source in zip(pyav_frames(results / "cyclegan" / "sbat6n.mp4"), expected, frames):
         assert psnr(out, want) > 30  # H.264 at crf 18 of noisy MPEG-1 footage
         assert psnr(want, source) < 25  # the face really changed
 
 
-def test_faceless_video_passes_through(results, inputs):
-    frames, _ = load_frames(inputs["frames"], "wall", 12)
-    rows = read_boxes(inputs["faces"], "test")
+def test_faceless_video_passes_through(results, stage_inputs):
+    frames, _ = load_frames(stage_inputs["frames"], "wall", 12)
+    rows = read_boxes(stage_inputs["faces"], "test")
     rows = rows[rows["video"] == "wall"]
     assert not rows["face"].any()
     unchanged = list(merged_frames(frames, rows, np.zeros((0, 64, 64, 3), np.uint8), None, 0.15, True))
     np.testing.assert_array_equal(np.stack(unchanged), frames)
     for folder in ("cyclegan", "recyclegan"):
-        out = decoded(results / folder / "wall.mp4")
+        out = pyav_frames(results / folder / "wall.mp4")
         assert len(out) == 12 and min(psnr(a, b) for a, b in zip(out, frames)) > 35
 
 
 def test_compare_video_and_contact_sheet_show_input_and_both_models(results, translated, grid):
     frames, rows, crops = grid
-    compare = decoded(results / "compare" / "sbat6n.mp4")
+    compare = pyav_frames(results / "compare" / "sbat6n.mp4")
     assert psnr(compare[5][LABEL_HEIGHT:, :360], frames[5]) > 30
     assert compare[5][:LABEL_HEIGHT].max() > 200 and compare[5][:LABEL_HEIGHT].mean() < 60  # white text on black
     sheet = cv2.cvtColor(cv2.imread(str(results / "compare" / "sbat6n.png")), cv2.COLOR_BGR2RGB)
@@ -198,25 +197,22 @@ def test_compare_video_and_contact_sheet_show_input_and_both_models(results, tra
     assert wall.shape == (LABEL_HEIGHT + 4 * 360, 3 * 160, 3)
 
 
-def test_missing_translation_fails_before_writing_anything(inputs, translated, tmp_path):
+def test_missing_translation_fails_before_writing_anything(stage_inputs, translated, tmp_path):
     (tmp_path / "cyclegan").mkdir()
     np.save(tmp_path / "cyclegan" / "sbat6n.npy", np.load(translated / "cyclegan" / "sbat6n.npy"))  # wall.npy missing
     with pytest.raises(FacecycleError, match=r"cyclegan/wall.npy: not found"):
-        merge_test_videos(inputs["frames"], inputs["faces"], inputs["raw"], [tmp_path / "cyclegan"],
-                          tmp_path / "results", PARAMS)
+        merge_test_videos(stage_inputs["frames"], stage_inputs["faces"], stage_inputs["raw"],
+                          [tmp_path / "cyclegan"], tmp_path / "results", PARAMS)
     np.save(tmp_path / "cyclegan" / "wall.npy", np.load(translated / "cyclegan" / "sbat6n.npy")[:3])
     with pytest.raises(FacecycleError, match=r"wall.npy: 3 crops, but boxes.csv lists 0 faces for it"):
-        merge_test_videos(inputs["frames"], inputs["faces"], inputs["raw"], [tmp_path / "cyclegan"],
-                          tmp_path / "results", PARAMS)
+        merge_test_videos(stage_inputs["frames"], stage_inputs["faces"], stage_inputs["raw"],
+                          [tmp_path / "cyclegan"], tmp_path / "results", PARAMS)
     assert not (tmp_path / "results").exists()
 
 
-def test_stage_reports_a_missing_translation_in_one_line(inputs, tmp_path):
+def test_stage_reports_a_missing_translation_in_one_line(stage_inputs, tmp_path):
     (tmp_path / "params.yaml").write_text("merge:\n  feather: 0.15\n")
-    result = subprocess.run([sys.executable, str(REPO / "stages" / "merge_video.py"), "--frames", str(inputs["frames"]),
-                             "--faces", str(inputs["faces"]), "--raw", str(inputs["raw"]), "--translated",
-                             str(tmp_path / "cyclegan"), "--out", str(tmp_path / "results"),
-                             "--params", str(tmp_path / "params.yaml")], capture_output=True, text=True, timeout=120)
+    result = merge_stage(stage_inputs, [tmp_path / "cyclegan"], tmp_path / "results", tmp_path / "params.yaml")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"merge_video: error: {tmp_path / 'cyclegan' / 'sbat6n.npy'}: not found (the infer stage writes it)"]

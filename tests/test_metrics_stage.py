@@ -5,7 +5,6 @@ input with alternating brightness, perfect cycle), `recyclegan` swaps the person
 clip of the target domain, cycle with noise). The report must find exactly that.
 """
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,12 +16,11 @@ import pytest
 import yaml
 from PIL import Image
 
+from conftest import REPO, copy_stages
+from processes import ENV, sh
 from translation_layout import grid_crops, write_faces, write_translated
 
-REPO = Path(__file__).resolve().parents[1]
 FRAMES = 16
-DVC = [sys.executable, "-m", "dvc"]
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +55,10 @@ def repro(workdir, tmp_path_factory):
     """`dvc repro metrics` with the stage entry of dvc.yaml, as committed, in a fresh git + DVC repository."""
     repo = tmp_path_factory.mktemp("repo")
     shutil.copytree(workdir, repo, dirs_exist_ok=True)
-    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["metrics"]
-    for dep in stage["deps"]:
-        if dep.endswith(".py"):
-            (repo / dep).parent.mkdir(exist_ok=True)
-            shutil.copy(REPO / dep, repo / dep)
-    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"metrics": stage}}))
-    for cmd in (["git", "init", "-q"], [*DVC, "init", "-q"], [*DVC, "repro", "metrics"]):
-        done = subprocess.run(cmd, cwd=repo, env=ENV, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
+    copy_stages(repo, "metrics")
+    sh(repo, "git", "init", "-q")
+    sh(repo, "dvc", "init", "-q")
+    sh(repo, "dvc", "repro", "metrics")
     return repo
 
 
@@ -115,8 +108,7 @@ def test_bad_input_is_one_line_and_leaves_no_output(workdir, tmp_path, damage, m
 
 
 def test_dvc_reads_the_metrics_and_the_stage_is_up_to_date(repro):
-    shown = subprocess.run([*DVC, "metrics", "show", "--json"], cwd=repro, env=ENV, capture_output=True, text=True)
+    shown = sh(repro, "dvc", "metrics", "show", "--json")
     metrics = json.loads(shown.stdout)[""]["data"]["metrics/translation.json"]["data"]
     assert metrics["cyclegan"]["A2B"]["warping_error"] > metrics["input"]["A2B"]["warping_error"]
-    status = subprocess.run([*DVC, "status", "metrics"], cwd=repro, env=ENV, capture_output=True, text=True)
-    assert "up to date" in status.stdout
+    assert "up to date" in sh(repro, "dvc", "status", "metrics").stdout

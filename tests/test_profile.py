@@ -36,12 +36,13 @@ def test_switching_to_paper_and_back_keeps_everything_else(tmp_path):
             cyclegan.lambda_identity, cyclegan.n_epochs, cyclegan.n_epochs_decay) == (256, 9, 64, 2e-4, 50, 0.5, 100, 100)
     assert (recyclegan.n_blocks, recyclegan.predictor_downs, recyclegan.pool_size, recyclegan.lambda_identity) == \
         (6, 8, 0, 0)
+    assert cyclegan.flip and not recyclegan.flip  # the official loader flips, the authors' triplet loader does not
     assert "# Samples: GRID corpus" in params.read_text()  # comments survive
     apply_profile("demo", params)
     assert params.read_text() == original
 
 
-def test_training_groups_coerce_ints_and_name_bad_keys(tmp_path):
+def test_training_groups_coerce_ints_and_name_unknown_keys_and_bad_values(tmp_path):
     params = tmp_path / "params.yaml"
     groups = yaml.safe_load((REPO / "params.yaml").read_text())
     groups["cyclegan"]["lambda_cyc"] = 5  # what `dvc exp run -S cyclegan.lambda_cyc=5` writes
@@ -55,3 +56,31 @@ def test_training_groups_coerce_ints_and_name_bad_keys(tmp_path):
     params.write_text(yaml.safe_dump(groups))
     with pytest.raises(FacecycleError, match="cyclegan.upsample: must be transpose or resize"):
         load_group("cyclegan", params)
+    groups["cyclegan"]["upsample"], groups["cyclegan"]["lamda_cyc"] = "resize", 5  # a typo of lambda_cyc
+    params.write_text(yaml.safe_dump(groups))
+    with pytest.raises(FacecycleError, match=r"cyclegan: unknown key\(s\) \['lamda_cyc'\]; known: \[.*'lambda_cyc'"):
+        load_group("cyclegan", params)
+
+
+def profile_command(params, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.profile", *args, "--params", str(params)],
+                          capture_output=True, text=True)
+
+
+def test_bad_params_files_are_one_line_errors_and_stay_as_they_were(tmp_path):
+    done = profile_command(tmp_path / "missing.yaml", "paper")
+    assert done.returncode == 1 and done.stderr.strip().endswith("missing.yaml: params file not found")
+    assert "Traceback" not in done.stderr
+
+    params = tmp_path / "params.yaml"
+    groups = yaml.safe_load((REPO / "params.yaml").read_text())
+    params.write_text(yaml.safe_dump(dict(groups, infer=None)))  # `infer:` left empty
+    done = profile_command(params)  # which profile: an empty group matches none
+    assert done.returncode == 0 and done.stdout.endswith("custom (matches no profile)\n")
+
+    groups["data"]["videos"][0]["name"] = "two words"  # invalid: the switched file would not validate
+    params.write_text(yaml.safe_dump(groups))
+    before = params.read_text()
+    done = profile_command(params, "paper")
+    assert done.returncode == 1 and "data.videos[0].name" in done.stderr and "Traceback" not in done.stderr
+    assert params.read_text() == before

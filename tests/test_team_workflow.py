@@ -1,19 +1,15 @@
 """dvc.yaml as a team uses it, with real DVC commands in temporary git repos.
 
 The whole pipeline runs once on about a second of three real GRID clips (32 px crops, the tiny
-nets of tests/test_train.py) and is pushed to a folder remote. A teammate's clone pulls the models
+nets of conftest.GROUPS) and is pushed to a folder remote. A teammate's clone pulls the models
 and runs only inference; a queued sweep reruns CycleGAN and what follows it, nothing else. A
 training stage killed with SIGKILL resumes under `dvc repro` and `dvc exp run` and ends with the
 weights of an uninterrupted run.
 """
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,18 +17,11 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.test_train import GROUPS, ONE_THREAD
-from tests.test_train_dvc import repo, sh  # noqa: F401 (repo is a fixture: the train stages on real crops)
+from conftest import GROUPS, REPO, copy_stages
+from processes import commit, kill_once_saved, sh
 
-REPO = Path(__file__).resolve().parents[1]
 CLIPS = [("bbaf2n", "A", "train", 1.0), ("sbat6n", "A", "test", 1.0), ("brbk7n", "B", None, 1.2)]  # name, domain, split, end
 MODELS = ("cyclegan", "recyclegan")
-ENV = dict(ONE_THREAD, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # as `sh` runs dvc
-
-
-def commit(repo: Path, message: str) -> None:
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message)
 
 
 def ran(output: str) -> list[str]:
@@ -46,11 +35,8 @@ def team(tmp_path_factory):
     root = tmp_path_factory.mktemp("team")
     lead, remote = root / "lead", root / "remote"
     lead.mkdir()
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    for path in {"dvc.yaml", ".gitignore"} | {d for s in stages.values() for d in s["deps"]
-                                                if d.startswith(("stages/", "pipeline/"))}:
-        (lead / path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / path, lead / path)
+    stages = copy_stages(lead)
+    shutil.copy(REPO / ".gitignore", lead / ".gitignore")
     videos = []
     for name, domain, split, end in CLIPS:
         clip = Path("data/samples") / domain / f"{name}.mpg"
@@ -130,16 +116,10 @@ def tensors(repo: Path) -> dict[str, torch.Tensor]:
 
 
 def kill_after_first_checkpoint(repo: Path, *command: str) -> None:
-    """Start a dvc command and SIGKILL its whole process group (DVC and the stage it spawned) as
-    soon as the stage has saved its first checkpoint."""
+    """Run a dvc command and kill it with the stage it spawned once the stage has saved its first checkpoint."""
     saved = repo / "checkpoints" / "cyclegan" / "checkpoint.pt"
     shutil.rmtree(saved.parent, ignore_errors=True)
-    process = subprocess.Popen(command, cwd=repo, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    while not saved.exists() and process.poll() is None:
-        time.sleep(0.01)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_once_saved(saved, *command, cwd=repo)
 
 
 def resumed_at(run: subprocess.CompletedProcess) -> int:
@@ -151,22 +131,22 @@ def resumed_at(run: subprocess.CompletedProcess) -> int:
     return step
 
 
-def test_killed_training_resumes_under_repro_and_exp_run_to_the_uninterrupted_weights(repo):  # noqa: F811
-    kill_after_first_checkpoint(repo, "dvc", "exp", "run", "train_cyclegan")
-    resumed_at(sh(repo, "dvc", "exp", "run", "train_cyclegan"))
-    after_exp = tensors(repo)
+def test_killed_training_resumes_under_repro_and_exp_run_to_the_uninterrupted_weights(train_repo):
+    kill_after_first_checkpoint(train_repo, "dvc", "exp", "run", "train_cyclegan")
+    resumed_at(sh(train_repo, "dvc", "exp", "run", "train_cyclegan"))
+    after_exp = tensors(train_repo)
 
-    kill_after_first_checkpoint(repo, "dvc", "repro", "--force", "train_cyclegan")
-    assert not (repo / "models" / "cyclegan").exists()
-    stale = json.loads((repo / ".dvc" / "tmp" / "rwlock").read_text())["write"]
+    kill_after_first_checkpoint(train_repo, "dvc", "repro", "--force", "train_cyclegan")
+    assert not (train_repo / "models" / "cyclegan").exists()
+    stale = json.loads((train_repo / ".dvc" / "tmp" / "rwlock").read_text())["write"]
     assert any(info["cmd"].endswith("dvc repro --force train_cyclegan") for info in stale.values())  # a dead pid
-    resumed = sh(repo, "dvc", "repro", "train_cyclegan")
+    resumed = sh(train_repo, "dvc", "repro", "train_cyclegan")
     assert "had been killed. Auto removed it from the lock file." in resumed.stderr  # the stale lock does not block
     resumed_at(resumed)
-    after_repro = tensors(repo)
+    after_repro = tensors(train_repo)
 
-    shutil.rmtree(repo / "checkpoints" / "cyclegan")
-    whole = sh(repo, "dvc", "repro", "--force", "train_cyclegan")
+    shutil.rmtree(train_repo / "checkpoints" / "cyclegan")
+    whole = sh(train_repo, "dvc", "repro", "--force", "train_cyclegan")
     assert "resuming" not in whole.stderr
-    for key, value in tensors(repo).items():
+    for key, value in tensors(train_repo).items():
         assert torch.equal(value, after_exp[key]) and torch.equal(value, after_repro[key]), key

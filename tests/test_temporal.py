@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
+from decoders import decode
 from pipeline.temporal import consecutive_pairs, input_motion, optical_flow, tof, valid_mask, warping_error
-from translation_layout import frames, grid_crops
+from translation_layout import grid_crops
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_consistent_recolouring_is_not_penalised(clip):
 def test_pan_is_followed_and_pixels_leaving_the_frame_are_masked(samples):
     """Two crops of one real frame 4 px apart: the flow finds the pan, warping undoes it, and the
     columns whose content is not in the next crop are excluded."""
-    frame = frames(samples / "A" / "sbat6n.mpg", 1)[0]
+    frame = decode(samples / "A" / "sbat6n.mpg", 1)[0]
     pair = np.stack([frame[60:132, 140:212], frame[60:132, 144:216]])
     forward, backward = optical_flow(pair[0], pair[1]), optical_flow(pair[1], pair[0])
     assert np.median(forward[..., 0]) == pytest.approx(-4, abs=0.2)

@@ -1,47 +1,28 @@
-"""The training loop on real GRID face crops: exact resume after a kill, fingerprints, divergence,
-learning, exported generators and dvclive logs. Tiny networks on 32 px crops keep it fast."""
+"""The training loop on real GRID face crops: exact resume after a kill, also with changed cosmetic
+params, fingerprints, the learning-rate schedule, divergence, learning, exported generators and
+dvclive logs. The tiny networks of conftest.GROUPS on 32 px crops keep it fast."""
 import json
-import os
-import signal
+import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
 
+from conftest import GROUPS, REPO
 from pipeline.errors import FacecycleError
 from pipeline.nets import ResnetGenerator
 from pipeline.params import load_group
-from pipeline.train import SAMPLES, train
-from tests.real_crops import write_faces
+from pipeline.train import SAMPLES, lr_factor, train
+from processes import ENV, kill_once_saved
+from real_crops import write_faces
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = dict(crop_size=32, ngf=4, ndf=4, n_blocks=1, n_epochs=1, n_epochs_decay=1, log_every=5, sample_every=20,
-            checkpoint_every=10, pool_size=4)  # a small pool fills up and swaps within the run
-GROUPS = {"cyclegan": TINY, "recyclegan": dict(TINY, predictor_downs=5)}
-# One thread, here and in the stage subprocesses: bit-exact comparisons need one summation order, and
-# on a shared 2-core machine OpenMP threads spinning against each other make steps 10x slower.
-ONE_THREAD = dict(os.environ, OMP_NUM_THREADS="1")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory, samples):
-    """10 frames of two A clips and one B clip at 40 px: an epoch is 20 samples (16 triplets)."""
-    clips = {"A": [samples / "A/bbaf2n.mpg", samples / "A/bbiz1s.mpg"], "B": [samples / "B/brbk7n.mpg"]}
-    return write_faces(tmp_path_factory.mktemp("faces"), clips, size=40, frames=10)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def params_file(path: Path, **changes) -> Path:
@@ -59,93 +40,165 @@ def checkpoint(out: Path) -> dict:
     return torch.load(out / "checkpoints" / "checkpoint.pt", weights_only=True)
 
 
-def stage(model: str, params: Path, faces: Path, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO / "stages" / "train.py"), model, "--params", str(params),
-                             "--faces", str(faces), "--out", str(out / "models"), "--checkpoints",
-                             str(out / "checkpoints"), "--logs", str(out / "logs")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
+def logged(out: Path, metric: str) -> np.ndarray:
+    """(step, value) rows of a dvclive train metric."""
+    return np.loadtxt(out / f"logs/plots/metrics/train/{metric}.tsv", skiprows=1, usecols=(0, 1), ndmin=2)
+
+
+def stage_command(model: str, params: Path, faces: Path, out: Path) -> list[str]:
+    return [sys.executable, str(REPO / "stages" / "train.py"), model, "--params", str(params), "--faces", str(faces),
+            "--out", str(out / "models"), "--checkpoints", str(out / "checkpoints"), "--logs", str(out / "logs")]
+
+
+def run_stage(model: str, params: Path, faces: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(stage_command(model, params, faces, out), env=ENV, capture_output=True, text=True)
+
+
+def samples_per_epoch(model: str, faces: Path) -> int:
+    """max(|A|, |B|) from boxes.csv: every crop for CycleGAN; for Recycle-GAN every frame triplet,
+    two fewer than frames per clip (the tiny crops have no cut and no missing face)."""
+    boxes = pd.read_csv(faces / "boxes.csv")
+    per_domain = boxes.groupby("domain")["video"].agg(
+        lambda videos: len(videos) - (2 * videos.nunique() if model == "recyclegan" else 0))
+    return int(per_domain.max())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_faces) -> dict[str, Path]:
+    """Both models trained on the tiny groups in one go: what an interrupted run must end with."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    params = params_file(root / "params.yaml")
+    for model in GROUPS:
+        run(model, params, tiny_faces, root / model)
+    return {model: root / model for model in GROUPS}
+
+
+def assert_same_training_state(got: dict, expected: dict) -> None:
+    """Same step, weights and Adam moments."""
+    assert got["step"] == expected["step"]
+    for key, value in expected["networks"].items():
+        assert torch.equal(value, got["networks"][key]), key
+    for name, state in expected["optimizers"].items():
+        for i, moments in state["state"].items():
+            assert torch.equal(moments["exp_avg_sq"], got["optimizers"][name]["state"][i]["exp_avg_sq"])
+
+
+def kill_after_first_checkpoint(model: str, params: Path, faces: Path, out: Path) -> int:
+    """Run the train stage, SIGKILL it once it has saved a checkpoint; return that checkpoint's step."""
+    kill_once_saved(out / "checkpoints" / "checkpoint.pt", *stage_command(model, params, faces, out))
+    assert not (out / "models").exists()
+    return checkpoint(out)["step"]
 
 
 @pytest.mark.parametrize("model", ["cyclegan", "recyclegan"])
-def test_kill_and_resume_gives_the_weights_of_an_uninterrupted_run(model, faces, tmp_path):
+def test_kill_and_resume_gives_the_weights_of_an_uninterrupted_run(model, tiny_faces, uninterrupted, tmp_path):
+    whole = checkpoint(uninterrupted[model])
+    total = whole["step"]
+    assert total == 2 * samples_per_epoch(model, tiny_faces)  # 2 epochs of batch 1
+
     params = params_file(tmp_path / "params.yaml")
-    run(model, params, faces, tmp_path / "whole")
-    whole = checkpoint(tmp_path / "whole")
-    total = whole["step"]  # 2 epochs: 40 CycleGAN samples, 32 Recycle-GAN triplets
+    step = kill_after_first_checkpoint(model, params, tiny_faces, tmp_path)
+    assert 10 <= step < total
 
-    killed = stage(model, params, faces, tmp_path / "parts")
-    saved = tmp_path / "parts" / "checkpoints" / "checkpoint.pt"
-    while not saved.exists() and killed.poll() is None:
-        time.sleep(0.01)
-    os.kill(killed.pid, signal.SIGKILL)
-    killed.communicate()
-    step = checkpoint(tmp_path / "parts")["step"]
-    assert 10 <= step < total and not (tmp_path / "parts" / "models").exists()
-
-    resumed = stage(model, params, faces, tmp_path / "parts")
-    _, err = resumed.communicate()
-    assert resumed.returncode == 0, err
-    assert f"resuming from {saved} at step {step}" in err
-
-    parts = checkpoint(tmp_path / "parts")
-    assert parts["step"] == total == {"cyclegan": 40, "recyclegan": 32}[model]
-    for key, value in whole["networks"].items():
-        assert torch.equal(value, parts["networks"][key]), key
-    for name, state in whole["optimizers"].items():
-        for i, moments in state["state"].items():
-            assert torch.equal(moments["exp_avg_sq"], parts["optimizers"][name]["state"][i]["exp_avg_sq"])
-    rows = np.loadtxt(tmp_path / "parts/logs/plots/metrics/train/loss_G_A.tsv", skiprows=1, usecols=0)
+    resumed = run_stage(model, params, tiny_faces, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from {tmp_path / 'checkpoints' / 'checkpoint.pt'} at step {step}" in resumed.stderr
+    assert_same_training_state(checkpoint(tmp_path), whole)
+    rows = logged(tmp_path, "loss_G_A")[:, 0]
     assert rows.tolist() == sorted({*range(5, total + 1, 5), total})  # no step twice, none missing
 
 
-def test_changed_params_or_inputs_start_over_and_unchanged_ones_resume(faces, tmp_path, capsys):
-    params = params_file(tmp_path / "params.yaml", cyclegan=dict(n_epochs=0.2, n_epochs_decay=0.2))
-    run("cyclegan", params, faces, tmp_path)
+def test_a_killed_run_resumes_when_only_cosmetic_params_changed(tiny_faces, uninterrupted, tmp_path, capsys):
+    """log_every, sample_every and checkpoint_every do not change the weights, so a run resumes across
+    them and ends with the uninterrupted weights, logging at the new cadence from where it resumed.
+    (`compile`, also cosmetic, is not switched here: compiling takes minutes on the CPU.)"""
+    params = params_file(tmp_path / "params.yaml")
+    step = kill_after_first_checkpoint("cyclegan", params, tiny_faces, tmp_path)
+    total = checkpoint(uninterrupted["cyclegan"])["step"]
+    assert 10 <= step < total
+
+    cosmetic = params_file(tmp_path / "params.yaml", cyclegan=dict(log_every=4, sample_every=7, checkpoint_every=15))
+    run("cyclegan", cosmetic, tiny_faces, tmp_path)
+    err = capsys.readouterr().err
+    assert f"resuming from {tmp_path / 'checkpoints' / 'checkpoint.pt'} at step {step}" in err
+    assert "starting over" not in err
+    assert_same_training_state(checkpoint(tmp_path), checkpoint(uninterrupted["cyclegan"]))
+    rows = logged(tmp_path, "loss_G_A")[:, 0]
+    after = [s for s in range(step + 1, total + 1) if s % 4 == 0 or s == total]
+    assert rows.tolist() == [*range(5, step + 1, 5), *after]  # the killed run's rows up to its checkpoint, then new
+
+
+def test_changed_params_or_inputs_start_over_and_unchanged_ones_resume(tiny_faces, tmp_path, capsys):
+    short = dict(n_epochs=0.2, n_epochs_decay=0.2)
+    steps = math.ceil(0.4 * samples_per_epoch("cyclegan", tiny_faces))
+    params = params_file(tmp_path / "params.yaml", cyclegan=short)
+    run("cyclegan", params, tiny_faces, tmp_path)
     first = checkpoint(tmp_path)
-    run("cyclegan", params, faces, tmp_path)
-    assert "at step 8" in capsys.readouterr().err
+    run("cyclegan", params, tiny_faces, tmp_path)
+    assert f"at step {steps}" in capsys.readouterr().err
     assert all(torch.equal(v, checkpoint(tmp_path)["networks"][k]) for k, v in first["networks"].items())
 
-    changed = params_file(tmp_path / "params.yaml", cyclegan=dict(n_epochs=0.2, n_epochs_decay=0.2, lambda_cyc=5))
-    run("cyclegan", changed, faces, tmp_path)
+    changed = params_file(tmp_path / "params.yaml", cyclegan=dict(short, lambda_cyc=5))
+    run("cyclegan", changed, tiny_faces, tmp_path)
     err = capsys.readouterr().err
     assert "other settings (cyclegan.lambda_cyc 10.0 -> 5.0); starting over" in err
-    assert checkpoint(tmp_path)["step"] == 8
+    assert checkpoint(tmp_path)["step"] == steps
 
     other = tmp_path / "faces"
     other.mkdir()
     for name in ("A_train.npy", "boxes.csv"):
-        (other / name).write_bytes((faces / name).read_bytes())
-    np.save(other / "B_train.npy", np.load(faces / "B_train.npy")[:-1])
+        (other / name).write_bytes((tiny_faces / name).read_bytes())
+    np.save(other / "B_train.npy", np.load(tiny_faces / "B_train.npy")[:-1])
     run("cyclegan", changed, other, tmp_path)
     assert "(B_train.npy changed); starting over" in capsys.readouterr().err
 
 
-def test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint(faces, tmp_path):
+def test_lr_factor_is_one_for_n_epochs_then_falls_linearly_to_zero():
+    """20 steps an epoch, 3 constant epochs then 2 of decay: steps 0-60 at 1, 0 from step 100."""
+    assert [lr_factor(step, 20, 3, 2) for step in (0, 59, 60, 70, 80, 99, 100, 140)] == \
+        pytest.approx([1, 1, 1, 0.75, 0.5, 0.025, 0, 0])
+    assert lr_factor(27, 7.5, 3, 2) == pytest.approx(0.7)  # a fractional epoch length: step 27 is epoch 3.6
+    assert lr_factor(10 ** 6, 20, 3, 0) == 1  # no decay epochs: constant to the end
+
+
+def test_logged_lr_follows_the_schedule_on_every_optimizer(tiny_faces, uninterrupted):
+    """The tiny groups train 1 constant epoch, then 1 of linear decay to 0 (batch 1: an epoch is
+    max(|A|, |B|) steps); every log step records the rate of that step."""
+    out = uninterrupted["cyclegan"]
+    params = load_group("cyclegan", out.parent / "params.yaml")
+    epoch = samples_per_epoch("cyclegan", tiny_faces)  # in steps of batch 1
+    steps, lr = logged(out, "lr").T
+    assert steps.tolist() == list(range(5, 2 * epoch + 1, 5))
+    decay = 1 - (steps / epoch - params.n_epochs) / params.n_epochs_decay
+    assert lr == pytest.approx(params.lr * np.clip(decay, 0, 1), rel=1e-6)
+    for name, state in checkpoint(out)["optimizers"].items():  # the generators' and discriminators' Adam alike
+        assert [group["lr"] for group in state["param_groups"]] == [0] * len(state["param_groups"]), name
+
+
+def test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tiny_faces, tmp_path):
     params = params_file(tmp_path / "params.yaml", cyclegan=dict(lr=1e30, log_every=1, checkpoint_every=1))
     with pytest.raises(FacecycleError, match="NaN or infinite at step 2 .*last good checkpoint, step 1, stays in"):
-        run("cyclegan", params, faces, tmp_path)
+        run("cyclegan", params, tiny_faces, tmp_path)
     state = checkpoint(tmp_path)
     assert state["step"] == 1 and all(torch.isfinite(v).all() for v in state["networks"].values())
     assert not (tmp_path / "models").exists()
     params = params_file(tmp_path / "params.yaml", cyclegan=dict(lr=1e30, log_every=1, checkpoint_every=100))
     with pytest.raises(FacecycleError, match="at step 2 .*no checkpoint was saved"):
-        run("cyclegan", params, faces, tmp_path / "fresh")
+        run("cyclegan", params, tiny_faces, tmp_path / "fresh")
     assert not (tmp_path / "fresh" / "checkpoints" / "checkpoint.pt").exists()
 
 
-def test_crops_smaller_than_crop_size_name_the_param(faces, tmp_path):
+def test_crops_smaller_than_crop_size_name_the_param(tiny_faces, tmp_path):
     params = params_file(tmp_path / "params.yaml", cyclegan=dict(crop_size=64))
     with pytest.raises(FacecycleError, match="cyclegan.crop_size 64 does not fit .*A_train.npy \\(40 px crops"):
-        run("cyclegan", params, faces, tmp_path)
+        run("cyclegan", params, tiny_faces, tmp_path)
 
 
 def test_stage_reports_a_missing_input_in_one_line(tmp_path):
-    process = stage("recyclegan", params_file(tmp_path / "params.yaml"), tmp_path / "nowhere", tmp_path)
-    _, err = process.communicate()
-    assert process.returncode == 1
-    assert err.strip().splitlines() == [f"train: error: {tmp_path / 'nowhere' / 'A_train.npy'}: not found "
-                                        "(the crop_faces stage writes it)"]
+    done = run_stage("recyclegan", params_file(tmp_path / "params.yaml"), tmp_path / "nowhere", tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"train: error: {tmp_path / 'nowhere' / 'A_train.npy'}: not found "
+                                                "(the crop_faces stage writes it)"]
 
 
 @pytest.fixture(scope="module")

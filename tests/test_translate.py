@@ -1,6 +1,5 @@
 """Inference on real face crops with real (tiny) generators; model loading that never runs a pickle."""
 import json
-import pathlib
 import pickle
 import shutil
 import subprocess
@@ -11,7 +10,8 @@ import pytest
 import torch
 
 from conftest import REPO
-from merge_inputs import CROP_SIZE, write_inputs, write_models
+from merge_inputs import CROP_SIZE, write_models
+from payloads import write_pickle, write_torch_save
 from pipeline.crop_outputs import read_boxes
 from pipeline.errors import FacecycleError
 from pipeline.translate import load_generators, translate_batches, translate_videos
@@ -20,19 +20,14 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, samples, shared_data):
-    return write_inputs(tmp_path_factory.mktemp("inputs"), samples, shared_data)
-
-
-@pytest.fixture(scope="module")
 def models(tmp_path_factory):
     return write_models(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
-def translated(inputs, models, tmp_path_factory):
+def translated(stage_inputs, models, tmp_path_factory):
     out = tmp_path_factory.mktemp("translated") / "cyclegan"
-    assert translate_videos(models["cyclegan"], inputs["faces"], out, batch_size=4, device=CPU) == ["sbat6n", "wall"]
+    assert translate_videos(models["cyclegan"], stage_inputs["faces"], out, batch_size=4, device=CPU) == ["sbat6n", "wall"]
     return out
 
 
@@ -51,9 +46,9 @@ def test_infer_writes_one_translation_per_face_row(translated):
     assert fake.std() > 5 and np.abs(np.diff(fake.astype(int), axis=0)).mean() > 0  # real output, not a constant
 
 
-def test_a_videos_go_through_g_a_and_back_through_g_b(inputs, models, translated):
+def test_a_videos_go_through_g_a_and_back_through_g_b(stage_inputs, models, translated):
     generators, _ = load_generators(models["cyclegan"])
-    crops = video_crops(inputs["faces"], "sbat6n")
+    crops = video_crops(stage_inputs["faces"], "sbat6n")
     (fake, rec), = translate_batches(generators["G_A"], generators["G_B"], [crops], CROP_SIZE, CPU)
     (other, _), = translate_batches(generators["G_B"], generators["G_A"], [crops], CROP_SIZE, CPU)
     np.testing.assert_array_equal(np.load(translated / "sbat6n.npy"), fake)
@@ -61,42 +56,42 @@ def test_a_videos_go_through_g_a_and_back_through_g_b(inputs, models, translated
     assert np.abs(fake.astype(int) - other).mean() > 1
 
 
-def test_deterministic_and_independent_of_batch_size(inputs, models, translated, tmp_path):
-    translate_videos(models["cyclegan"], inputs["faces"], tmp_path / "again", batch_size=4, device=CPU)
-    translate_videos(models["cyclegan"], inputs["faces"], tmp_path / "batch7", batch_size=7, device=CPU)
+def test_deterministic_and_independent_of_batch_size(stage_inputs, models, translated, tmp_path):
+    translate_videos(models["cyclegan"], stage_inputs["faces"], tmp_path / "again", batch_size=4, device=CPU)
+    translate_videos(models["cyclegan"], stage_inputs["faces"], tmp_path / "batch7", batch_size=7, device=CPU)
     first = np.load(translated / "sbat6n.npy")
     np.testing.assert_array_equal(np.load(tmp_path / "again" / "sbat6n.npy"), first)
     assert np.abs(np.load(tmp_path / "batch7" / "sbat6n.npy").astype(int) - first).max() <= 1  # float summation order
 
 
-def test_compiled_generators_translate_as_eager_ones_and_compile_once(inputs, models, translated, tmp_path):
+def test_compiled_generators_translate_as_eager_ones_and_compile_once(stage_inputs, models, translated, tmp_path):
     """infer.compile: every batch is padded to batch_size, so the 30 crops (4 x 7 + 2) compile each generator once."""
     from torch._dynamo.utils import counters  # torch's own count of the graphs compiled so far
 
     before = counters["stats"]["unique_graphs"]
-    translate_videos(models["cyclegan"], inputs["faces"], tmp_path / "compiled", batch_size=7, device=CPU, compile=True)
+    translate_videos(models["cyclegan"], stage_inputs["faces"], tmp_path / "compiled", batch_size=7, device=CPU, compile=True)
     assert counters["stats"]["unique_graphs"] - before == 1  # one graph: G_B has G_A's architecture, weights are inputs
     for suffix in ("", "_rec"):
         eager = np.load(translated / f"sbat6n{suffix}.npy").astype(int)
         assert np.abs(np.load(tmp_path / "compiled" / f"sbat6n{suffix}.npy") - eager).max() <= 1  # fused rounding
 
 
-def test_inference_runs_without_autograd(inputs, models):
+def test_inference_runs_without_autograd(stage_inputs, models):
     generators, _ = load_generators(models["recyclegan"])
     seen = []
     generators["G_A"].register_forward_hook(
         lambda module, args, output: seen.append((torch.is_grad_enabled(), torch.is_inference_mode_enabled(),
                                                   output.requires_grad)))
-    crops = video_crops(inputs["faces"], "sbat6n")
+    crops = video_crops(stage_inputs["faces"], "sbat6n")
     batches = list(translate_batches(generators["G_A"], generators["G_B"], [crops[:8], crops[8:12]], CROP_SIZE, CPU))
     assert [fake.shape for fake, _ in batches] == [(8, CROP_SIZE, CROP_SIZE, 3), (4, CROP_SIZE, CROP_SIZE, 3)]
     assert seen == [(False, True, False)] * 2
     assert not any(p.requires_grad for net in generators.values() for p in net.parameters())
 
 
-def test_failed_inference_leaves_no_output(inputs, models, tmp_path):
+def test_failed_inference_leaves_no_output(stage_inputs, models, tmp_path):
     faces = tmp_path / "faces"
-    shutil.copytree(inputs["faces"], faces)
+    shutil.copytree(stage_inputs["faces"], faces)
     np.save(faces / "A_test.npy", np.zeros((3, 8), np.float32))  # corrupt crop array
     out = tmp_path / "translated"
     with pytest.raises(FacecycleError, match="A_test.npy: expected uint8"):
@@ -104,26 +99,8 @@ def test_failed_inference_leaves_no_output(inputs, models, tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == [faces]
 
 
-class Payload:
-    """Unpickling this creates `marker`: what a malicious model file could do."""
-
-    def __init__(self, marker: pathlib.Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return pathlib.Path.touch, (self.marker,)
-
-
-def write_pickle(path: pathlib.Path, marker: pathlib.Path) -> None:
-    path.write_bytes(pickle.dumps({"G_A.model.1.weight": Payload(marker)}))
-
-
-def write_torch_save(path: pathlib.Path, marker: pathlib.Path) -> None:
-    torch.save({"G_A.model.1.weight": Payload(marker)}, path)
-
-
 def test_payload_is_live(tmp_path):
-    """The payload below really creates its file when unpickled, so its absence later means it never ran."""
+    """The payload of tests/payloads.py really creates its file when unpickled, so its absence later means it never ran."""
     write_pickle(tmp_path / "p.pkl", tmp_path / "ran")
     pickle.loads((tmp_path / "p.pkl").read_bytes())
     assert (tmp_path / "ran").exists()
@@ -174,14 +151,14 @@ def test_bad_model_files_are_refused_and_never_executed(models, tmp_path, case, 
     assert not marker.exists()
 
 
-def test_stage_reports_a_pickled_model_in_one_line(inputs, tmp_path):
+def test_stage_reports_a_pickled_model_in_one_line(stage_inputs, tmp_path):
     model = tmp_path / "models" / "cyclegan"
     model.mkdir(parents=True)
     (model / "architecture.json").write_text(json.dumps({"generator": {}, "crop_size": 64, "load_size": 72}))
     marker = tmp_path / "payload_ran"
     write_pickle(model / "generators.safetensors", marker)
     (tmp_path / "params.yaml").write_text("infer:\n  batch_size: 4\n  device: cpu\n")
-    result = subprocess.run([sys.executable, str(REPO / "stages" / "infer.py"), "--faces", str(inputs["faces"]),
+    result = subprocess.run([sys.executable, str(REPO / "stages" / "infer.py"), "--faces", str(stage_inputs["faces"]),
                              "--models", str(model), "--out", str(tmp_path / "translated"),
                              "--params", str(tmp_path / "params.yaml")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1

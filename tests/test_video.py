@@ -1,12 +1,14 @@
 """pipeline.video on real clips: exact sequential decode, resampling, trim, bad files, H.264 encode with audio."""
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from decord import VideoReader, cpu
 
+from decoders import decord_batch, pyav_frames
 from pipeline.errors import FacecycleError
 from pipeline.video import VideoWriter, iter_frames, probe, select_frames
 
@@ -24,13 +26,7 @@ def megamind(shared_data) -> Path:
 @pytest.fixture(scope="module")
 def grid_frames(grid_clip) -> np.ndarray:
     """All frames of the GRID clip from decord's batch decoder (a code path iter_frames does not use)."""
-    reader = VideoReader(str(grid_clip), ctx=cpu(0))
-    return reader.get_batch(list(range(len(reader)))).asnumpy()
-
-
-def pyav_frames(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    return decord_batch(grid_clip)
 
 
 def audio_packets(path: Path) -> list[tuple[float, bytes]]:
@@ -157,11 +153,15 @@ def test_writer_keeps_frames_fps_and_copies_mp2_audio(tmp_path, grid_clip, grid_
         assert video.frames == 75 and video.average_rate == 25
         assert float(video.duration * video.time_base) == pytest.approx(3.0)
         assert container.duration / 1e6 == pytest.approx(3.0, abs=0.05)
+        # mp4 tags any MPEG-1 audio alike (libav then names it mp3): the layer is read from the frames below
+        assert (audio.codec_context.codec_tag, audio.rate) == ("mp4a", 44100)
+        assert sum(frame.samples for frame in container.decode(audio)) / audio.rate == pytest.approx(3.0, abs=0.05)
     decoded = pyav_frames(out)
     assert len(decoded) == 75
     assert np.abs(np.stack(decoded).astype(np.int16) - grid_frames).mean() < 3  # crf 18: close to the input
     source, copied = audio_packets(grid_clip), audio_packets(out)
     assert [data for _, data in copied] == [data for t, data in source if t < 3.0]  # remuxed byte for byte
+    assert all(data[0] == 0xFF and data[1] >> 1 & 0b1111 == 0b1110 for _, data in copied)  # MPEG-1 layer II: mp2
 
 
 def test_writer_cuts_ac3_audio_of_a_trimmed_avi(tmp_path, megamind):
@@ -227,3 +227,14 @@ def test_writer_failure_leaves_no_file(tmp_path, grid_frames):
         with VideoWriter(out, 25, 360, 288) as writer:
             writer.write(grid_frames[0, :100])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_opencv_still_reads_png_after_the_video_module_loads(tmp_path):
+    """decord carries its own zlib: loaded before OpenCV, it breaks cv2.imread of PNGs ("libpng error:
+    bad parameters to zlib"), as in a fresh interpreter that imports decord first. pipeline.video loads
+    OpenCV first, so whatever imports it can still read the contact sheets and sample grids."""
+    script = ("import sys, numpy as np; import pipeline.video, cv2; "
+              "cv2.imwrite(sys.argv[1], np.full((8, 8, 3), 7, np.uint8)); "
+              "print(int(cv2.imread(sys.argv[1]).mean()))")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "x.png")], capture_output=True, text=True)
+    assert done.stdout.strip() == "7", done.stderr

@@ -7,21 +7,15 @@ transforms of real crops, so each metric has an answer it must find.
 """
 from __future__ import annotations
 
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from decoders import decode
 from pipeline.faces import FaceDetector, centre_size, crop_square
-from pipeline.video import iter_frames
+from real_crops import write_layout
 
 MARGIN = 0.4  # params.yaml data.margin
-
-
-def frames(path: Path, count: int) -> np.ndarray:
-    """The first `count` frames of a clip, uint8 [N, H, W, 3] RGB, decoded in order."""
-    return np.stack([rgb.copy() for _, _, rgb in islice(iter_frames(path), count)])
 
 
 def face_box(frame: np.ndarray) -> tuple[float, float, float]:
@@ -32,7 +26,7 @@ def face_box(frame: np.ndarray) -> tuple[float, float, float]:
 
 def cut_faces(path: Path, count: int, size: int = 72, skip: int = 0) -> tuple[np.ndarray, tuple[float, float, float]]:
     """Face crops [count, size, size, 3] of frames skip .. skip+count-1 of a GRID clip, and their box."""
-    clip = frames(path, skip + count)[skip:]
+    clip = decode(path, skip + count)[skip:]
     box = face_box(clip[0])
     return np.stack([crop_square(f, *box, size) for f in clip]), box
 
@@ -44,21 +38,10 @@ def grid_crops(path: Path, count: int, size: int = 72, skip: int = 0) -> np.ndar
 def write_faces(faces: Path, clips: list[tuple[Path, str, str]], count: int, size: int) -> dict[str, np.ndarray]:
     """Write boxes.csv and <domain>_<split>.npy for the first `count` frames of each (path, domain, split)
     clip, one shot each; return the crops of each test video by name."""
-    faces.mkdir(parents=True, exist_ok=True)
-    rows, arrays, tests = [], {}, {}
-    for path, domain, split in clips:
-        crops, (cx, cy, side) = cut_faces(path, count, size)
-        array = arrays.setdefault(f"{domain}_{split}", [])
-        rows += [dict(video=path.stem, domain=domain, split=split, frame=i, time=i / 25.0, shot=0, face=True,
-                      cx=cx, cy=cy, size=side, det_x0=np.nan, det_y0=np.nan, det_x1=np.nan, det_y1=np.nan,
-                      crop_index=len(array) + i) for i in range(count)]
-        array += list(crops)
-        if split == "test":
-            tests[path.stem] = crops
-    for name, crops in arrays.items():
-        np.save(faces / f"{name}.npy", np.stack(crops))
-    pd.DataFrame(rows).to_csv(faces / "boxes.csv", index=False)
-    return tests
+    cut = {path: cut_faces(path, count, size) for path, _, _ in clips}
+    write_layout(faces, [dict(video=path.stem, domain=domain, split=split, crops=cut[path][0], box=cut[path][1])
+                         for path, domain, split in clips])
+    return {path.stem: cut[path][0] for path, _, split in clips if split == "test"}
 
 
 def write_translated(translated: Path, model: str, video: str, fake: np.ndarray, rec: np.ndarray) -> None:

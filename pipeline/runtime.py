@@ -1,0 +1,95 @@
+"""Where and how the networks run, shared by training, translation and metrics: the device, the
+step options (precision, layout, compile) and the conversions of uint8 crops to network inputs and
+back. Kept apart from the training loop so translation and metrics import none of it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from typing import ContextManager
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from pipeline.errors import FacecycleError
+
+
+def pick_device(requested: str = "auto", param: str = "device") -> torch.device:
+    """`auto`: CUDA when present (under torchrun the GPU of this process's LOCAL_RANK), else the
+    CPU; `cuda` without a CUDA device fails naming the `param` that asked for it."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise FacecycleError(f"params: {param}: cuda requested but no CUDA device is available")
+    if requested == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    torch.cuda.set_device(device)
+    return device
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """How the step runs. None of it changes the maths, only rounding and speed.
+
+    channels_last: NHWC activations (the tensor cores' layout; off by default, see for_device);
+    bf16: autocast (weights, optimiser and losses stay fp32); fused_adam: one Adam kernel for all
+    parameters; compile: torch.compile each network, which fuses the memory-bound instance norm,
+    padding and elementwise chains; cuda_graphs: compile in "reduce-overhead" mode, so each compiled
+    graph replays as one CUDA graph instead of hundreds of launches (for launch-bound steps such as
+    the paper's batch 1; CUDA only, needs compile; under test, docs/gpu_speed.md).
+    """
+
+    channels_last: bool = False
+    bf16: bool = False
+    fused_adam: bool = False
+    compile: bool = False
+    cuda_graphs: bool = False
+
+    @classmethod
+    def for_device(cls, device: torch.device, compile: bool = False) -> "StepOptions":
+        """bf16 and fused Adam on CUDA, fused Adam only on the CPU; NCHW on both (docs/gpu_speed.md).
+
+        Measured on an H100, NCHW beats channels_last in every case (eager training 1.27x, compiled
+        1.06x, translation 1.24x / 1.06x): torch's group norm copies a channels_last input to NCHW
+        on the GPU, which costs more than cuDNN's own layout change. On the CPU (2-core AVX2) bf16 is
+        ~9x slower, channels_last no faster and compile no faster after 1.5 min of warm-up.
+        """
+        return cls(bf16=device.type == "cuda", fused_adam=True, compile=compile)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self, device: torch.device) -> ContextManager:
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+
+def replica_group() -> tuple[int, int]:
+    """(rank, world size) of this process when torchrun started several; (0, 1) otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def check_compiler(device: torch.device, group: str) -> None:
+    """torch.compile on the CPU builds C++ kernels: fail at once, naming the param, when no compiler is found."""
+    compiler = os.environ.get("CXX") or "g++"
+    if device.type == "cpu" and not shutil.which(compiler):
+        raise FacecycleError(f"params: {group}.compile: torch.compile on the CPU needs a C++ compiler "
+                             f"({compiler} not found; set CXX or {group}.compile false)")
+
+
+def to_model_input(crops: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 crops [B, S, S, 3] -> float [B, 3, size, size] in [-1, 1], the whole crop resized
+    (bilinear, antialiased): the official test-time input (its test options set load size = crop size)."""
+    x = crops.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[B, 3, H, W] in [-1, 1] -> [B, H, W, 3] uint8."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
