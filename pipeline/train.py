@@ -197,9 +197,6 @@ def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: 
         for name, opt in model.optimizers.items()}
     checkpoint = checkpoint_dir / "checkpoint.pt"
     lead = rank == 0  # the one process that writes
-    if lead:
-        for stale in checkpoint_dir.glob(".checkpoint.pt.*.tmp"):  # left by a kill during a save
-            stale.unlink()
     state = load_checkpoint(checkpoint, fp, model_name)
     start = restore(state, model, schedulers, batches) if state else 0
     logged: dict[str, float] = state["losses"] if state else {}  # losses of the last log window

@@ -1,6 +1,9 @@
 """Outputs are replaced whole or not at all, with the modes of files made the ordinary way."""
 import os
+import signal
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -52,3 +55,28 @@ def test_failed_file_write_leaves_nothing_and_a_whole_one_gets_an_open_mode(tmp_
         tmp.write_bytes(b"whole")
     assert target.read_bytes() == b"whole"
     assert mode(target) == 0o666 & ~current_umask()
+
+
+KILLED_MID_WRITE = """
+import os, signal, sys
+from pathlib import Path
+from pipeline.atomic import atomic_dir, atomic_file
+root = Path(sys.argv[1])
+with atomic_dir(root / "out") as tmp, atomic_file(root / "model.bin") as part:
+    (tmp / "a.npy").write_bytes(bytes(1000))
+    part.write_bytes(bytes(1000))
+    os.kill(os.getpid(), signal.SIGKILL)  # no except, no finally: the temporaries stay
+"""
+
+
+def test_what_a_killed_write_leaves_goes_with_the_next_write(tmp_path):
+    done = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(tmp_path)], capture_output=True)
+    assert done.returncode == -signal.SIGKILL
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 2 and left[0].startswith(".model.bin.") and left[1].startswith(".out.")
+    (tmp_path / ".out.old").mkdir()  # what a kill between atomic_dir's two renames leaves
+    with atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "a.npy").write_bytes(b"whole")
+    with atomic_file(tmp_path / "model.bin") as part:
+        part.write_bytes(b"whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "out"]
