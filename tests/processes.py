@@ -6,12 +6,15 @@ so `dvc` and the `python` of dvc.yaml's commands are this interpreter's; no DVC 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import psutil
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", DVC_NO_ANALYTICS="1",
            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
@@ -30,12 +33,18 @@ def commit(repo: Path, message: str) -> None:
 
 
 def kill_once_saved(saved: Path, *command: str, cwd: Path | None = None) -> None:
-    """Start `command` and SIGKILL its whole process group (a dvc command and the stage it spawned,
-    or a stage alone) as soon as `saved` exists."""
+    """Start `command` and SIGKILL it with all its descendants (a dvc command and the stage it
+    spawned, a stage alone, or torchrun and its workers, which it starts in sessions of their own)
+    as soon as `saved` exists."""
     process = subprocess.Popen(command, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     while not saved.exists() and process.poll() is None:
         time.sleep(0.01)
     assert saved.exists(), f"{command} ended (exit {process.returncode}) before writing {saved}"
+    descendants = psutil.Process(process.pid).children(recursive=True)  # psutil: a dependency of DVC
     os.killpg(process.pid, signal.SIGKILL)
+    for child in descendants:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
     process.wait()
+    psutil.wait_procs(descendants)
