@@ -152,7 +152,7 @@ def gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
     return np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(values.shape[1])], axis=1)
 
 
-def interpolate(track: dict[int, np.ndarray], n_frames: int, max_gap: int) -> np.ndarray:
+def interpolate(track: Track, n_frames: int, max_gap: int) -> np.ndarray:
     """(cx, cy, size) per frame [n, 3] from detector boxes {frame: box}: gaps of up to `max_gap`
     frames between two detections linearly interpolated, longer gaps and the frames outside NaN."""
     raw = np.full((n_frames, 3), np.nan)

@@ -90,7 +90,6 @@ class FaceDescriber:
                 bar.update(len(chips))
         return descriptors
 
-
     @torch.inference_mode()
     def at_boxes(self, frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> np.ndarray:
         """Descriptors [N, 128] of the faces at detector boxes (x0, y0, x1, y1) in uint8 RGB frames."""

@@ -13,6 +13,7 @@ from torch import nn
 
 from pipeline.params import UPSAMPLE_MODES
 
+
 class InstanceNorm(nn.InstanceNorm2d):
     """Instance norm without affine parameters or running statistics (the official 'instance' norm).
 

@@ -3,6 +3,7 @@
 Helpers that load torch, OpenCV or dlib are imported inside the fixtures that use them, so test
 files that need none of those (split, profile, fetch) start without them.
 """
+import contextlib
 import functools
 import shutil
 import threading
@@ -48,16 +49,33 @@ def samples() -> Path:
     return SAMPLES
 
 
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """`count` torch threads in this process for the block: the thread count sets the summation order."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch thread in this process, as processes.ENV gives the stage subprocesses: bit-exact
     comparisons with them need one summation order."""
-    import torch
+    with torch_threads(1):
+        yield
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+
+def train_into(model: str, params: Path, faces: Path, out: Path) -> dict:
+    """The training loop in this process with the `model` group of `params`, everything under `out`."""
+    from pipeline.params import load_group
+    from pipeline.train import train
+
+    return train(model, load_group(model, params), faces, out / "models", out / "checkpoints", out / "logs")
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ import torch
 import yaml
 from torch import nn
 
-from conftest import GROUPS, REPO
+from conftest import GROUPS, REPO, torch_threads, train_into
 from pipeline.params import load_group
 from pipeline.train import MODEL_CLASSES, train
 from pipeline.translate import load_generators
@@ -63,12 +63,8 @@ def torchrun(model: str, params: Path, faces: Path, cwd: Path) -> subprocess.Com
 
 def train_in_process(model: str, params: Path, faces: Path, out: Path, threads: int) -> Path:
     """One process on `threads` torch threads: another thread count sums in another order."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        train(model, load_group(model, params), faces, out / "models", out / "checkpoints", out / "logs")
-    finally:
-        torch.set_num_threads(before)
+    with torch_threads(threads):
+        train_into(model, params, faces, out)
     return out
 
 

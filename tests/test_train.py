@@ -14,11 +14,11 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import GROUPS, REPO
+from conftest import GROUPS, REPO, train_into
 from pipeline.errors import FacecycleError
 from pipeline.nets import ResnetGenerator
 from pipeline.params import load_group
-from pipeline.train import SAMPLES, lr_factor, train
+from pipeline.train import SAMPLES, lr_factor
 from processes import ENV, kill_once_saved
 from real_crops import write_faces
 
@@ -30,10 +30,6 @@ def params_file(path: Path, **changes) -> Path:
     groups = {name: dict(values, **changes.get(name, {})) for name, values in GROUPS.items()}
     path.write_text(yaml.safe_dump(groups))
     return path
-
-
-def run(model: str, params: Path, faces: Path, out: Path) -> dict:
-    return train(model, load_group(model, params), faces, out / "models", out / "checkpoints", out / "logs")
 
 
 def checkpoint(out: Path) -> dict:
@@ -69,7 +65,7 @@ def uninterrupted(tmp_path_factory, tiny_faces) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("uninterrupted")
     params = params_file(root / "params.yaml")
     for model in GROUPS:
-        run(model, params, tiny_faces, root / model)
+        train_into(model, params, tiny_faces, root / model)
     return {model: root / model for model in GROUPS}
 
 
@@ -118,7 +114,7 @@ def test_a_killed_run_resumes_when_only_cosmetic_params_changed(tiny_faces, unin
     assert 10 <= step < total
 
     cosmetic = params_file(tmp_path / "params.yaml", cyclegan=dict(log_every=4, sample_every=7, checkpoint_every=15))
-    run("cyclegan", cosmetic, tiny_faces, tmp_path)
+    train_into("cyclegan", cosmetic, tiny_faces, tmp_path)
     err = capsys.readouterr().err
     assert f"resuming from {tmp_path / 'checkpoints' / 'checkpoint.pt'} at step {step}" in err
     assert "starting over" not in err
@@ -132,14 +128,14 @@ def test_changed_params_or_inputs_start_over_and_unchanged_ones_resume(tiny_face
     short = dict(n_epochs=0.2, n_epochs_decay=0.2)
     steps = math.ceil(0.4 * samples_per_epoch("cyclegan", tiny_faces))
     params = params_file(tmp_path / "params.yaml", cyclegan=short)
-    run("cyclegan", params, tiny_faces, tmp_path)
+    train_into("cyclegan", params, tiny_faces, tmp_path)
     first = checkpoint(tmp_path)
-    run("cyclegan", params, tiny_faces, tmp_path)
+    train_into("cyclegan", params, tiny_faces, tmp_path)
     assert f"at step {steps}" in capsys.readouterr().err
     assert all(torch.equal(v, checkpoint(tmp_path)["networks"][k]) for k, v in first["networks"].items())
 
     changed = params_file(tmp_path / "params.yaml", cyclegan=dict(short, lambda_cyc=5))
-    run("cyclegan", changed, tiny_faces, tmp_path)
+    train_into("cyclegan", changed, tiny_faces, tmp_path)
     err = capsys.readouterr().err
     assert "other settings (cyclegan.lambda_cyc 10.0 -> 5.0); starting over" in err
     assert checkpoint(tmp_path)["step"] == steps
@@ -149,7 +145,7 @@ def test_changed_params_or_inputs_start_over_and_unchanged_ones_resume(tiny_face
     for name in ("A_train.npy", "boxes.csv"):
         (other / name).write_bytes((tiny_faces / name).read_bytes())
     np.save(other / "B_train.npy", np.load(tiny_faces / "B_train.npy")[:-1])
-    run("cyclegan", changed, other, tmp_path)
+    train_into("cyclegan", changed, other, tmp_path)
     assert "(B_train.npy changed); starting over" in capsys.readouterr().err
 
 
@@ -178,20 +174,20 @@ def test_logged_lr_follows_the_schedule_on_every_optimizer(tiny_faces, uninterru
 def test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tiny_faces, tmp_path):
     params = params_file(tmp_path / "params.yaml", cyclegan=dict(lr=1e30, log_every=1, checkpoint_every=1))
     with pytest.raises(FacecycleError, match="NaN or infinite at step 2 .*last good checkpoint, step 1, stays in"):
-        run("cyclegan", params, tiny_faces, tmp_path)
+        train_into("cyclegan", params, tiny_faces, tmp_path)
     state = checkpoint(tmp_path)
     assert state["step"] == 1 and all(torch.isfinite(v).all() for v in state["networks"].values())
     assert not (tmp_path / "models").exists()
     params = params_file(tmp_path / "params.yaml", cyclegan=dict(lr=1e30, log_every=1, checkpoint_every=100))
     with pytest.raises(FacecycleError, match="at step 2 .*no checkpoint was saved"):
-        run("cyclegan", params, tiny_faces, tmp_path / "fresh")
+        train_into("cyclegan", params, tiny_faces, tmp_path / "fresh")
     assert not (tmp_path / "fresh" / "checkpoints" / "checkpoint.pt").exists()
 
 
 def test_crops_smaller_than_crop_size_name_the_param(tiny_faces, tmp_path):
     params = params_file(tmp_path / "params.yaml", cyclegan=dict(crop_size=64))
     with pytest.raises(FacecycleError, match="cyclegan.crop_size 64 does not fit .*A_train.npy \\(40 px crops"):
-        run("cyclegan", params, tiny_faces, tmp_path)
+        train_into("cyclegan", params, tiny_faces, tmp_path)
 
 
 def test_stage_reports_a_missing_input_in_one_line(tmp_path):
@@ -210,7 +206,7 @@ def trained(tmp_path_factory, samples):
                                         "B": [samples / "B/brbk7n.mpg"]}, size=40, frames=30)
     params = params_file(out / "params.yaml", cyclegan=dict(ngf=8, ndf=8, lr=1e-3, n_epochs=2.5, n_epochs_decay=0,
                                                             log_every=25, sample_every=75, checkpoint_every=75))
-    run("cyclegan", params, faces, out)
+    train_into("cyclegan", params, faces, out)
     return out
 
 
