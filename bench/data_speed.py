@@ -1,7 +1,7 @@
 """Frames per second of the data half of the pipeline on the GRID sample clips: decode, extract, crop.
 
 Decode is pipeline.video.iter_frames alone (the floor); extract is the extract_frames stage's work
-(decode + writing the .npy); crop is the crop_faces stage's work (cuts, sparse detection, tracking,
+(decode + JPEG-encoding into the frame store, whose size it prints against raw frames); crop is the crop_faces stage's work (cuts, sparse detection, tracking,
 crops) with `data.detect_every` from params.yaml and, for comparison, with the detector on every frame.
 
     python bench/data_speed.py [--repeat 3]
@@ -46,11 +46,14 @@ def main() -> None:
 
         def extract() -> None:
             frames_dir.mkdir(exist_ok=True)
-            extract_frames(raw, frames_dir, None).to_csv(frames_dir / "videos.csv", index=False)
+            extract_frames(raw, frames_dir, None, params.jpeg_quality).to_csv(frames_dir / "videos.csv", index=False)
 
         rates = {"decode (iter_frames)": rate(lambda: [None for clip in clips for _ in iter_frames(clip)],
                                               count, args.repeat),
                  "extract_frames": rate(extract, count, args.repeat)}
+        stored = sum(f.stat().st_size for f in frames_dir.glob("*.mjpeg"))
+        print(f"frame store (jpeg_quality {params.jpeg_quality}): {stored / 2**20:.1f} MiB, raw frames "
+              f"{count * 288 * 360 * 3 / 2**20:.1f} MiB ({count * 288 * 360 * 3 / stored:.1f}x smaller)")
         dense = dataclasses.replace(params, detect_every=1)
         for name, setting in (("crop_faces", params), ("crop_faces, detector on every frame", dense)):
             rates[name] = rate(lambda: crop_faces(frames_dir, Path(tmp) / "faces", setting), count, args.repeat)

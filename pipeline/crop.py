@@ -1,6 +1,6 @@
 """The crop_faces stage's work: extracted frames -> face boxes, train/test split, face crop arrays, summary.
 
-Two passes over each video's memory-mapped frames: first every box (so the size of each crop
+Two passes over each video's stored frames: first every box (so the size of each crop
 array is known), then the crops, written straight into `.npy` memory maps. Memory stays flat
 however many frames there are (the paper's 22,388 crops at 286 px are 5.5 GB).
 """
@@ -48,7 +48,7 @@ def check_faces(boxes: pd.DataFrame, frames_dir: Path) -> None:
     """A training video without any face, or a domain without training faces, is an error."""
     for name, rows in boxes.groupby("video", sort=False):
         if (rows["split"] == "train").any() and not rows["face"].any():
-            raise FacecycleError(f"{frames_dir / name}.npy: no face in any frame of training video {name} "
+            raise FacecycleError(f"{frames_dir / name}.mjpeg: no face in any frame of training video {name} "
                                  f"(domain {rows['domain'].iloc[0]})")
     for domain in DOMAINS:
         train = boxes[(boxes["domain"] == domain) & (boxes["split"] == "train")]

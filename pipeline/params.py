@@ -65,6 +65,7 @@ class DataParams:
 
     videos: tuple[Video, ...] = ()
     fps: Optional[float] = None
+    jpeg_quality: int = 95  # of the stored frames (pipeline/frame_outputs.py)
     load_size: int = 286
     margin: float = 0.4
     detect_every: int = 5
@@ -80,6 +81,7 @@ class DataParams:
         dupes = sorted({v.name for v in self.videos if names.count(v.name.lower()) > 1})
         _check(not dupes, "data.videos", f"duplicate names {dupes}")
         _check(self.fps is None or self.fps > 0, "data.fps", f"must be > 0 (or null for the source rate), got {self.fps}")
+        _check(1 <= self.jpeg_quality <= 100, "data.jpeg_quality", f"must be in 1..100, got {self.jpeg_quality}")
         _check(self.load_size >= 16, "data.load_size", f"must be >= 16, got {self.load_size}")
         _check(self.margin >= 0, "data.margin", f"must be >= 0, got {self.margin}")
         _check(self.detect_every >= 1, "data.detect_every", f"must be >= 1, got {self.detect_every}")

@@ -11,7 +11,7 @@ from pipeline.params import load_group
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--frames", default="data/frames", help="extract_frames output (videos.csv, <name>.npy/.csv)")
+    parser.add_argument("--frames", default="data/frames", help="extract_frames output (videos.csv, <name>.mjpeg/.csv)")
     parser.add_argument("--out", default="data/faces", help="writes boxes.csv and <domain>_<split>.npy")
     parser.add_argument("--metrics", default="metrics/crop.json", help="frames, faces, detection rate, box jitter")
     parser.add_argument("--params", default="params.yaml")

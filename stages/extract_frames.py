@@ -1,4 +1,4 @@
-"""Stage extract_frames: decode every fetched video into one uint8 frame array and a frame table."""
+"""Stage extract_frames: decode every fetched video into one Motion-JPEG frame file and a frame table."""
 import argparse
 from pathlib import Path
 
@@ -11,12 +11,12 @@ from pipeline.params import load_group
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--raw", default="data/raw", help="fetch output (videos.csv and the video files)")
-    parser.add_argument("--out", default="data/frames", help="writes <out>/<name>.npy, <out>/<name>.csv, <out>/videos.csv")
+    parser.add_argument("--out", default="data/frames", help="writes <out>/<name>.mjpeg, <out>/<name>.csv, <out>/videos.csv")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     params = load_group("data", args.params)
     with atomic_dir(args.out) as tmp:
-        table = extract_frames(Path(args.raw), tmp, params.fps)
+        table = extract_frames(Path(args.raw), tmp, params.fps, params.jpeg_quality)
         table.to_csv(tmp / "videos.csv", index=False)
     print(f"extract_frames: {table['frames'].sum()} frames of {len(table)} videos in {args.out}/")
 

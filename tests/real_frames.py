@@ -1,6 +1,6 @@
 """Real video frames for the crop tests, decoded with pipeline.video and stored as extract_frames does.
 
-`write_frames` writes `<name>.npy`, `<name>.csv` and `videos.csv` in the layout of docs/contracts.md,
+`write_frames` writes `<name>.mjpeg`, `<name>.csv` and `videos.csv` in the layout of docs/contracts.md,
 so the crop stage can be run on real clips without the fetch and extract stages. `region` cuts a
 part of every frame (real footage, e.g. background only, for a video without a face).
 """
@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from decoders import decode
+from pipeline.frame_outputs import FrameWriter
+from pipeline.params import DataParams
 from pipeline.video import probe
 
 
@@ -23,10 +24,9 @@ def write_frames(frames_dir: Path, videos: list[dict]) -> Path:
     for video in videos:
         fps = probe(video["path"]).fps
         frames = decode(video["path"], video.get("limit"), video.get("region"))
-        np.save(frames_dir / f"{video['name']}.npy", frames)
-        index = np.arange(len(frames))
-        pd.DataFrame({"frame": index, "source_frame": index, "time": index / fps}).to_csv(
-            frames_dir / f"{video['name']}.csv", index=False)
+        with FrameWriter(frames_dir / video["name"], DataParams.jpeg_quality) as out:
+            for i, rgb in enumerate(frames):
+                out.add(rgb, i, i / fps)
         rows.append({"name": video["name"], "domain": video["domain"], "split": video.get("split"),
                      "file": Path(video["path"]).name, "sha256": None, "start": None, "end": None, "fps": fps,
                      "source_fps": fps, "frames": len(frames), "width": frames.shape[2], "height": frames.shape[1]})

@@ -66,6 +66,8 @@ def refuse(tmp_path: Path, argv: list[str], params: dict) -> list[str]:
      "infer: error: params: infer: must be a mapping, got 4"),
     (["fetch", "--out", "raw"], {"data": {"videos": [video()], "fps": 0}},
      "fetch: error: params: data.fps: must be > 0 (or null for the source rate), got 0.0"),
+    (["extract_frames", "--raw", "raw", "--out", "frames"], {"data": {"videos": [video()], "jpeg_quality": 101}},
+     "extract_frames: error: params: data.jpeg_quality: must be in 1..100, got 101"),
     (["fetch", "--out", "raw"], {"data": {"videos": [video(name=None)]}},
      "fetch: error: params: data.videos[0].name: must be text, got None"),
     (["fetch", "--out", "raw"], {"data": {"videos": [{"domain": "A", "path": str(REPO / CLIP)}]}},
@@ -74,7 +76,7 @@ def refuse(tmp_path: Path, argv: list[str], params: dict) -> list[str]:
      "fetch: error: params: data.videos[0].end: must be after start"),
     (["fetch", "--out", "raw"], {"data": {"videos": [video(domain="C")]}},
      "fetch: error: params: data.videos[0].domain: must be A or B, got 'C'"),
-], ids=["negative lambda", "unknown key", "crop_size and predictor depth", "group not a mapping", "fps 0",
+], ids=["negative lambda", "unknown key", "crop_size and predictor depth", "group not a mapping", "fps 0", "jpeg quality 101",
         "null name", "video without name", "end before start", "unknown domain"])
 def test_bad_params_are_refused_before_any_output(tmp_path, argv, params, line):
     assert refuse(tmp_path, argv, params)[-1].startswith(line)

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import yaml
 
 from conftest import REPO
 from pipeline.faces import crop_square
+from pipeline.frame_outputs import load_frames
 from pipeline.params import DEFAULT_TEST_SHARE
 from real_frames import write_frames
 
@@ -18,9 +20,10 @@ BOX_COLUMNS = ["video", "domain", "split", "frame", "time", "shot", "face", "cx"
 LOAD_SIZE = 48
 
 
-def run_crop(tmp_path, videos):
-    """Write real frames for `videos`, run stages/crop_faces.py on them; return the finished process."""
-    frames = write_frames(tmp_path / "frames", videos)
+def run_crop(tmp_path, videos, write=True):
+    """Write real frames for `videos` (unless `write` is false: they are there), run
+    stages/crop_faces.py on them; return the finished process."""
+    frames = write_frames(tmp_path / "frames", videos) if write else tmp_path / "frames"
     params = {"data": {"videos": [{"name": v["name"], "domain": v["domain"], "path": str(v["path"])} for v in videos],
                        "load_size": LOAD_SIZE, "margin": 0.4, "detect_every": 5, "split_seed": 0}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -77,7 +80,7 @@ def test_grid_outputs_follow_the_contract(grid_run):
     assert splits["sbat6n"] == {"test"} and splits["bbaf2n"] == {"train"}  # whole clips when videos.csv says so
     test = np.flatnonzero(boxes[boxes["video"] == "lbbc2a"]["split"] == "test")
     assert len(test) == round(75 * DEFAULT_TEST_SHARE) and np.all(np.diff(test) == 1)  # else one time segment
-    frames = np.load(grid_run / "frames" / "lrwp9a.npy")
+    frames, _ = load_frames(grid_run / "frames", "lrwp9a", 75)
     crops = np.load(faces / "B_test.npy")
     for row in boxes[boxes["video"] == "lrwp9a"].iloc[::25].itertuples():
         np.testing.assert_array_equal(crops[row.crop_index], crop_square(frames[row.frame], row.cx, row.cy,
@@ -139,3 +142,38 @@ def test_missing_frames_is_an_error_naming_the_file(tmp_path):
                              "--out", str(tmp_path / "faces"), "--params", str(REPO / "params.yaml")],
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1 and f"{tmp_path / 'nope' / 'videos.csv'}: not found" in result.stderr
+
+
+def cut_short(frames: Path) -> None:
+    store = frames / "bbaf2n.mjpeg"
+    store.write_bytes(store.read_bytes()[:store.stat().st_size // 2])
+
+
+def blank_frame_5(frames: Path) -> None:
+    row = pd.read_csv(frames / "bbaf2n.csv").iloc[5]
+    with open(frames / "bbaf2n.mjpeg", "r+b") as store:
+        store.seek(int(row["offset"]))
+        store.write(bytes(int(row["bytes"])))
+
+
+def drop_offsets(frames: Path) -> None:
+    pd.read_csv(frames / "bbaf2n.csv").drop(columns="offset").to_csv(frames / "bbaf2n.csv", index=False)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (cut_short, "bbaf2n.mjpeg: {half} bytes, but its frame table indexes {whole} (cut short?)"),
+    (blank_frame_5, "bbaf2n.mjpeg: frame 5 is not a readable JPEG image"),
+    (drop_offsets, "bbaf2n.csv: unreadable ('offset')"),
+    (lambda frames: (frames / "bbaf2n.mjpeg").unlink(), "bbaf2n.mjpeg: not found (run extract_frames first)"),
+], ids=["store cut short", "a frame overwritten", "table without offsets", "store missing"])
+def test_a_damaged_frame_store_is_a_one_line_error(tmp_path, samples, damage, message):
+    videos = [{"name": "bbaf2n", "domain": "A", "path": samples / "A" / "bbaf2n.mpg", "split": "train", "limit": 12},
+              {"name": "brbk7n", "domain": "B", "path": samples / "B" / "brbk7n.mpg", "split": "train", "limit": 12}]
+    frames = write_frames(tmp_path / "frames", videos)
+    whole = (frames / "bbaf2n.mjpeg").stat().st_size
+    damage(frames)
+    result = run_crop(tmp_path, videos, write=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"crop_faces: error: {frames}/" + message.format(half=whole // 2, whole=whole))
+    assert not (tmp_path / "faces").exists()

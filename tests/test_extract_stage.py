@@ -1,9 +1,11 @@
-"""extract_frames on real GRID clips: packed frames equal a sequential decode, resampling, trim, bad inputs, DVC."""
+"""extract_frames on real GRID clips: the stored JPEGs are those of a sequential decode, resampling, trim,
+quality, bad inputs, DVC."""
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ import yaml
 
 from conftest import REPO, copy_stages
 from decoders import decord_batch
+from pipeline.frame_outputs import load_frames
 from pipeline.fetch import fetch_videos
 from pipeline.params import Video
 from processes import sh
@@ -28,12 +31,29 @@ def fetched(tmp_path: Path, samples: Path, **trim) -> Path:
     return raw
 
 
-def extract(tmp_path: Path, raw: Path, fps=None) -> subprocess.CompletedProcess:
+def extract(tmp_path: Path, raw: Path, fps=None, out="frames", **data) -> subprocess.CompletedProcess:
     params = tmp_path / "params.yaml"
     videos = [{"name": name, "domain": domain, "path": "unused"} for name, domain in CLIPS.items()]
-    params.write_text(yaml.safe_dump({"data": {"videos": videos, "fps": fps}}))
+    params.write_text(yaml.safe_dump({"data": {"videos": videos, "fps": fps, **data}}))
     return subprocess.run([sys.executable, str(REPO / "stages" / "extract_frames.py"), "--raw", str(raw),
-                           "--out", str(tmp_path / "frames"), "--params", str(params)], capture_output=True, text=True)
+                           "--out", str(tmp_path / out), "--params", str(params)], capture_output=True, text=True)
+
+
+def stored_jpegs(frames_dir: Path, name: str) -> list[bytes]:
+    """Each frame's bytes in `<name>.mjpeg`, cut where the frame table says."""
+    data = (frames_dir / f"{name}.mjpeg").read_bytes()
+    table = pd.read_csv(frames_dir / f"{name}.csv")
+    assert table["offset"].tolist() == [0, *np.cumsum(table["bytes"])[:-1]] and len(data) == table["bytes"].sum()
+    return [data[row.offset:row.offset + row.bytes] for row in table.itertuples()]
+
+
+def jpegs(frames: np.ndarray, quality: int = 95) -> list[bytes]:
+    """OpenCV's JPEG of each RGB frame: the encoder is deterministic, so the stored bytes must match."""
+    return [cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes() for rgb in frames]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return 10 * np.log10(255 ** 2 / np.mean((a.astype(np.float64) - b) ** 2))
 
 
 def test_frames_equal_a_sequential_decode_and_trim_is_exact(tmp_path, samples):
@@ -41,14 +61,16 @@ def test_frames_equal_a_sequential_decode_and_trim_is_exact(tmp_path, samples):
     result = extract(tmp_path, raw)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "frames"
-    assert sorted(p.name for p in out.iterdir()) == ["bbaf2n.csv", "bbaf2n.npy", "lrwp9a.csv", "lrwp9a.npy", "videos.csv"]
-    frames = np.load(out / "bbaf2n.npy", mmap_mode="r")
-    assert frames.dtype == np.uint8 and frames.shape == (75, 288, 360, 3)
-    assert np.array_equal(frames, decord_batch(samples / "A" / "bbaf2n.mpg"))
-    trimmed = np.load(out / "lrwp9a.npy")
-    assert np.array_equal(trimmed, decord_batch(samples / "B" / "lrwp9a.mpg")[25:50])
+    assert sorted(p.name for p in out.iterdir()) == ["bbaf2n.csv", "bbaf2n.mjpeg", "lrwp9a.csv", "lrwp9a.mjpeg",
+                                                     "videos.csv"]
+    source = decord_batch(samples / "A" / "bbaf2n.mpg")
+    assert stored_jpegs(out, "bbaf2n") == jpegs(source)
+    frames, _ = load_frames(out, "bbaf2n", 75)
+    assert frames.shape == (75, 288, 360, 3) and frames[-1].dtype == np.uint8
+    assert min(psnr(frame, original) for frame, original in zip(frames, source)) > 40
+    assert stored_jpegs(out, "lrwp9a") == jpegs(decord_batch(samples / "B" / "lrwp9a.mpg")[25:50])
     table = pd.read_csv(out / "lrwp9a.csv")
-    assert list(table.columns) == ["frame", "source_frame", "time"]
+    assert list(table.columns) == ["frame", "source_frame", "time", "offset", "bytes"]
     assert table["frame"].tolist() == list(range(25)) and table["source_frame"].tolist() == list(range(25, 50))
     assert table["time"].tolist() == pytest.approx([i / 25 for i in range(25, 50)])
     listing = pd.read_csv(out / "videos.csv")
@@ -66,9 +88,22 @@ def test_resampling_to_10_fps(tmp_path, samples):
     sources = table["source_frame"].tolist()
     assert len(sources) == 30 and sources[:4] == [0, 3, 5, 8]
     assert table["time"].tolist() == pytest.approx([s / 25 for s in sources])
-    frames = np.load(tmp_path / "frames" / "bbaf2n.npy")
-    assert np.array_equal(frames, decord_batch(samples / "A" / "bbaf2n.mpg")[sources])
+    assert stored_jpegs(tmp_path / "frames", "bbaf2n") == jpegs(decord_batch(samples / "A" / "bbaf2n.mpg")[sources])
     assert pd.read_csv(tmp_path / "frames" / "videos.csv")["fps"].tolist() == [10.0, 10.0]
+
+
+def test_jpeg_quality_trades_size_for_fidelity(tmp_path, samples):
+    raw = fetched(tmp_path, samples)
+    source = decord_batch(samples / "A" / "bbaf2n.mpg")
+    sizes, errors = [], []
+    for quality in (50, 100):
+        assert extract(tmp_path, raw, out=f"q{quality}", jpeg_quality=quality).returncode == 0
+        assert stored_jpegs(tmp_path / f"q{quality}", "bbaf2n") == jpegs(source, quality)
+        frames, _ = load_frames(tmp_path / f"q{quality}", "bbaf2n", 75)
+        sizes.append((tmp_path / f"q{quality}" / "bbaf2n.mjpeg").stat().st_size)
+        errors.append(np.mean([psnr(frame, original) for frame, original in zip(frames, source)]))
+    assert sizes[1] > 3 * sizes[0] and errors[1] > errors[0] + 5
+    assert source.nbytes > 5 * sizes[1]  # even quality 100 is far smaller than raw frames
 
 
 def test_bad_videos_are_one_line_errors_and_leave_no_output(tmp_path, samples, shared_data):
@@ -96,10 +131,10 @@ def test_dvc_repro_runs_fetch_and_extract_then_is_a_no_op(tmp_path, samples):
         (tmp_path / "data" / "samples" / domain).mkdir(parents=True, exist_ok=True)
         shutil.copy(samples / domain / f"{name}.mpg", tmp_path / "data" / "samples" / domain)
     videos = [{"name": n, "domain": d, "path": f"data/samples/{d}/{n}.mpg"} for n, d in CLIPS.items()]
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"videos": videos, "fps": 5}}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"videos": videos, "fps": 5, "jpeg_quality": 95}}))
     sh(tmp_path, "git", "init", "-q")
     sh(tmp_path, "dvc", "init", "-q")
     first = sh(tmp_path, "dvc", "repro", "extract_frames").stdout
     assert "Running stage 'fetch'" in first and "Running stage 'extract_frames'" in first
-    assert np.load(tmp_path / "data" / "frames" / "bbaf2n.npy").shape == (15, 288, 360, 3)
+    assert load_frames(tmp_path / "data" / "frames", "bbaf2n", 15)[0].shape == (15, 288, 360, 3)
     assert "Running stage" not in sh(tmp_path, "dvc", "repro", "extract_frames").stdout

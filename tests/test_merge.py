@@ -91,7 +91,7 @@ def test_match_color_moves_lab_statistics_to_the_reference(stage_inputs, grid):
     man = crops[0].astype(np.float32) / 255
     woman = np.load(stage_inputs["faces"] / "B_train.npy")[0].astype(np.float32) / 255
     weight = feather_mask(man.shape[0], 0.15)
-    assert np.abs(match_color(man, man, weight) - man).max() < 2e-3  # matching to itself changes nothing
+    assert np.abs(match_color(man, man, weight) - man).max() < 1 / 255  # matching to itself: the Lab round trip, < 1 level
     matched = match_color(man, woman, weight)
     np.testing.assert_allclose(lab_stats(matched, weight), lab_stats(woman, weight), atol=1.5)
     assert np.abs(lab_stats(man, weight)[0] - lab_stats(woman, weight)[0]).max() > 3  # the match had work to do

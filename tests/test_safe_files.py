@@ -42,7 +42,7 @@ def test_shell_syntax_in_paths_and_urls_runs_nothing_and_in_names_is_refused(tmp
     for argv in (["fetch", "--out", "raw"], ["extract_frames", "--raw", "raw", "--out", "frames"]):
         done = stage(tmp_path, *argv)
         assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in (tmp_path / "frames").glob("*.npy")) == ["local.npy", "url.npy"]
+    assert sorted(p.name for p in (tmp_path / "frames").glob("*.mjpeg")) == ["local.mjpeg", "url.mjpeg"]
 
     monkeypatch.chdir(tmp_path)  # where a shell would run `touch pwned`
     out = tmp_path / f"merged {SHELL}.mp4"
