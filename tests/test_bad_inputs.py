@@ -3,9 +3,9 @@ naming the file or param, a non-zero exit and no partial output, and nothing ear
 
 Every entry is a real stage run. Here: bad params of each kind, a missing video (with the output
 of the last good run kept), a checksum mismatch, a truncated mp4, an empty file, a trim outside a
-video, crops smaller than crop_size, a training that diverges (NaN loss). In the stage's own test
-file: random bytes and a truncated AVI as video (test_extract_stage), a training video without a
-face and an empty domain (test_crop_stage), a URL returning 404 (test_fetch), crop_faces output
+video, crops smaller than crop_size, compile without a C++ compiler, a training that diverges (NaN
+loss). In the stage's own test file: random bytes and a truncated AVI as video (test_extract_stage),
+a training video without a face, an empty domain and a damaged frame store (test_crop_stage), a URL returning 404 (test_fetch), crop_faces output
 missing (test_train), a pickle as model (test_translate), a missing translation (test_merge), bad
 metrics input (test_metrics_stage). test_video, test_fetch and test_train also test the same
 checks in-process, where the library raises them.
@@ -30,11 +30,11 @@ def video(**changes) -> dict:
     return dict({"name": "clip", "domain": "A", "path": str(REPO / CLIP)}, **changes)
 
 
-def stage(tmp_path: Path, argv: list[str], params: dict) -> subprocess.CompletedProcess:
-    """Run stages/<argv[0]>.py with `params` as params.yaml, in tmp_path."""
+def stage(tmp_path: Path, argv: list[str], params: dict, **env: str) -> subprocess.CompletedProcess:
+    """Run stages/<argv[0]>.py with `params` as params.yaml, in tmp_path, `env` added to its environment."""
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return subprocess.run([sys.executable, str(REPO / "stages" / f"{argv[0]}.py"), *argv[1:]], cwd=tmp_path,
-                          capture_output=True, text=True, env=ENV, timeout=120)
+                          capture_output=True, text=True, env=dict(ENV, **env), timeout=120)
 
 
 def train_argv(model: str = "cyclegan", faces: str | Path = "faces") -> list[str]:
@@ -46,10 +46,10 @@ def files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
-def refuse(tmp_path: Path, argv: list[str], params: dict) -> list[str]:
+def refuse(tmp_path: Path, argv: list[str], params: dict, **env: str) -> list[str]:
     """Run a stage that must fail: exit 1, no traceback, no file added or removed. Its stderr lines."""
     before = files(tmp_path)
-    result = stage(tmp_path, argv, params)
+    result = stage(tmp_path, argv, params, **env)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert files(tmp_path) == sorted({*before, "params.yaml"})  # no output, no temp folder
     return result.stderr.strip().splitlines()
@@ -131,6 +131,20 @@ def test_a_trim_outside_a_later_video_fails_before_any_video_is_decoded(tmp_path
     argv, params = fetched(tmp_path, video(), video(name="late", start=5.0))
     assert refuse(tmp_path, argv, params) == [
         "extract_frames: error: raw/late.mpg: trim from 5.0 s to the end selects no frames (video lasts 3.00 s)"]
+
+
+@pytest.mark.parametrize("argv, params", [
+    (train_argv(), {"cyclegan": dict(GROUPS["cyclegan"], crop_size=32, compile=True)}),
+    (["infer", "--faces", "faces", "--models", "models/cyclegan", "--out", "out"], {"infer": {"compile": True}}),
+], ids=["train", "infer"])
+def test_compile_on_the_cpu_without_a_cpp_compiler_is_refused_at_once(tmp_path, tiny_faces, argv, params):
+    """torch.compile builds C++ kernels on the CPU; inductor runs $CXX (else g++). Without one the
+    stage fails before any work, naming the switch, instead of deep inside the first step."""
+    shutil.copytree(tiny_faces, tmp_path / "faces")
+    group = next(iter(params))
+    assert refuse(tmp_path, argv, params, CXX="no-such-c++", CUDA_VISIBLE_DEVICES="")[-1] == (
+        f"{argv[0]}: error: params: {group}.compile: torch.compile on the CPU needs a C++ compiler "
+        f"(no-such-c++ not found; set CXX or {group}.compile false)")
 
 
 def test_a_diverging_training_stops_in_one_line_and_exports_no_model(tmp_path, tiny_faces):
