@@ -37,14 +37,16 @@ class VideoInfo:
 
     fps: float
     frames: int
-    width: int
+    width: int   # as shown: a phone video stored landscape with a 90-degree display rotation is portrait
     height: int
     duration: float  # frames / fps, seconds
     has_audio: bool
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
-    """Read a video's frame rate, size and exact frame count; a missing, unreadable or truncated file is a FacecycleError."""
+    """Read a video's frame rate, size as shown and exact frame count; a missing, unreadable or
+    truncated file is a FacecycleError. decord turns frames upright by the stream's display rotation
+    (phones film portrait as landscape plus a 90-degree rotation), so the size is the rotated one."""
     path = Path(path)
     if not path.is_file():
         raise FacecycleError(f"{path}: video file not found")
@@ -57,14 +59,19 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             if not rate:
                 raise FacecycleError(f"{path}: frame rate unknown")
             declared = stream.frames
-            frames = 0
+            frames, rotation = 0, None
             for packet in container.demux():  # all streams: a cut inside any packet marks it corrupt
                 if packet.size == 0:  # a demuxer's end-of-stream marker
                     continue
                 if packet.is_corrupt:
                     raise FacecycleError(f"{path}: truncated or corrupt video (bad packet after {frames} frames)")
-                frames += packet.stream is stream
+                if packet.stream is stream:
+                    frames += 1
+                    if rotation is None:  # decode until the first frame, which carries the display rotation
+                        rotation = next((frame.rotation for frame in packet.decode()), None)
             width, height = stream.codec_context.width, stream.codec_context.height
+            if rotation is not None and rotation % 180:
+                width, height = height, width
             has_audio = bool(container.streams.audio)
     except av.FFmpegError as err:
         raise FacecycleError(f"{path}: not a readable video ({err.strerror})") from None

@@ -7,9 +7,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from tqdm import tqdm
 
 from decoders import decord_batch, pyav_frames
 from pipeline.errors import FacecycleError
+from pipeline.frame_outputs import load_frames
+from pipeline.frames import write_video_frames
 from pipeline.video import VideoWriter, iter_frames, probe, select_frames
 
 
@@ -39,6 +42,32 @@ def test_probe_grid_clip(grid_clip):
     info = probe(grid_clip)
     assert (info.fps, info.frames, info.width, info.height, info.has_audio) == (25.0, 75, 360, 288, True)
     assert info.duration == pytest.approx(3.0)
+
+
+def phone_video(source: Path, out: Path, degrees: int) -> Path:
+    """`source` re-encoded to H.264 .mp4 with a display rotation: how a phone stores a portrait video
+    (landscape pixels plus a rotation that players apply)."""
+    with av.open(str(source)) as container, av.open(str(out), "w") as phone:
+        stream = phone.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 360, 288, "yuv420p"
+        stream.set_display_rotation(degrees)
+        for frame in container.decode(video=0):
+            phone.mux(stream.encode(frame))
+        phone.mux(stream.encode())
+    return out
+
+
+@pytest.mark.parametrize("degrees, turns", [(90, 1), (-90, 3), (180, 2)])
+def test_a_phone_video_with_a_display_rotation_is_read_upright(tmp_path, grid_clip, degrees, turns):
+    """decord turns the frames upright; probe must give that size too, else extract_frames refuses
+    every frame of a portrait phone video as the wrong size."""
+    path = phone_video(grid_clip, tmp_path / "phone.mp4", degrees)
+    upright = [np.rot90(stored, turns) for stored in pyav_frames(path)]  # PyAV gives the pixels as stored
+    info = probe(path)
+    assert (info.height, info.width, info.frames) == (*upright[0].shape[:2], 75)
+    assert all(np.array_equal(rgb, want) for (_, _, rgb), want in zip(iter_frames(path), upright, strict=True))
+    write_video_frames(path, tmp_path / "phone", info, None, None, None, 95, tqdm(disable=True))
+    assert load_frames(tmp_path, "phone", 75)[0].shape == (75, *upright[0].shape)
 
 
 def test_every_sample_clip_decodes_to_75_frames(samples):
