@@ -55,19 +55,28 @@ class Frames(Sequence):
     Array-like for the stages (len, [i], iteration, `shape`), with memory flat however long the video."""
 
     def __init__(self, path: Path, offsets: np.ndarray, sizes: np.ndarray):
+        """`offsets` and `sizes` (bytes) of each frame's JPEG in `path`, consecutive (load_frames checks)."""
         self.path = path
         self._data = np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size else np.zeros(0, np.uint8)
         self._offsets, self._sizes = offsets, sizes
         if len(offsets) and int(offsets[-1]) + int(sizes[-1]) > len(self._data):
             raise FacecycleError(f"{path}: {len(self._data)} bytes, but its frame table indexes "
                                  f"{int(offsets[-1]) + int(sizes[-1])} (cut short?)")
-        self._frame_shape = self[0].shape if len(offsets) else (0, 0, 3)
+        self._frame_shape = self._decode(0).shape if len(offsets) else (0, 0, 3)
 
     def __len__(self) -> int:
         return len(self._offsets)
 
     def __getitem__(self, index: int) -> np.ndarray:
+        if not isinstance(index, (int, np.integer)):
+            raise TypeError(f"Frames takes one int index, got {type(index).__name__}: each frame is decoded on its own")
         index = range(len(self))[index]  # negative indices as usual; IndexError past the end
+        rgb = self._decode(index)
+        if rgb.shape != self._frame_shape:
+            raise FacecycleError(f"{self.path}: frame {index} is {list(rgb.shape)}, frame 0 {list(self._frame_shape)}")
+        return rgb
+
+    def _decode(self, index: int) -> np.ndarray:
         start = int(self._offsets[index])
         bgr = cv2.imdecode(self._data[start:start + int(self._sizes[index])], cv2.IMREAD_COLOR)
         if bgr is None:
@@ -101,9 +110,14 @@ def load_frames(frames_dir: Path, name: str, count: int) -> tuple[Frames, np.nda
         raise FacecycleError(f"{path}: not found (run extract_frames first)")
     try:
         rows = pd.read_csv(table)
-        times, offsets, sizes = (rows[column].to_numpy() for column in ("time", "offset", "bytes"))
+        times, offsets, sizes = (rows[column].to_numpy(np.float64) for column in ("time", "offset", "bytes"))
     except (OSError, ValueError, KeyError) as err:
         raise FacecycleError(f"{table}: unreadable ({err})") from None
     if len(rows) != count:
         raise FacecycleError(f"{table}: {len(rows)} rows for {count} frames")
+    consecutive = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if count else offsets
+    bad = np.flatnonzero((offsets != consecutive) | ~(sizes > 0))
+    if len(bad):
+        raise FacecycleError(f"{table}: row {bad[0]}: offset {offsets[bad[0]]:.0f}, bytes {sizes[bad[0]]:.0f} do not follow "
+                             f"the previous frame (the JPEGs lie back to back, each at least 1 byte)")
     return Frames(path, offsets, sizes), times

@@ -46,8 +46,8 @@ def write_video_frames(path: Path, stem: Path, info: VideoInfo, fps: Optional[fl
     with FrameWriter(stem, jpeg_quality) as frames:
         for source, time, rgb in iter_frames(path, fps, start, end):
             if rgb.shape != (info.height, info.width, 3):
-                raise FacecycleError(f"{path}: frame {source} is {rgb.shape[1]}x{rgb.shape[0]}, "
-                                     f"the video is {info.width}x{info.height}")
+                raise FacecycleError(f"{path}: frame {source} is {list(rgb.shape)} (height, width, channels), "
+                                     f"the video's first is {[info.height, info.width, 3]}")
             frames.add(rgb, source, time)
             bar.update()
 

@@ -21,7 +21,7 @@ from pipeline.atomic import atomic_dir, atomic_file
 from pipeline.crop_outputs import load_crop_array, load_crops, read_boxes
 from pipeline.errors import FacecycleError
 from pipeline.faces import crop_window
-from pipeline.frame_outputs import load_frames, read_videos
+from pipeline.frame_outputs import Frames, load_frames, read_videos
 from pipeline.params import MergeParams
 from pipeline.video import VideoWriter
 
@@ -84,7 +84,7 @@ def paste_face(frame: np.ndarray, face: np.ndarray, box: tuple[float, float, flo
     return out
 
 
-def merged_frames(frames: np.ndarray, rows: pd.DataFrame, translated: np.ndarray, crops: np.ndarray,
+def merged_frames(frames: Frames, rows: pd.DataFrame, translated: np.ndarray, crops: np.ndarray,
                   feather: float, color_match: bool) -> Iterator[np.ndarray]:
     """Yield each frame of `rows` (one video's test rows of boxes.csv, in frame order) with its face replaced.
 
@@ -133,7 +133,7 @@ def _sheet_positions(rows: pd.DataFrame, count: int) -> set[int]:
     return {int(candidates[i]) for i in picks}
 
 
-def merge_video(video: str, frames: np.ndarray, rows: pd.DataFrame, translated: dict[str, np.ndarray],
+def merge_video(video: str, frames: Frames, rows: pd.DataFrame, translated: dict[str, np.ndarray],
                 crops: np.ndarray, out_dirs: dict[str, Path], compare_dir: Path, fps: float,
                 audio: Optional[Path], params: MergeParams) -> None:
     """Write `<video>.mp4` for each model, the side-by-side comparison and its contact sheet, frame by frame.
@@ -171,8 +171,9 @@ def merge_test_videos(frames_dir: Path, faces_dir: Path, raw_dir: Path, translat
                       results_dir: Path, params: MergeParams) -> list[str]:
     """Merge every test video of `boxes.csv` for each model in `translated_dirs` (named by folder).
 
-    All inputs are opened (memory-mapped) and checked before the first frame is encoded, so a
-    missing or mis-sized file fails at once. Writes `results_dir/<model>/` and
+    All inputs are opened and checked (tables, array sizes, each frame store's index and first
+    frame) before the first frame is encoded, so a missing or mis-sized file fails at once; a frame
+    damaged further into a store fails when it is reached, and no partial result is left. Writes `results_dir/<model>/` and
     `results_dir/compare/`, each atomically; returns the videos merged.
     """
     test = read_boxes(faces_dir, "test")

@@ -37,16 +37,17 @@ class VideoInfo:
 
     fps: float
     frames: int
-    width: int   # as shown: a phone video stored landscape with a 90-degree display rotation is portrait
+    width: int   # of the decoded frames: a phone video stored landscape with a 90-degree rotation is portrait (see probe)
     height: int
     duration: float  # frames / fps, seconds
     has_audio: bool
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
-    """Read a video's frame rate, size as shown and exact frame count; a missing, unreadable or
-    truncated file is a FacecycleError. decord turns frames upright by the stream's display rotation
-    (phones film portrait as landscape plus a 90-degree rotation), so the size is the rotated one."""
+    """Read a video's frame rate, frame size and exact frame count; a missing, unreadable or
+    truncated file is a FacecycleError. The size is that of decord's frames, which are turned upright
+    by an .mp4/.mov display rotation (phones film portrait as landscape plus a 90-degree rotation)
+    but not by a Matroska one, so it can differ from the stream's coded size."""
     path = Path(path)
     if not path.is_file():
         raise FacecycleError(f"{path}: video file not found")
@@ -59,19 +60,13 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             if not rate:
                 raise FacecycleError(f"{path}: frame rate unknown")
             declared = stream.frames
-            frames, rotation = 0, None
+            frames = 0
             for packet in container.demux():  # all streams: a cut inside any packet marks it corrupt
                 if packet.size == 0:  # a demuxer's end-of-stream marker
                     continue
                 if packet.is_corrupt:
                     raise FacecycleError(f"{path}: truncated or corrupt video (bad packet after {frames} frames)")
-                if packet.stream is stream:
-                    frames += 1
-                    if rotation is None:  # decode until the first frame, which carries the display rotation
-                        rotation = next((frame.rotation for frame in packet.decode()), None)
-            width, height = stream.codec_context.width, stream.codec_context.height
-            if rotation is not None and rotation % 180:
-                width, height = height, width
+                frames += packet.stream is stream
             has_audio = bool(container.streams.audio)
     except av.FFmpegError as err:
         raise FacecycleError(f"{path}: not a readable video ({err.strerror})") from None
@@ -79,6 +74,10 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         raise FacecycleError(f"{path}: video has no frames")
     if declared and frames < declared:
         raise FacecycleError(f"{path}: truncated video ({frames} of {declared} declared frames present)")
+    try:
+        height, width = VideoReader(str(path), ctx=cpu(0)).next().shape[:2]
+    except DECORDError as err:
+        raise FacecycleError(f"{path}: cannot decode video ({str(err).splitlines()[0]})") from None
     return VideoInfo(fps=float(rate), frames=frames, width=width, height=height,
                      duration=frames / float(rate), has_audio=has_audio)
 

@@ -11,7 +11,7 @@ import yaml
 
 from conftest import REPO
 from pipeline.faces import crop_square
-from pipeline.frame_outputs import load_frames
+from pipeline.frame_outputs import FrameWriter, load_frames
 from pipeline.params import DEFAULT_TEST_SHARE
 from real_frames import write_frames
 
@@ -156,6 +156,21 @@ def blank_frame_5(frames: Path) -> None:
         store.write(bytes(int(row["bytes"])))
 
 
+def zero_bytes_row_3(frames: Path) -> None:
+    table = pd.read_csv(frames / "bbaf2n.csv")
+    table.loc[3, "bytes"] = 0
+    table.to_csv(frames / "bbaf2n.csv", index=False)
+
+
+def frame_5_smaller(frames: Path) -> None:
+    """The store rewritten, consistently indexed, with frame 5 cut to 100x100 pixels."""
+    table = pd.read_csv(frames / "bbaf2n.csv")
+    stored = list(load_frames(frames, "bbaf2n", len(table))[0])
+    with FrameWriter(frames / "bbaf2n", 95) as out:
+        for row, rgb in zip(table.itertuples(), stored):
+            out.add(rgb[:100, :100] if row.frame == 5 else rgb, row.source_frame, row.time)
+
+
 def drop_offsets(frames: Path) -> None:
     pd.read_csv(frames / "bbaf2n.csv").drop(columns="offset").to_csv(frames / "bbaf2n.csv", index=False)
 
@@ -163,17 +178,22 @@ def drop_offsets(frames: Path) -> None:
 @pytest.mark.parametrize("damage, message", [
     (cut_short, "bbaf2n.mjpeg: {half} bytes, but its frame table indexes {whole} (cut short?)"),
     (blank_frame_5, "bbaf2n.mjpeg: frame 5 is not a readable JPEG image"),
+    (zero_bytes_row_3, "bbaf2n.csv: row 3: offset {offset3}, bytes 0 do not follow the previous frame "
+                       "(the JPEGs lie back to back, each at least 1 byte)"),
+    (frame_5_smaller, "bbaf2n.mjpeg: frame 5 is [100, 100, 3], frame 0 [288, 360, 3]"),
     (drop_offsets, "bbaf2n.csv: unreadable ('offset')"),
     (lambda frames: (frames / "bbaf2n.mjpeg").unlink(), "bbaf2n.mjpeg: not found (run extract_frames first)"),
-], ids=["store cut short", "a frame overwritten", "table without offsets", "store missing"])
+], ids=["store cut short", "a frame overwritten", "an empty frame", "a frame of another size",
+        "table without offsets", "store missing"])
 def test_a_damaged_frame_store_is_a_one_line_error(tmp_path, samples, damage, message):
     videos = [{"name": "bbaf2n", "domain": "A", "path": samples / "A" / "bbaf2n.mpg", "split": "train", "limit": 12},
               {"name": "brbk7n", "domain": "B", "path": samples / "B" / "brbk7n.mpg", "split": "train", "limit": 12}]
     frames = write_frames(tmp_path / "frames", videos)
     whole = (frames / "bbaf2n.mjpeg").stat().st_size
+    offset3 = pd.read_csv(frames / "bbaf2n.csv")["offset"][3]
     damage(frames)
     result = run_crop(tmp_path, videos, write=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        f"crop_faces: error: {frames}/" + message.format(half=whole // 2, whole=whole))
+        f"crop_faces: error: {frames}/" + message.format(half=whole // 2, whole=whole, offset3=offset3))
     assert not (tmp_path / "faces").exists()

@@ -2,6 +2,7 @@
 import subprocess
 import sys
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 
 import av
@@ -44,30 +45,42 @@ def test_probe_grid_clip(grid_clip):
     assert info.duration == pytest.approx(3.0)
 
 
-def phone_video(source: Path, out: Path, degrees: int) -> Path:
-    """`source` re-encoded to H.264 .mp4 with a display rotation: how a phone stores a portrait video
-    (landscape pixels plus a rotation that players apply)."""
+def phone_video(source: Path, out: Path, degrees: int, limit: int | None = None) -> Path:
+    """The first `limit` frames of `source` re-encoded to H.264 with a display rotation: how a phone
+    stores a portrait video (landscape pixels plus a rotation that players apply)."""
     with av.open(str(source)) as container, av.open(str(out), "w") as phone:
         stream = phone.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 360, 288, "yuv420p"
         stream.set_display_rotation(degrees)
-        for frame in container.decode(video=0):
+        for frame in islice(container.decode(video=0), limit):
             phone.mux(stream.encode(frame))
         phone.mux(stream.encode())
     return out
 
 
-@pytest.mark.parametrize("degrees, turns", [(90, 1), (-90, 3), (180, 2)])
-def test_a_phone_video_with_a_display_rotation_is_read_upright(tmp_path, grid_clip, degrees, turns):
+@pytest.mark.parametrize("name, degrees, turns, limit", [
+    ("phone.mp4", 90, 1, None), ("phone.mp4", -90, 3, None), ("phone.mov", 180, 2, None), ("short.mp4", 90, 1, 2)])
+def test_a_phone_video_with_a_display_rotation_is_read_upright(tmp_path, grid_clip, name, degrees, turns, limit):
     """decord turns the frames upright; probe must give that size too, else extract_frames refuses
-    every frame of a portrait phone video as the wrong size."""
-    path = phone_video(grid_clip, tmp_path / "phone.mp4", degrees)
+    every frame of a portrait phone video as the wrong size (also a 2-frame one, whose first frame
+    leaves the decoder only at its flush)."""
+    path = phone_video(grid_clip, tmp_path / name, degrees, limit)
     upright = [np.rot90(stored, turns) for stored in pyav_frames(path)]  # PyAV gives the pixels as stored
     info = probe(path)
-    assert (info.height, info.width, info.frames) == (*upright[0].shape[:2], 75)
+    assert (info.height, info.width, info.frames) == (*upright[0].shape[:2], limit or 75)
     assert all(np.array_equal(rgb, want) for (_, _, rgb), want in zip(iter_frames(path), upright, strict=True))
-    write_video_frames(path, tmp_path / "phone", info, None, None, None, 95, tqdm(disable=True))
-    assert load_frames(tmp_path, "phone", 75)[0].shape == (75, *upright[0].shape)
+    write_video_frames(path, tmp_path / "frames", info, None, None, None, 95, tqdm(disable=True))
+    assert load_frames(tmp_path, "frames", limit or 75)[0].shape == (limit or 75, *upright[0].shape)
+
+
+def test_a_matroska_rotation_is_not_applied_but_extraction_still_runs(tmp_path, grid_clip):
+    """decord 0.6 ignores an .mkv display rotation (FFmpeg, and so PyAV, reads it): the frames stay as
+    stored. probe reports the size decord delivers, so extraction runs instead of refusing each frame."""
+    path = phone_video(grid_clip, tmp_path / "phone.mkv", 90)
+    info = probe(path)
+    assert (info.height, info.width) == (288, 360)
+    write_video_frames(path, tmp_path / "frames", info, None, None, None, 95, tqdm(disable=True))
+    assert load_frames(tmp_path, "frames", 75)[0].shape == (75, 288, 360, 3)
 
 
 def test_every_sample_clip_decodes_to_75_frames(samples):
