@@ -1,10 +1,11 @@
-"""Frames per second of the data half of the pipeline on the GRID sample clips: decode, extract, crop.
+"""Frames per second of the data half of the pipeline, decode, extract and crop, on the GRID sample
+clips or on videos you name (at least two; they take domains A and B in turn).
 
 Decode is pipeline.video.iter_frames alone (the floor); extract is the extract_frames stage's work
 (decode + JPEG-encoding into the frame store, whose size it prints against raw frames); crop is the crop_faces stage's work (cuts, sparse detection, tracking,
 crops) with `data.detect_every` from params.yaml and, for comparison, with the detector on every frame.
 
-    python bench/data_speed.py [--repeat 3]
+    python bench/data_speed.py [--repeat 3] [--videos a.mp4 b.mp4 ...]
 """
 import argparse
 import dataclasses
@@ -16,7 +17,7 @@ import pandas as pd
 from pipeline.crop import crop_faces
 from pipeline.frames import extract_frames
 from pipeline.params import load_group
-from pipeline.video import iter_frames
+from pipeline.video import iter_frames, probe
 from timing import best_seconds  # bench/, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,19 +31,24 @@ def rate(work, frames: int, repeat: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest counts")
+    parser.add_argument("--videos", type=Path, nargs="+", help="time these videos instead of data/samples")
     args = parser.parse_args()
     params = load_group("data", REPO / "params.yaml")
-    clips = sorted((REPO / "data" / "samples").glob("[AB]/*.mpg"))
+    clips = [p.resolve() for p in args.videos] if args.videos else sorted((REPO / "data" / "samples").glob("[AB]/*.mpg"))
+    domains = "AB" * len(clips) if args.videos else [c.parent.name for c in clips]
     with tempfile.TemporaryDirectory() as tmp:
         raw, frames_dir = Path(tmp) / "raw", Path(tmp) / "frames"
         raw.mkdir()
         for clip in clips:
             (raw / clip.name).symlink_to(clip)
-        pd.DataFrame({"name": [c.stem for c in clips], "domain": [c.parent.name for c in clips], "split": "train",
+        pd.DataFrame({"name": [c.stem for c in clips], "domain": list(domains[:len(clips)]), "split": "train",
                       "file": [c.name for c in clips], "sha256": None, "start": None, "end": None}
                      ).to_csv(raw / "videos.csv", index=False)
-        count = sum(1 for clip in clips for _ in iter_frames(clip))
-        print(f"{len(clips)} GRID clips, {count} frames of 360x288 (data.detect_every={params.detect_every})")
+        infos = [probe(clip) for clip in clips]
+        count, raw_bytes = sum(i.frames for i in infos), sum(i.frames * i.height * i.width * 3 for i in infos)
+        sizes = ", ".join(sorted({f"{i.width}x{i.height}" for i in infos}))
+        print(f"{len(clips)} {'videos' if args.videos else 'GRID clips'}, {count} frames of {sizes} "
+              f"(data.detect_every={params.detect_every})")
 
         def extract() -> None:
             frames_dir.mkdir(exist_ok=True)
@@ -53,7 +59,7 @@ def main() -> None:
                  "extract_frames": rate(extract, count, args.repeat)}
         stored = sum(f.stat().st_size for f in frames_dir.glob("*.mjpeg"))
         print(f"frame store (jpeg_quality {params.jpeg_quality}): {stored / 2**20:.1f} MiB, raw frames "
-              f"{count * 288 * 360 * 3 / 2**20:.1f} MiB ({count * 288 * 360 * 3 / stored:.1f}x smaller)")
+              f"{raw_bytes / 2**20:.1f} MiB ({raw_bytes / stored:.1f}x smaller)")
         dense = dataclasses.replace(params, detect_every=1)
         for name, setting in (("crop_faces", params), ("crop_faces, detector on every frame", dense)):
             rates[name] = rate(lambda: crop_faces(frames_dir, Path(tmp) / "faces", setting), count, args.repeat)

@@ -103,9 +103,8 @@ def crop_faces(frames_dir: Path, out_dir: Path, params: DataParams) -> dict:
             for video in videos.itertuples():
                 frames, _ = load_frames(frames_dir, video.name, int(video.frames))
                 rows = boxes[(boxes["video"] == video.name) & boxes["face"]]
-                for row in rows.itertuples():
-                    arrays[row.domain, row.split][row.crop_index] = crop_square(frames[row.frame], row.cx, row.cy,
-                                                                                row.size, size)
+                for row, frame in zip(rows.itertuples(), frames.iter_at(rows["frame"])):
+                    arrays[row.domain, row.split][row.crop_index] = crop_square(frame, row.cx, row.cy, row.size, size)
                 bar.update(len(rows))
         for array in arrays.values():
             array.flush()

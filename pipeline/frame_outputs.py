@@ -10,7 +10,9 @@ columns say where each frame lies.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -20,6 +22,7 @@ import pandas as pd
 from pipeline.errors import FacecycleError
 
 DOMAINS = ("A", "B")
+DECODE_AHEAD = 2  # frames decoded ahead of the one being used when iterating
 
 
 class FrameWriter:
@@ -82,6 +85,21 @@ class Frames(Sequence):
         if bgr is None:
             raise FacecycleError(f"{self.path}: frame {index} is not a readable JPEG image")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.iter_at(range(len(self)))
+
+    def iter_at(self, indices: Iterable[int]) -> Iterator[np.ndarray]:
+        """The frames at `indices`, in that order, each decoded on a worker thread while the caller
+        works on the one before (OpenCV decodes without holding the GIL)."""
+        with ThreadPoolExecutor(1) as pool:
+            ahead = deque()
+            for index in indices:
+                ahead.append(pool.submit(self.__getitem__, index))
+                if len(ahead) > DECODE_AHEAD:
+                    yield ahead.popleft().result()
+            while ahead:
+                yield ahead.popleft().result()
 
     @property
     def shape(self) -> tuple[int, int, int, int]:

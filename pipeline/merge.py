@@ -9,8 +9,9 @@ source crop so the lighting of the scene is kept. With an identity translator ea
 from __future__ import annotations
 
 import contextlib
+import itertools
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -84,16 +85,16 @@ def paste_face(frame: np.ndarray, face: np.ndarray, box: tuple[float, float, flo
     return out
 
 
-def merged_frames(frames: Frames, rows: pd.DataFrame, translated: np.ndarray, crops: np.ndarray,
+def merged_frames(frames: Iterable[np.ndarray], rows: pd.DataFrame, translated: np.ndarray, crops: np.ndarray,
                   feather: float, color_match: bool) -> Iterator[np.ndarray]:
     """Yield each frame of `rows` (one video's test rows of boxes.csv, in frame order) with its face replaced.
 
-    `translated[i]` is the face of the i-th row with a face; `crops` is the crop array the rows'
-    `crop_index` points into (the translator's input, used for colour matching).
+    `frames` holds the frame of each row, in the same order (`Frames.iter_at(rows["frame"])`), and is
+    not written to; `translated[i]` is the face of the i-th row with a face; `crops` is the crop array
+    the rows' `crop_index` points into (the translator's input, used for colour matching).
     """
     face_row = 0
-    for row in rows.itertuples(index=False):
-        frame = np.asarray(frames[row.frame])
+    for row, frame in zip(rows.itertuples(index=False), frames, strict=True):
         if not row.face:
             yield frame
             continue
@@ -146,17 +147,18 @@ def merge_video(video: str, frames: Frames, rows: pd.DataFrame, translated: dict
     span = dict(audio_from=audio, audio_start=float(rows["time"].iloc[0]),
                 audio_end=float(rows["time"].iloc[-1]) + 1.0 / fps, crf=params.crf)
     sheet_at, sheet = _sheet_positions(rows, params.sheet_frames), []
-    streams = [merged_frames(frames, rows, translated[model], crops, params.feather, params.color_match)
-               for model in translated]
+    inputs, *copies = itertools.tee(frames.iter_at(rows["frame"]), 1 + len(translated))  # one decode per frame
+    streams = [merged_frames(copy, rows, translated[model], crops, params.feather, params.color_match)
+               for model, copy in zip(translated, copies)]
     with contextlib.ExitStack() as stack:
         writers = [stack.enter_context(VideoWriter(out_dirs[model] / f"{video}.mp4", fps, width, height, **span))
                    for model in translated]
         compare_shape = side_by_side([frames[0]] * len(labels), labels).shape
         compare = stack.enter_context(VideoWriter(compare_dir / f"{video}.mp4", fps, compare_shape[1],
                                                   compare_shape[0], **span))
-        progress = tqdm(rows.itertuples(index=False), total=len(rows), desc=f"merge_video {video}", unit="frame")
-        for position, row in enumerate(progress):
-            panels = [np.asarray(frames[row.frame])] + [next(stream) for stream in streams]
+        progress = tqdm(inputs, total=len(rows), desc=f"merge_video {video}", unit="frame")
+        for position, frame in enumerate(progress):
+            panels = [frame] + [next(stream) for stream in streams]
             for writer, panel in zip(writers, panels[1:]):
                 writer.write(panel)
             compare.write(side_by_side(panels, labels))

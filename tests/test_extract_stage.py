@@ -138,3 +138,16 @@ def test_dvc_repro_runs_fetch_and_extract_then_is_a_no_op(tmp_path, samples):
     assert "Running stage 'fetch'" in first and "Running stage 'extract_frames'" in first
     assert load_frames(tmp_path / "data" / "frames", "bbaf2n", 15)[0].shape == (15, 288, 360, 3)
     assert "Running stage" not in sh(tmp_path, "dvc", "repro", "extract_frames").stdout
+
+
+def test_stored_frames_iterate_in_any_order_while_decoding_ahead(tmp_path, samples):
+    out = tmp_path / "frames"
+    assert extract(tmp_path, fetched(tmp_path, samples)).returncode == 0
+    frames, _ = load_frames(out, "bbaf2n", 75)
+    order = [5, 0, 5, 74, 1, 2, 3]
+    assert all(np.array_equal(a, frames[i]) for a, i in zip(frames.iter_at(order), order, strict=True))
+    assert sum(1 for _ in frames) == 75
+    first = next(iter(frames))  # a reader that stops early leaves nothing running
+    assert np.array_equal(first, frames[0])
+    with pytest.raises(TypeError, match="one int index"):
+        frames[1:3]

@@ -102,7 +102,7 @@ def test_identity_translator_returns_the_input(grid, feather, color_match):
     """translated = the crops themselves: resize back, feather and colour match must undo the crop (> 40 dB)."""
     frames, rows, crops = grid
     identity = crops[rows.loc[rows["face"], "crop_index"].to_numpy()]
-    merged = list(merged_frames(frames, rows, identity, crops, feather, color_match))
+    merged = list(merged_frames(frames.iter_at(rows["frame"]), rows, identity, crops, feather, color_match))
     assert len(merged) == len(rows) == 30 and rows["face"].all()
     values = [psnr(out, frames[i]) for out, i in zip(merged, rows["frame"])]
     assert min(values) > 40, values
@@ -161,7 +161,8 @@ def test_merged_videos_keep_frame_count_fps_and_audio(results, stage_inputs, fol
 
 def test_merged_face_video_is_the_pasted_frames(results, translated, grid):
     frames, rows, crops = grid
-    expected = merged_frames(frames, rows, np.load(translated / "cyclegan" / "sbat6n.npy"), crops, 0.15, True)
+    expected = merged_frames(frames.iter_at(rows["frame"]), rows, np.load(translated / "cyclegan" / "sbat6n.npy"),
+                             crops, 0.15, True)
     for out, want, source in zip(pyav_frames(results / "cyclegan" / "sbat6n.mp4"), expected, frames):
         assert psnr(out, want) > 30  # H.264 at crf 18 of noisy MPEG-1 footage
         assert psnr(want, source) < 25  # the face really changed
@@ -172,7 +173,8 @@ def test_faceless_video_passes_through(results, stage_inputs):
     rows = read_boxes(stage_inputs["faces"], "test")
     rows = rows[rows["video"] == "wall"]
     assert not rows["face"].any()
-    unchanged = list(merged_frames(frames, rows, np.zeros((0, 64, 64, 3), np.uint8), None, 0.15, True))
+    unchanged = list(merged_frames(frames.iter_at(rows["frame"]), rows, np.zeros((0, 64, 64, 3), np.uint8), None,
+                                   0.15, True))
     np.testing.assert_array_equal(np.stack(unchanged), frames)
     for folder in ("cyclegan", "recyclegan"):
         out = pyav_frames(results / folder / "wall.mp4")
@@ -186,7 +188,8 @@ def test_compare_video_and_contact_sheet_show_input_and_both_models(results, tra
     assert compare[5][:LABEL_HEIGHT].max() > 200 and compare[5][:LABEL_HEIGHT].mean() < 60  # white text on black
     sheet = cv2.cvtColor(cv2.imread(str(results / "compare" / "sbat6n.png")), cv2.COLOR_BGR2RGB)
     assert sheet.shape == (LABEL_HEIGHT + 4 * 288, 3 * 360, 3)
-    merged = {model: list(merged_frames(frames, rows, np.load(translated / model / "sbat6n.npy"), crops, 0.15, True))
+    merged = {model: list(merged_frames(frames.iter_at(rows["frame"]), rows, np.load(translated / model / "sbat6n.npy"),
+                                         crops, 0.15, True))
               for model in LABELS}
     for row, frame in enumerate((0, 10, 19, 29)):  # evenly spaced face frames, lossless in the PNG
         cells = sheet[LABEL_HEIGHT + row * 288:LABEL_HEIGHT + (row + 1) * 288]
