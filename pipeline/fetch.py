@@ -1,7 +1,10 @@
 """Bring the videos listed in `data.videos` into one folder, byte for byte, with their checksums.
 
 A local `path` is copied; a `url` is downloaded with yt-dlp's Python API (any site it knows;
-plain http(s) links to a file go through its generic extractor). The sha256 of every file is
+plain http(s) links to a file go through its generic extractor). Sites such as YouTube serve their
+best video and audio as separate streams (above 360p); yt-dlp merges them into one .mkv with the
+ffmpeg binary that imageio-ffmpeg ships, as a remux (no re-encoding) whose bytes are the same on
+every download, so a given sha256 keeps matching. The sha256 of every file is
 recorded, and checked when the params give one, so a changed or corrupted source is caught here
 rather than as a strange model later.
 """
@@ -11,6 +14,7 @@ import re
 import shutil
 from pathlib import Path
 
+import imageio_ffmpeg
 import pandas as pd
 import yt_dlp
 from tqdm import tqdm
@@ -49,7 +53,10 @@ def copy_local(video: Video, out_dir: Path) -> Path:
 def download(video: Video, out_dir: Path) -> Path:
     options = {
         "outtmpl": str(out_dir / f"{video.name}.%(ext)s"),
-        "format": "b",  # one file holding both video and audio: merging streams would need an ffmpeg binary
+        "format": "bv*+ba/b",  # the best video and the best audio, merged; else the best single file
+        "merge_output_format": "mkv",  # holds any pair of codecs (YouTube's VP9 or AV1 with Opus too)
+        "ffmpeg_location": imageio_ffmpeg.get_ffmpeg_exe(),
+        "postprocessor_args": {"merger+ffmpeg_o": ["-fflags", "+bitexact"]},  # no date or random id in the file
         "noplaylist": True,
         "cachedir": False,
         "noprogress": True,  # yt-dlp's own progress line; ours is a tqdm bar like every other stage's

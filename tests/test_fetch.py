@@ -1,17 +1,21 @@
-"""fetch: local copies and real downloads from a loopback HTTP server, checksums, one-line errors, atomic output."""
+"""fetch: local copies and real downloads from a loopback HTTP server (a plain file and a DASH
+manifest with separate video and audio streams), checksums, one-line errors, atomic output."""
 import hashlib
 import subprocess
 import sys
 from pathlib import Path
 
+import av
+import imageio_ffmpeg
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, serving
 from pipeline.errors import FacecycleError
 from pipeline.fetch import COLUMNS, fetch_videos
 from pipeline.params import Video
+from pipeline.video import probe
 
 
 def sha256(path: Path) -> str:
@@ -39,6 +43,31 @@ def test_http_download_is_byte_identical_and_shows_a_byte_bar(tmp_path, samples,
     assert table.iloc[0]["file"] == "dl.mpg"
     assert (tmp_path / "dl.mpg").read_bytes() == clip.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dl.mpg"]  # no .part or cache files left
+
+
+@pytest.fixture(scope="module")
+def dash_site(tmp_path_factory, samples):
+    """A sample clip served as YouTube serves its better formats: a DASH manifest whose video and
+    audio are separate streams (made here by the bundled ffmpeg), so no single file holds both."""
+    site = tmp_path_factory.mktemp("dash")
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(samples / "A" / "sbat6n.mpg"),
+                    "-map", "0:v", "-map", "0:a", "-c:v", "libx264", "-c:a", "aac", "-f", "dash",
+                    "-adaptation_sets", "id=0,streams=v id=1,streams=a", str(site / "clip.mpd")], check=True)
+    with serving(site) as url:
+        yield f"{url}/clip.mpd"
+
+
+def test_separate_video_and_audio_streams_become_one_file_with_the_same_bytes_every_time(tmp_path, dash_site):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    table = fetch_videos((Video(name="talk", domain="A", url=dash_site),), first)
+    assert table.iloc[0]["file"] == "talk.mkv" and sorted(p.name for p in first.iterdir()) == ["talk.mkv"]
+    with av.open(str(first / "talk.mkv")) as container:
+        assert sorted(s.type for s in container.streams) == ["audio", "video"]
+    info = probe(first / "talk.mkv")
+    assert (info.frames, info.width, info.height, info.has_audio) == (75, 360, 288, True)
+    again = fetch_videos((Video(name="talk", domain="A", url=dash_site, sha256=table.iloc[0]["sha256"]),), second)
+    assert again.iloc[0]["sha256"] == table.iloc[0]["sha256"]  # a checksum in params keeps matching
 
 
 def test_http_404_names_video_and_url(tmp_path, server):
