@@ -67,7 +67,8 @@ def step_options(device: torch.device, compile: bool, channels_last: bool | None
 
 
 def layout(options: StepOptions) -> str:
-    return "channels_last" if options.channels_last else "NCHW"
+    name = "channels_last" if options.channels_last else "NCHW"
+    return name + ("" if options.layout_opt else ", layout optimisation off")
 
 
 def synchronize(device: torch.device) -> None:
@@ -151,6 +152,8 @@ def main() -> None:
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, help="default: the profile's")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
                         help="activation layout (default: the train stage's, NCHW)")
+    parser.add_argument("--no-layout-opt", action="store_true",
+                        help="leave inductor's convolution layout optimisation to its heuristic (CUDA)")
     parser.add_argument("--cuda-graphs", action="store_true",
                         help="compile in reduce-overhead mode: CUDA graph replays (needs compile)")
     parser.add_argument("--trace", type=int, default=0, metavar="STEPS",
@@ -162,6 +165,8 @@ def main() -> None:
     for name in args.model:
         params, load_size = recipe(name, args.profile, args.size, args.batch_size, args.compile)
         options = step_options(device, params.compile, args.channels_last)
+        if args.no_layout_opt:
+            options = dataclasses.replace(options, layout_opt=False)
         if args.cuda_graphs:
             if not params.compile:
                 parser.error("--cuda-graphs replays compiled graphs: it needs compile (--compile)")

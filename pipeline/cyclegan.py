@@ -159,7 +159,7 @@ class CycleGAN:
             for net in self.networks.values():
                 # in place: state_dict keys stay as they are. Static shapes: each batch shape a
                 # network sees (two per step, see `batched`) gets its own specialised kernels.
-                net.compile(dynamic=False, mode="reduce-overhead" if self.options.cuda_graphs else None)
+                net.compile(dynamic=False, options=self.options.compile_options(device))
         self.rank, self.world = replica_group()
         self.replicas = {name: DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
                          if self.world > 1 else net for name, net in self.networks.items()}
