@@ -4,7 +4,7 @@ A local `path` is copied; a `url` is downloaded with yt-dlp's Python API (any si
 plain http(s) links to a file go through its generic extractor). Sites such as YouTube serve their
 best video and audio as separate streams (above 360p); yt-dlp merges them into one .mkv with the
 ffmpeg binary that imageio-ffmpeg ships, as a remux (no re-encoding) whose bytes are the same on
-every download, so a given sha256 keeps matching. The sha256 of every file is
+every download, so a given sha256 keeps matching; HLS segments are remuxed into one .mp4 alike. The sha256 of every file is
 recorded, and checked when the params give one, so a changed or corrupted source is caught here
 rather than as a strange model later.
 """
@@ -56,7 +56,9 @@ def download(video: Video, out_dir: Path) -> Path:
         "format": "bv*+ba/b",  # the best video and the best audio, merged; else the best single file
         "merge_output_format": "mkv",  # holds any pair of codecs (YouTube's VP9 or AV1 with Opus too)
         "ffmpeg_location": imageio_ffmpeg.get_ffmpeg_exe(),
-        "postprocessor_args": {"merger+ffmpeg_o": ["-fflags", "+bitexact"]},  # no date or random id in the file
+        # every ffmpeg run (the merge, and yt-dlp's fixups such as HLS segments remuxed into .mp4)
+        # writes no date or random id into the file
+        "postprocessor_args": {"ffmpeg": ["-fflags", "+bitexact"]},
         "noplaylist": True,
         "cachedir": False,
         "noprogress": True,  # yt-dlp's own progress line; ours is a tqdm bar like every other stage's
@@ -76,19 +78,28 @@ def download(video: Video, out_dir: Path) -> Path:
 
 
 class _DownloadBar:
-    """Bytes downloaded of one video (yt-dlp progress hook), total when the server says it."""
+    """Bytes downloaded of one video (yt-dlp progress hook). Its streams (separate video and audio)
+    come as downloads of their own: the bar adds them up, totals as far as the server says them."""
 
     def __init__(self, name: str):
         self.name = name
         self.bar: tqdm | None = None
+        self.done: dict[str, int] = {}
+        self.totals: dict[str, int] = {}
 
     def update(self, status: dict) -> None:
         if "downloaded_bytes" not in status:
             return
+        stream = status.get("filename", "")
+        self.done[stream] = status["downloaded_bytes"]
+        self.totals[stream] = status.get("total_bytes") or status.get("total_bytes_estimate") or 0
+        total = sum(self.totals.values()) or None
         if self.bar is None:
-            total = status.get("total_bytes") or status.get("total_bytes_estimate")
             self.bar = tqdm(total=total, desc=f"fetch: {self.name}", unit="B", unit_scale=True, leave=False)
-        self.bar.update(status["downloaded_bytes"] - self.bar.n)
+        elif total != self.bar.total:  # the next stream's size is known now
+            self.bar.total = total
+            self.bar.refresh()
+        self.bar.update(sum(self.done.values()) - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -107,4 +118,6 @@ class _Log:
     info = error = debug
 
     def warning(self, msg: str) -> None:
+        if "ffprobe not found" in msg:  # imageio-ffmpeg ships no ffprobe; without it yt-dlp's fixups
+            return                      # assume the fix is needed and remux anyway (tests/test_fetch.py: HLS)
         tqdm.write(f"fetch: {self.name}: {msg}")

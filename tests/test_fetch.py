@@ -1,8 +1,10 @@
-"""fetch: local copies and real downloads from a loopback HTTP server (a plain file and a DASH
-manifest with separate video and audio streams), checksums, one-line errors, atomic output."""
+"""fetch: local copies and real downloads from a loopback HTTP server (a plain file, a DASH
+manifest with separate video and audio streams, an HLS playlist), checksums, one-line errors,
+atomic output."""
 import hashlib
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import av
@@ -13,7 +15,7 @@ import yaml
 
 from conftest import REPO, serving
 from pipeline.errors import FacecycleError
-from pipeline.fetch import COLUMNS, fetch_videos
+from pipeline.fetch import COLUMNS, _DownloadBar, fetch_videos
 from pipeline.params import Video
 from pipeline.video import probe
 
@@ -45,29 +47,51 @@ def test_http_download_is_byte_identical_and_shows_a_byte_bar(tmp_path, samples,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dl.mpg"]  # no .part or cache files left
 
 
-@pytest.fixture(scope="module")
-def dash_site(tmp_path_factory, samples):
-    """A sample clip served as YouTube serves its better formats: a DASH manifest whose video and
-    audio are separate streams (made here by the bundled ffmpeg), so no single file holds both."""
-    site = tmp_path_factory.mktemp("dash")
+STREAMED = {  # how sites serve a clip in pieces: ffmpeg muxer arguments, manifest, the file fetch keeps
+    # YouTube's better formats: a DASH manifest of separate video and audio streams, merged to .mkv
+    "dash": (["-f", "dash", "-adaptation_sets", "id=0,streams=v id=1,streams=a"], "clip.mpd", "talk.mkv"),
+    # HLS: MPEG-TS segments of both streams, which yt-dlp's fixup remuxes into .mp4
+    "hls": (["-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod"], "clip.m3u8", "talk.mp4"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(STREAMED))
+def streamed_site(request, tmp_path_factory, samples):
+    """A sample clip served in pieces (made here by the bundled ffmpeg): (manifest URL, file fetch keeps)."""
+    muxer, manifest, kept = STREAMED[request.param]
+    site = tmp_path_factory.mktemp(request.param)
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(samples / "A" / "sbat6n.mpg"),
-                    "-map", "0:v", "-map", "0:a", "-c:v", "libx264", "-c:a", "aac", "-f", "dash",
-                    "-adaptation_sets", "id=0,streams=v id=1,streams=a", str(site / "clip.mpd")], check=True)
+                    "-map", "0:v", "-map", "0:a", "-c:v", "libx264", "-c:a", "aac", *muxer, str(site / manifest)],
+                   check=True)
     with serving(site) as url:
-        yield f"{url}/clip.mpd"
+        yield f"{url}/{manifest}", kept
 
 
-def test_separate_video_and_audio_streams_become_one_file_with_the_same_bytes_every_time(tmp_path, dash_site):
+def test_a_clip_served_in_pieces_becomes_one_file_with_the_same_bytes_every_time(tmp_path, streamed_site):
+    url, kept = streamed_site
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir(), second.mkdir()
-    table = fetch_videos((Video(name="talk", domain="A", url=dash_site),), first)
-    assert table.iloc[0]["file"] == "talk.mkv" and sorted(p.name for p in first.iterdir()) == ["talk.mkv"]
-    with av.open(str(first / "talk.mkv")) as container:
+    table = fetch_videos((Video(name="talk", domain="A", url=url),), first)
+    assert table.iloc[0]["file"] == kept and sorted(p.name for p in first.iterdir()) == [kept]
+    with av.open(str(first / kept)) as container:
         assert sorted(s.type for s in container.streams) == ["audio", "video"]
-    info = probe(first / "talk.mkv")
+    info = probe(first / kept)
     assert (info.frames, info.width, info.height, info.has_audio) == (75, 360, 288, True)
-    again = fetch_videos((Video(name="talk", domain="A", url=dash_site, sha256=table.iloc[0]["sha256"]),), second)
+    time.sleep(1.1)  # a muxer that stamps the date would now write another second
+    again = fetch_videos((Video(name="talk", domain="A", url=url, sha256=table.iloc[0]["sha256"]),), second)
     assert again.iloc[0]["sha256"] == table.iloc[0]["sha256"]  # a checksum in params keeps matching
+
+
+def test_download_bar_adds_up_the_streams_of_one_video():
+    """yt-dlp reports a video's video and audio streams as two downloads, each counting from 0."""
+    bar = _DownloadBar("talk")
+    seen = []
+    for stream, total in (("talk.f0.mp4", 1000), ("talk.f1.m4a", 200)):
+        for done in (0, total // 2, total):
+            bar.update({"status": "downloading", "filename": stream, "downloaded_bytes": done, "total_bytes": total})
+            seen.append(bar.bar.n)
+    assert seen == sorted(seen) and (bar.bar.n, bar.bar.total) == (1200, 1200)
+    bar.close()
 
 
 def test_http_404_names_video_and_url(tmp_path, server):
