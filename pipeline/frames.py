@@ -44,7 +44,7 @@ def write_video_frames(path: Path, stem: Path, info: VideoInfo, fps: Optional[fl
     """Decode the frames of one video (resampled to `fps`, trimmed to [start, end)) into
     `<stem>.mjpeg` and list them in `<stem>.csv`."""
     with FrameWriter(stem, jpeg_quality) as frames:
-        for source, time, rgb in iter_frames(path, fps, start, end):
+        for source, time, rgb in iter_frames(path, fps, start, end, info):
             if rgb.shape != (info.height, info.width, 3):
                 raise FacecycleError(f"{path}: frame {source} is {list(rgb.shape)} (height, width, channels), "
                                      f"the video's first is {[info.height, info.width, 3]}")

@@ -115,14 +115,15 @@ def wanted_frames(path: Path, info: VideoInfo, fps: Optional[float], start: Opti
 
 
 def iter_frames(path: str | os.PathLike, fps: Optional[float] = None, start: Optional[float] = None,
-                end: Optional[float] = None) -> Iterator[tuple[int, float, np.ndarray]]:
+                end: Optional[float] = None, info: Optional[VideoInfo] = None) -> Iterator[tuple[int, float, np.ndarray]]:
     """Yield `(source_frame, time, rgb)` for the frames `select_frames` picks, decoding in order.
 
     `time` is the source frame's time in the raw video (source_frame / source fps); `rgb` is
     uint8 HxWx3 (the same array is yielded again when a frame repeats: copy before changing it).
+    `info`: the video's `probe`, when the caller has it (probing reads the whole file).
     """
     path = Path(path)
-    info = probe(path)
+    info = info or probe(path)
     wanted = wanted_frames(path, info, fps, start, end)
     try:
         reader = VideoReader(str(path), ctx=cpu(0))

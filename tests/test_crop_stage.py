@@ -156,6 +156,11 @@ def blank_frame_5(frames: Path) -> None:
         store.write(bytes(int(row["bytes"])))
 
 
+def appended_to(frames: Path) -> None:
+    with open(frames / "bbaf2n.mjpeg", "ab") as store:
+        store.write(bytes(10))
+
+
 def zero_bytes_row_3(frames: Path) -> None:
     table = pd.read_csv(frames / "bbaf2n.csv")
     table.loc[3, "bytes"] = 0
@@ -177,13 +182,15 @@ def drop_offsets(frames: Path) -> None:
 
 @pytest.mark.parametrize("damage, message", [
     (cut_short, "bbaf2n.mjpeg: {half} bytes, but its frame table indexes {whole} (cut short?)"),
+    (appended_to, "bbaf2n.mjpeg: {grown} bytes, but its frame table indexes {whole} (more after the last frame: "
+                  "appended to?)"),
     (blank_frame_5, "bbaf2n.mjpeg: frame 5 is not a readable JPEG image"),
     (zero_bytes_row_3, "bbaf2n.csv: row 3: offset {offset3}, bytes 0 do not follow the previous frame "
                        "(the JPEGs lie back to back, each at least 1 byte)"),
     (frame_5_smaller, "bbaf2n.mjpeg: frame 5 is [100, 100, 3], frame 0 [288, 360, 3]"),
     (drop_offsets, "bbaf2n.csv: unreadable ('offset')"),
     (lambda frames: (frames / "bbaf2n.mjpeg").unlink(), "bbaf2n.mjpeg: not found (run extract_frames first)"),
-], ids=["store cut short", "a frame overwritten", "an empty frame", "a frame of another size",
+], ids=["store cut short", "store appended to", "a frame overwritten", "an empty frame", "a frame of another size",
         "table without offsets", "store missing"])
 def test_a_damaged_frame_store_is_a_one_line_error(tmp_path, samples, damage, message):
     videos = [{"name": "bbaf2n", "domain": "A", "path": samples / "A" / "bbaf2n.mpg", "split": "train", "limit": 12},
@@ -195,5 +202,5 @@ def test_a_damaged_frame_store_is_a_one_line_error(tmp_path, samples, damage, me
     result = run_crop(tmp_path, videos, write=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        f"crop_faces: error: {frames}/" + message.format(half=whole // 2, whole=whole, offset3=offset3))
+        f"crop_faces: error: {frames}/" + message.format(half=whole // 2, grown=whole + 10, whole=whole, offset3=offset3))
     assert not (tmp_path / "faces").exists()

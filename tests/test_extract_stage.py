@@ -3,6 +3,7 @@ quality, bad inputs, DVC."""
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,7 @@ from decoders import decord_batch
 from pipeline.frame_outputs import load_frames
 from pipeline.fetch import fetch_videos
 from pipeline.params import Video
+from pipeline.reconstruction import psnr
 from processes import sh
 
 CLIPS = {"bbaf2n": "A", "lrwp9a": "B"}
@@ -50,10 +52,6 @@ def stored_jpegs(frames_dir: Path, name: str) -> list[bytes]:
 def jpegs(frames: np.ndarray, quality: int = 95) -> list[bytes]:
     """OpenCV's JPEG of each RGB frame: the encoder is deterministic, so the stored bytes must match."""
     return [cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes() for rgb in frames]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return 10 * np.log10(255 ** 2 / np.mean((a.astype(np.float64) - b) ** 2))
 
 
 def test_frames_equal_a_sequential_decode_and_trim_is_exact(tmp_path, samples):
@@ -95,14 +93,14 @@ def test_resampling_to_10_fps(tmp_path, samples):
 def test_jpeg_quality_trades_size_for_fidelity(tmp_path, samples):
     raw = fetched(tmp_path, samples)
     source = decord_batch(samples / "A" / "bbaf2n.mpg")
-    sizes, errors = [], []
+    sizes, psnrs = [], []
     for quality in (50, 100):
         assert extract(tmp_path, raw, out=f"q{quality}", jpeg_quality=quality).returncode == 0
         assert stored_jpegs(tmp_path / f"q{quality}", "bbaf2n") == jpegs(source, quality)
         frames, _ = load_frames(tmp_path / f"q{quality}", "bbaf2n", 75)
         sizes.append((tmp_path / f"q{quality}" / "bbaf2n.mjpeg").stat().st_size)
-        errors.append(np.mean([psnr(frame, original) for frame, original in zip(frames, source)]))
-    assert sizes[1] > 3 * sizes[0] and errors[1] > errors[0] + 5
+        psnrs.append(np.mean([psnr(frame, original) for frame, original in zip(frames, source)]))
+    assert sizes[1] > 3 * sizes[0] and psnrs[1] > psnrs[0] + 5
     assert source.nbytes > 5 * sizes[1]  # even quality 100 is far smaller than raw frames
 
 
@@ -147,7 +145,10 @@ def test_stored_frames_iterate_in_any_order_while_decoding_ahead(tmp_path, sampl
     order = [5, 0, 5, 74, 1, 2, 3]
     assert all(np.array_equal(a, frames[i]) for a, i in zip(frames.iter_at(order), order, strict=True))
     assert sum(1 for _ in frames) == 75
-    first = next(iter(frames))  # a reader that stops early leaves nothing running
-    assert np.array_equal(first, frames[0])
+    before = threading.active_count()
+    reader = iter(frames)
+    assert np.array_equal(next(reader), frames[0]) and threading.active_count() == before + 1  # the decoder
+    reader.close()  # a reader that stops early leaves nothing running
+    assert threading.active_count() == before
     with pytest.raises(TypeError, match="one int index"):
         frames[1:3]

@@ -19,14 +19,11 @@ from pipeline.faces import crop_window
 from pipeline.frame_outputs import load_frames
 from pipeline.merge import LABELS, feather_mask, match_color, merged_frames, merge_test_videos, paste_face
 from pipeline.params import MergeParams
+from pipeline.reconstruction import psnr
 from pipeline.translate import translate_videos
 
 PARAMS = MergeParams(feather=0.15, color_match=True, crf=18, sheet_frames=4)
 LABEL_HEIGHT = 28
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(255.0 ** 2 / np.mean((a.astype(np.float64) - b) ** 2)))
 
 
 def lab_stats(image: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -163,7 +160,7 @@ def test_merged_face_video_is_the_pasted_frames(results, translated, grid):
     frames, rows, crops = grid
     expected = merged_frames(frames.iter_at(rows["frame"]), rows, np.load(translated / "cyclegan" / "sbat6n.npy"),
                              crops, 0.15, True)
-    for out, want, source in zip(pyav_frames(results / "cyclegan" / "sbat6n.mp4"), expected, frames):
+    for out, want, source in zip(pyav_frames(results / "cyclegan" / "sbat6n.mp4"), expected, frames, strict=True):
         assert psnr(out, want) > 30  # H.264 at crf 18 of noisy MPEG-1 footage
         assert psnr(want, source) < 25  # the face really changed
 
