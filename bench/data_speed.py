@@ -33,16 +33,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest counts")
     parser.add_argument("--videos", type=Path, nargs="+", help="time these videos instead of data/samples")
     args = parser.parse_args()
+    if args.videos and len(args.videos) < 2:
+        parser.error("--videos: give at least two (their domains alternate A, B, A, ...)")
     params = load_group("data", REPO / "params.yaml")
     clips = [p.resolve() for p in args.videos] if args.videos else sorted((REPO / "data" / "samples").glob("[AB]/*.mpg"))
     domains = "AB" * len(clips) if args.videos else [c.parent.name for c in clips]
     with tempfile.TemporaryDirectory() as tmp:
         raw, frames_dir = Path(tmp) / "raw", Path(tmp) / "frames"
         raw.mkdir()
-        for clip in clips:
-            (raw / clip.name).symlink_to(clip)
-        pd.DataFrame({"name": [c.stem for c in clips], "domain": list(domains[:len(clips)]), "split": "train",
-                      "file": [c.name for c in clips], "sha256": None, "start": None, "end": None}
+        names = [f"v{i}_{clip.stem}" for i, clip in enumerate(clips)]  # two clips may share a file name
+        for name, clip in zip(names, clips):
+            (raw / f"{name}{clip.suffix}").symlink_to(clip)
+        pd.DataFrame({"name": names, "domain": list(domains[:len(clips)]), "split": "train",
+                      "file": [f"{n}{c.suffix}" for n, c in zip(names, clips)], "sha256": None, "start": None, "end": None}
                      ).to_csv(raw / "videos.csv", index=False)
         infos = [probe(clip) for clip in clips]
         count, raw_bytes = sum(i.frames for i in infos), sum(i.frames * i.height * i.width * 3 for i in infos)

@@ -31,7 +31,7 @@ for part in ${1:-1 2 3}; do case $part in
     check train_b8_no_layout_opt 150 python3 bench/train_speed.py --model cyclegan --batch-size 8 --steps 15 \
         --no-layout-opt
     check train_b32_compiled 150 python3 bench/train_speed.py --model cyclegan --batch-size 32 --steps 10 --warmup 3
-    check cuda_tests 120 python3 -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests/test_fast_path.py
+    check cuda_tests 100 python3 -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests/test_fast_path.py
     ;;
 2)
     check train_b8_cuda_graphs 180 python3 bench/train_speed.py --model cyclegan --batch-size 8 --steps 15 --cuda-graphs

@@ -10,7 +10,8 @@ and wait for the GPU.
 
     python bench/train_speed.py [--model cyclegan recyclegan] [--profile paper] [--batch-size 8]
                                 [--size 256] [--steps 20] [--warmup 5] [--compile | --no-compile]
-                                [--channels-last | --no-channels-last] [--cuda-graphs] [--trace STEPS]
+                                [--channels-last | --no-channels-last] [--no-layout-opt] [--cuda-graphs]
+                                [--trace STEPS]
 """
 import argparse
 import dataclasses
@@ -68,7 +69,7 @@ def step_options(device: torch.device, compile: bool, channels_last: bool | None
 
 def layout(options: StepOptions) -> str:
     name = "channels_last" if options.channels_last else "NCHW"
-    return name + ("" if options.layout_opt else ", layout optimisation off")
+    return name + ("" if options.layout_opt else ", layout optimisation by inductor's heuristic")
 
 
 def synchronize(device: torch.device) -> None:

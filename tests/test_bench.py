@@ -1,5 +1,6 @@
 """The speed benches run end to end on real GRID crops at a tiny size and print positive figures."""
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,21 @@ def test_norm_bench_times_both_kernels_and_finds_them_equal():
     group, instance, ratio, output, gradient = map(float, line.groups())
     assert min(group, instance) > 0 and ratio == pytest.approx(instance / group, abs=0.01)
     assert output < 1e-4 and gradient < 1e-1  # fp32 on the CPU: the same maths, summed in another order
+
+
+def test_data_bench_times_the_frame_stages_on_any_videos(tmp_path, samples):
+    """Two videos of the same file name (from two folders) stay two videos."""
+    (tmp_path / "again").mkdir()
+    shutil.copyfile(samples / "B" / "brbk7n.mpg", tmp_path / "again" / "bbaf2n.mpg")
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "data_speed.py"), "--videos",
+                           str(samples / "A" / "bbaf2n.mpg"), str(tmp_path / "again" / "bbaf2n.mpg")],
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"^2 videos, 150 frames of 360x288 ", done.stdout, re.M), done.stdout
+    stored = re.search(rf"frame store \(jpeg_quality 95\): {NUMBER} MiB, raw frames {NUMBER} MiB \({NUMBER}x smaller\)$",
+                       done.stdout, re.M)
+    assert stored and float(stored[2]) == pytest.approx(150 * 288 * 360 * 3 / 2**20, abs=0.1), done.stdout
+    assert float(stored[3]) > 5
+    rates = dict(re.findall(rf"^(decode \(iter_frames\)|extract_frames|crop_faces|crop_faces, detector on every "
+                            rf"frame) +{NUMBER} frames/s", done.stdout, re.M))
+    assert len(rates) == 4 and all(float(fps) > 0 for fps in rates.values()), done.stdout

@@ -82,6 +82,13 @@ def weight_gradient_errors(options: StepOptions, device: torch.device, batch_siz
             for (name, p), q in zip(reference.named_parameters(), fast.parameters()) if name.endswith("weight")}
 
 
+def test_cuda_compile_options_are_settings_torch_compile_knows():
+    """The CUDA path's inductor options, checked where no GPU is: torch.compile refuses an unknown key at once."""
+    for options in (StepOptions(), StepOptions(cuda_graphs=True), StepOptions(layout_opt=False)):
+        torch.compile(torch.nn.Conv2d(3, 3, 3), dynamic=False, options=options.compile_options(torch.device("cuda")))
+    assert StepOptions().compile_options(torch.device("cpu")) is None
+
+
 @CUDA
 @pytest.mark.parametrize("batch_size", [1, 2])
 def test_channels_last_gradients_on_the_gpu_match_float64(batch_size, monkeypatch):
