@@ -34,6 +34,8 @@ def copy_stages(repo: Path, *names: str) -> dict:
     for dep in {d for stage in chosen.values() for d in stage["deps"] if d.startswith(("stages/", "pipeline/"))}:
         (repo / dep).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / dep, repo / dep)
+    if any("videos" in stage["deps"] for stage in chosen.values()):
+        shutil.copytree(REPO / "videos", repo / "videos")
     return chosen
 
 

@@ -2,6 +2,7 @@
 manifest with separate video and audio streams, an HLS playlist), checksums, one-line errors,
 atomic output."""
 import hashlib
+import shutil
 import subprocess
 import sys
 import time
@@ -13,11 +14,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, serving
+from conftest import REPO, copy_stages, serving
 from pipeline.errors import FacecycleError
 from pipeline.fetch import COLUMNS, _DownloadBar, fetch_videos
 from pipeline.params import Video
 from pipeline.video import probe
+from processes import sh
 
 
 def sha256(path: Path) -> str:
@@ -145,3 +147,20 @@ def test_stage_failure_is_one_line_and_leaves_no_output(tmp_path, samples, serve
     assert result.stderr.strip().splitlines()[-1].startswith("fetch: error: video b: ")
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # no raw/, no temp folder
+
+
+def test_dvc_reruns_fetch_when_a_local_video_in_videos_changes(tmp_path, samples):
+    """videos/ is a dep of fetch: replacing a video there is a change `dvc repro` acts on."""
+    copy_stages(tmp_path, "fetch")
+    shutil.copytree(samples, tmp_path / "data" / "samples")
+    (tmp_path / "videos").mkdir(exist_ok=True)
+    shutil.copy(samples / "A" / "bbaf2n.mpg", tmp_path / "videos" / "me.mpg")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
+        {"data": {"videos": [{"name": "me", "domain": "A", "path": "videos/me.mpg"}]}}))
+    sh(tmp_path, "git", "init", "-q")
+    sh(tmp_path, "dvc", "init", "-q")
+    assert "Running stage 'fetch'" in sh(tmp_path, "dvc", "repro").stdout
+    assert "Data and pipelines are up to date." in sh(tmp_path, "dvc", "repro").stdout
+    shutil.copy(samples / "A" / "sbat6n.mpg", tmp_path / "videos" / "me.mpg")
+    assert "Running stage 'fetch'" in sh(tmp_path, "dvc", "repro").stdout
+    assert (tmp_path / "data" / "raw" / "me.mpg").read_bytes() == (samples / "A" / "sbat6n.mpg").read_bytes()
