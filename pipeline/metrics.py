@@ -81,12 +81,14 @@ def describe_real_faces(train: dict[str, tuple[Path, np.ndarray]], describe: Fac
 def evaluate_video(faces: pd.DataFrame, inputs: np.ndarray, translated: dict[str, tuple[np.ndarray, np.ndarray]],
                    describe: FaceDescriber, real: RealFaces, every: int) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Rows for the input and each model's (translated, reconstructed) crops of one video, and the
-    descriptors of their every `every`-th frame."""
+    descriptors of their every `every`-th frame. The input is scored at the models' crop size (the
+    smallest, should they differ), as the model was given it: the like-for-like floor."""
     video, domain = faces["video"].iloc[0], faces["domain"].iloc[0]
     pairs = consecutive_pairs(faces["frame"].to_numpy(), faces["shot"].to_numpy())
     motions: dict[int, Motion] = {}
     rows, described = [], {}
-    for model, (output, rec) in {INPUT: (inputs, None), **translated}.items():
+    model_size = min(output.shape[1] for output, _ in translated.values())
+    for model, (output, rec) in {INPUT: (as_model_input(inputs, model_size), None), **translated}.items():
         size = output.shape[1]
         reference = as_model_input(inputs, size)
         if size not in motions:
