@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from pipeline.errors import FacecycleError
 from pipeline.face_resnet import CHIP_SIZE, FaceResNet
+from pipeline.spread import evenly
 
 SAME_PERSON = 0.6  # dlib's threshold on descriptor distance
 # Shots of one video whose mean descriptors are closer than this show one person. Measured on the
@@ -114,7 +115,7 @@ def main_person_shots(frames: Sequence[np.ndarray], tracks: Sequence[dict[int, n
     means = {}
     for i in shots:
         keys = sorted(tracks[i])
-        picked = [keys[j] for j in np.unique(np.linspace(0, len(keys) - 1, FACES_PER_SHOT).round().astype(int))]
+        picked = [keys[j] for j in evenly(len(keys), FACES_PER_SHOT)]
         means[i] = describe.at_boxes([frames[k] for k in picked], [tracks[i][k] for k in picked]).mean(axis=0)
     groups: list[list[int]] = []
     for i in sorted(shots, key=lambda i: -length[i]):

@@ -24,6 +24,7 @@ from pipeline.errors import FacecycleError
 from pipeline.faces import crop_window
 from pipeline.frame_outputs import Frames, load_frames, read_videos
 from pipeline.params import MergeParams
+from pipeline.spread import evenly
 from pipeline.video import VideoWriter
 
 LABELS = {"cyclegan": "CycleGAN", "recyclegan": "Recycle-GAN"}
@@ -130,8 +131,7 @@ def contact_sheet(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[str]) -
 def _sheet_positions(rows: pd.DataFrame, count: int) -> set[int]:
     """Positions (in `rows`) of `count` evenly spaced frames for the contact sheet, faces preferred."""
     candidates = np.flatnonzero(rows["face"].to_numpy()) if rows["face"].any() else np.arange(len(rows))
-    picks = np.linspace(0, len(candidates) - 1, min(count, len(candidates))).round().astype(int)
-    return {int(candidates[i]) for i in picks}
+    return {int(candidates[i]) for i in evenly(len(candidates), count)}
 
 
 def merge_video(video: str, frames: Frames, rows: pd.DataFrame, translated: dict[str, np.ndarray],

@@ -22,6 +22,7 @@ from pipeline.identity import FaceDescriber, centroid, frechet_distance, identit
 from pipeline.params import MODELS, MetricsParams
 from pipeline.reconstruction import psnr, ssim
 from pipeline.runtime import to_model_input, to_uint8
+from pipeline.spread import evenly
 from pipeline.temporal import Motion, consecutive_pairs, input_motion, tof, warping_error
 
 INPUT = "input"  # the reference row: the untranslated test crops
@@ -45,13 +46,6 @@ def as_model_input(crops: np.ndarray, size: int, chunk: int = 64) -> np.ndarray:
         return crops
     return np.concatenate([to_uint8(to_model_input(torch.from_numpy(np.ascontiguousarray(crops[i:i + chunk])), size))
                            for i in range(0, len(crops), chunk)])
-
-
-def evenly(n: int, count: int | None) -> np.ndarray:
-    """`count` indices spread evenly over range(n) (all of them when count is None or >= n)."""
-    if count is None or count >= n:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, count).round().astype(int))
 
 
 @dataclass(frozen=True)
