@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.atomic import atomic_dir, atomic_file
-from pipeline.barchart import COLOURS, grouped_bars
+from pipeline.charts import COLOURS, grouped_bars
 from pipeline.identity import SAME_PERSON
 from pipeline.metrics import INPUT, Evaluation
 

@@ -28,6 +28,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir, atomic_file
+from pipeline.charts import loss_curves
 from pipeline.cyclegan import CycleGAN
 from pipeline.dataset import Domain, UnpairedBatches, center_crops
 from pipeline.digest import file_sha256
@@ -245,6 +246,8 @@ def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: 
                         live.log_metric(f"train/{name}", value)
                     live.log_metric("train/lr", schedulers["G"].get_last_lr()[0])
                     live.next_step()
+                    plots = Path(live.plots_dir)  # the curves so far, viewable offline (DVC's HTML plots need a CDN)
+                    loss_curves(plots / "metrics" / "train", plots / "images" / "losses.png", f"{model_name} losses")
                     bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in logged.items()}, refresh=False)
             if lead and (step % params.sample_every == 0 or at_end):
                 grid = sample_grid(model, fixed_A, fixed_B)

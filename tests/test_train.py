@@ -242,4 +242,5 @@ def test_dvclive_logs_losses_lr_and_sample_grids(trained):
     assert grids == ["0000075.png", "0000150.png"]
     grid = np.asarray(Image.open(trained / "logs/plots/images/samples.png"))
     assert grid.shape == (SAMPLES * 32, 6 * 32 + 4, 3)
+    assert np.asarray(Image.open(trained / "logs/plots/images/losses.png")).shape == (380, 720, 3)  # tests/test_charts.py
     assert not (trained / "logs/dvc.yaml").exists()  # dvc.yaml declares the logs; dvclive must not write one

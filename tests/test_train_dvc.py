@@ -19,6 +19,7 @@ def test_train_stages_run_log_and_resume_under_dvc(train_repo):
     plots = json.loads(sh(train_repo, "dvc", "plots", "show", "--json").stdout)["data"]
     assert "logs/cyclegan/plots/metrics/train/loss_cycle_A.tsv" in plots
     assert "logs/recyclegan/plots/images/samples.png" in plots
+    assert "logs/cyclegan/plots/images/losses.png" in plots
 
     commit(train_repo, "trained")
     for model in ("cyclegan", "recyclegan"):
