@@ -114,7 +114,7 @@ class GANParams:
     upsample: str = "transpose"  # transpose (paper) or resize (resize-then-convolve)
     seed: int = 0
     compile: bool = False        # torch.compile the networks (same maths; on the CPU it needs a C++ compiler)
-    log_every: int = 100         # steps between logged losses (the only host syncs of the loop)
+    log_every: int = 100         # steps between logged losses (host syncs only there and at sample/checkpoint steps)
     sample_every: int = 1000     # steps between sample image grids
     checkpoint_every: int = 1000  # steps between resumable checkpoints
 
