@@ -54,3 +54,16 @@ def test_the_import_walk_follows_modules_through_other_modules():
     """infer's script imports pipeline.translate only; nets comes through it."""
     assert "pipeline/nets.py" in modules_run_by("stages/infer.py")
     assert "pipeline/nets.py" not in pipeline_imports(REPO / "stages/infer.py")
+
+
+def test_params_yaml_sets_every_param_so_no_code_default_decides_an_output():
+    """params.py counts as never changing outputs only because its defaults never apply in the pipeline:
+    DVC tracks the values in params.yaml, not the defaults in code."""
+    import dataclasses
+
+    from pipeline.params import GROUPS
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    missing = {group: [f.name for f in dataclasses.fields(cls) if f.name not in (params.get(group) or {})]
+               for group, cls in GROUPS.items()}
+    assert missing == {group: [] for group in GROUPS}
