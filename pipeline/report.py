@@ -17,7 +17,8 @@ METRICS = {
     "warping_error": ("warping error", "Lai et al. (ECCV 2018): mean squared difference (pixels in [0, 1]) between output "
                       "frame t and output frame t+1 warped back with the flow of the *input* (OpenCV Farneback), over "
                       "pixels kept by the forward-backward occlusion check, averaged over consecutive pairs of one shot. "
-                      "Lower is steadier; the `input` row is what a translator that moves exactly like the input scores."),
+                      "Lower is steadier; the `input` row (scored at the models' crop size) is what a translator that moves "
+                      "exactly like the input scores."),
     "tof": ("tOF", "TecoGAN (Chu et al. 2020): mean length in pixels of the difference between the output's own flow and "
             "the input's flow for each pair; 0 means the output moves exactly like the input."),
     "identity_share": ("identity share", "share of described frames whose dlib face descriptor is nearer the target "

@@ -172,6 +172,75 @@ def train(model_name: str, params: GANParams, faces_dir: str | Path, out_dir: st
                              device, rank, world)
 
 
+class LossWindow:
+    """Sums of each loss over the steps since the last log, kept on the device (no host sync)."""
+
+    def __init__(self, world: int):
+        self.world = world
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps = 0
+
+    def add(self, losses: dict[str, torch.Tensor]) -> None:
+        for name, value in losses.items():
+            self.sums[name] = self.sums.get(name, 0) + value
+        self.steps += 1
+
+    def mean(self) -> dict[str, float]:
+        """Each loss's mean over the window (and over the processes: equal shares of one batch); resets it."""
+        values = torch.stack(list(self.sums.values())).float().div(self.steps)
+        if self.world > 1:
+            dist.all_reduce(values)
+            values /= self.world
+        means = dict(zip(self.sums, values.tolist()))
+        self.sums, self.steps = {}, 0
+        return means
+
+
+class DivergenceWatch:
+    """The first step with a non-finite loss, tracked on the device and read only when asked."""
+
+    def __init__(self, total: int, device: torch.device, world: int):
+        self.never, self.world = total + 1, world
+        self.first_bad = torch.tensor(self.never, device=device)
+
+    def see(self, step: int, losses: dict[str, torch.Tensor]) -> None:
+        bad = (self.first_bad == self.never) & ~torch.isfinite(sum(losses.values()))
+        self.first_bad = torch.where(bad, step, self.first_bad)
+
+    def stop_if_diverged(self, group: str, last_saved: int, checkpoint: Path) -> None:
+        if self.world > 1:  # every process stops together, at the first step any of them saw
+            dist.all_reduce(self.first_bad, dist.ReduceOp.MIN)
+        if self.first_bad.item() < self.never:
+            kept = f"the last good checkpoint, step {last_saved}, stays in {checkpoint}" if last_saved \
+                else "no checkpoint was saved"
+            raise FacecycleError(f"{group}: a loss became NaN or infinite at step {self.first_bad.item()} "
+                                 f"(training diverged; try a lower {group}.lr); {kept}")
+
+
+def load_domains(group: str, params: GANParams, faces_dir: Path, frames: int,
+                 device: torch.device) -> tuple[dict[str, Domain], int]:
+    """Both domains' train crops on the device, and their shared size (refused unless crop_size fits)."""
+    domains = {d: Domain.load(faces_dir, d, frames, device) for d in ("A", "B")}
+    load_size = domains["A"].load_size
+    for d, domain in domains.items():
+        if domain.load_size != load_size or params.crop_size > domain.load_size:
+            raise FacecycleError(f"{group}.crop_size {params.crop_size} does not fit {faces_dir / f'{d}_train.npy'} "
+                                 f"({domain.load_size} px crops; A and B must share one size >= crop_size)")
+    return domains, load_size
+
+
+def log_losses(live, step: int, losses: dict[str, float], lr: float, group: str) -> None:
+    """One dvclive row per loss and the lr at `step`, and the loss curves so far as a PNG (viewable
+    offline, unlike DVC's HTML plots, which load Vega from a CDN)."""
+    live.step = step
+    for name, value in losses.items():
+        live.log_metric(f"train/{name}", value)
+    live.log_metric("train/lr", lr)
+    live.next_step()
+    plots = Path(live.plots_dir)
+    loss_curves(plots / "metrics" / "train", plots / "images" / "losses.png", f"{group} losses")
+
+
 def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: Path, checkpoint_dir: Path,
                   log_dir: Path, device: torch.device, rank: int, world: int) -> dict[str, float]:
     """train() in process `rank` of `world`: every process steps its replicas, rank 0 also writes."""
@@ -179,12 +248,7 @@ def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: 
     if params.batch_size % world:
         raise FacecycleError(f"{model_name}.batch_size {params.batch_size} does not split over {world} processes "
                              "(it is the global batch; make it a multiple of --nproc_per_node)")
-    domains = {d: Domain.load(faces_dir, d, frames, device) for d in ("A", "B")}
-    load_size = domains["A"].load_size
-    for d, domain in domains.items():
-        if domain.load_size != load_size or params.crop_size > domain.load_size:
-            raise FacecycleError(f"{model_name}.crop_size {params.crop_size} does not fit {faces_dir / f'{d}_train.npy'} "
-                                 f"({domain.load_size} px crops; A and B must share one size >= crop_size)")
+    domains, load_size = load_domains(model_name, params, faces_dir, frames, device)
     inputs = [faces_dir / "A_train.npy", faces_dir / "B_train.npy"] + ([faces_dir / "boxes.csv"] if frames > 1 else [])
     fp = fingerprint(model_name, params, inputs)
 
@@ -206,11 +270,7 @@ def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: 
         truncate_history(log_dir, start)
     fixed_A, fixed_B = (center_crops(domains[d], SAMPLES, params.crop_size) for d in ("A", "B"))
 
-    running: dict[str, torch.Tensor] = {}  # loss sums over the current log window
-    window = 0
-    never = total + 1
-    first_bad = torch.tensor(never, device=device)  # first step with a non-finite loss, tracked without syncing
-    last_saved = start
+    window, divergence, last_saved = LossWindow(world), DivergenceWatch(total, device, world), start
     from dvclive import Live  # here, not at the top: it imports DVC (~0.5 s), which infer and the benches never use
 
     live = Live(str(log_dir), resume=bool(start), dvcyaml=False, save_dvc_exp=False) if lead else contextlib.nullcontext()
@@ -219,35 +279,16 @@ def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: 
             losses = model.optimize(next(batches))
             for scheduler in schedulers.values():
                 scheduler.step()
-            first_bad = torch.where((first_bad == never) & ~torch.isfinite(sum(losses.values())), step, first_bad)
-            for name, value in losses.items():
-                running[name] = running.get(name, 0) + value
-            window += 1
+            divergence.see(step, losses)
+            window.add(losses)
             bar.update(1)
             at_end = step == total
             if step % params.log_every == 0 or step % params.checkpoint_every == 0 or at_end:
-                if world > 1:  # every process stops together, at the first step any of them saw
-                    dist.all_reduce(first_bad, dist.ReduceOp.MIN)
-                if first_bad.item() < never:
-                    kept = f"the last good checkpoint, step {last_saved}, stays in {checkpoint}" if last_saved \
-                        else "no checkpoint was saved"
-                    raise FacecycleError(f"{model_name}: a loss became NaN or infinite at step {first_bad.item()} "
-                                         f"(training diverged; try a lower {model_name}.lr); {kept}")
+                divergence.stop_if_diverged(model_name, last_saved, checkpoint)
             if step % params.log_every == 0 or at_end:
-                values = torch.stack(list(running.values())).float().div(window)
-                if world > 1:  # each loss is a mean over equal shares: their mean is the batch's
-                    dist.all_reduce(values)
-                    values /= world
-                logged = dict(zip(running, values.tolist()))
-                running, window = {}, 0
+                logged = window.mean()
                 if lead:
-                    live.step = step
-                    for name, value in logged.items():
-                        live.log_metric(f"train/{name}", value)
-                    live.log_metric("train/lr", schedulers["G"].get_last_lr()[0])
-                    live.next_step()
-                    plots = Path(live.plots_dir)  # the curves so far, viewable offline (DVC's HTML plots need a CDN)
-                    loss_curves(plots / "metrics" / "train", plots / "images" / "losses.png", f"{model_name} losses")
+                    log_losses(live, step, logged, schedulers["G"].get_last_lr()[0], model_name)
                     bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in logged.items()}, refresh=False)
             if lead and (step % params.sample_every == 0 or at_end):
                 grid = sample_grid(model, fixed_A, fixed_B)
