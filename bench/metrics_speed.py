@@ -18,7 +18,8 @@ import dlib
 import numpy as np
 import torch
 
-from pipeline.identity import FaceDescriber, frechet_distance, model_file
+from pipeline.identity import FaceDescriber, model_file
+from pipeline.identity_scores import frechet_distance
 from pipeline.params import load_group
 from pipeline.reconstruction import psnr, ssim
 from pipeline.temporal import consecutive_pairs, input_motion, tof, warping_error

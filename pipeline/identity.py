@@ -1,10 +1,8 @@
-"""Whose face is it? dlib's 128-d face descriptor, domain centroids and distribution distance.
+"""Whose face is it? dlib's 128-d face descriptor, and the main person of a video's shots.
 
 The descriptor (dlib's ResNet, `face_recognition_models`) maps faces of one person close together:
-dlib calls two faces the same person below a distance of 0.6. A translation A->B transfers
-identity when its frames land nearer domain B's centroid than A's. The Frechet distance between
-translated and real target descriptors stands in for FID, whose Inception weights cannot be
-obtained offline; it measures realism as this face recogniser sees it, not as Inception would.
+dlib calls two faces the same person below a distance of 0.6. crop_faces uses it to keep one
+person per video; the metrics (pipeline.identity_scores) to score identity transfer.
 """
 from __future__ import annotations
 
@@ -22,7 +20,6 @@ from pipeline.errors import FacecycleError
 from pipeline.face_resnet import CHIP_SIZE, FaceResNet
 from pipeline.spread import evenly
 
-SAME_PERSON = 0.6  # dlib's threshold on descriptor distance
 # Shots of one video whose mean descriptors are closer than this show one person. Measured on the
 # shared clips (3 faces per clip or shot): one person across clips or shots 0.11-0.27 (GRID s1,
 # Megamind's two characters), two people 0.56-0.89, some pairs below dlib's 0.6.
@@ -127,40 +124,3 @@ def main_person_shots(frames: Sequence[np.ndarray], tracks: Sequence[dict[int, n
             groups.append([i])
     main = max(groups, key=lambda g: sum(length[i] for i in g))
     return [not track or i in main for i, track in enumerate(tracks)]
-
-
-def centroid(descriptors: np.ndarray, where: str) -> np.ndarray:
-    """Mean descriptor of the faces found; `where` names the source when none is."""
-    found = descriptors[~np.isnan(descriptors).any(axis=1)]
-    if not len(found):
-        raise FacecycleError(f"{where}: no face found in any crop, cannot form its identity centroid")
-    return found.mean(axis=0)
-
-
-def identity_transfer(descriptors: np.ndarray, target: np.ndarray, source: np.ndarray) -> dict:
-    """Share of frames nearer the `target` centroid than the `source` one (failures count as not
-    nearer), mean distance to the target over described frames, and the failure count."""
-    found = ~np.isnan(descriptors).any(axis=1)
-    to_target = np.linalg.norm(descriptors[found] - target, axis=1)
-    to_source = np.linalg.norm(descriptors[found] - source, axis=1)
-    n = len(descriptors)
-    return {
-        "described": n,
-        "failures": int(n - found.sum()),
-        "identity_share": float((to_target < to_source).sum() / n) if n else float("nan"),
-        "target_distance": float(to_target.mean()) if found.any() else float("nan"),
-    }
-
-
-def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
-    """Frechet distance between Gaussians fitted to two descriptor sets (NaN rows dropped):
-    |mu_x - mu_y|^2 + Tr(S_x + S_y - 2 (S_x S_y)^1/2), as in FID. Tr (S_x S_y)^1/2 is computed
-    as the trace of the root of the symmetric S_x^1/2 S_y S_x^1/2, whose eigenvalues are real."""
-    x, y = (d[~np.isnan(d).any(axis=1)] for d in (x, y))
-    if len(x) < 2 or len(y) < 2:
-        return float("nan")
-    cov_x, cov_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
-    w, v = np.linalg.eigh(cov_x)
-    root_x = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_x @ cov_y @ root_x), 0, None)).sum()
-    return float(np.sum((x.mean(0) - y.mean(0)) ** 2) + np.trace(cov_x) + np.trace(cov_y) - 2 * cross)

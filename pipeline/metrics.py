@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from pipeline.crop_outputs import load_crop_array, load_crops, read_boxes
 from pipeline.errors import FacecycleError
-from pipeline.identity import FaceDescriber, centroid, frechet_distance, identity_transfer
+from pipeline.identity import FaceDescriber
+from pipeline.identity_scores import centroid, frechet_distance, identity_transfer
 from pipeline.params import MODELS, MetricsParams
 from pipeline.reconstruction import psnr, ssim
 from pipeline.runtime import to_model_input, to_uint8

@@ -9,7 +9,7 @@ import pandas as pd
 
 from pipeline.atomic import atomic_dir, atomic_file
 from pipeline.charts import COLOURS, grouped_bars
-from pipeline.identity import SAME_PERSON
+from pipeline.identity_scores import SAME_PERSON
 from pipeline.metrics import INPUT, Evaluation
 
 # metric -> (column header, what it says); the order of the tables

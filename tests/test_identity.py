@@ -6,7 +6,8 @@ import torch
 
 from decoders import decode
 from pipeline.errors import FacecycleError
-from pipeline.identity import SAME_PERSON, FaceDescriber, centroid, frechet_distance, identity_transfer, model_file
+from pipeline.identity import FaceDescriber, model_file
+from pipeline.identity_scores import SAME_PERSON, centroid, frechet_distance, identity_transfer
 from translation_layout import grid_crops
 
 A_TRAIN = ["bbaf2n", "bgbo1a", "lgil4n", "pbbc4n", "prax1a"]
