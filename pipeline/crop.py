@@ -18,7 +18,8 @@ from tqdm import tqdm
 from pipeline.atomic import atomic_dir
 from pipeline.crop_outputs import BOX_COLUMNS
 from pipeline.errors import FacecycleError
-from pipeline.faces import FaceDetector, ShotFilter, VideoBoxes, crop_square, jitter, scene_cuts, track_faces
+from pipeline.crop_geometry import crop_square
+from pipeline.faces import FaceDetector, ShotFilter, VideoBoxes, jitter, scene_cuts, track_faces
 from pipeline.frame_outputs import DOMAINS, load_frames, read_videos
 from pipeline.identity import FaceDescriber, main_person_shots
 from pipeline.params import DataParams

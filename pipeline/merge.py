@@ -21,7 +21,7 @@ from tqdm import tqdm
 from pipeline.atomic import atomic_dir, atomic_file
 from pipeline.crop_outputs import load_crop_array, load_crops, read_boxes
 from pipeline.errors import FacecycleError
-from pipeline.faces import crop_window
+from pipeline.crop_geometry import crop_window
 from pipeline.frame_outputs import Frames, load_frames, read_videos
 from pipeline.params import MergeParams
 from pipeline.spread import evenly

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from pipeline.faces import crop_square
+from pipeline.crop_geometry import crop_square
 from pipeline.frame_outputs import FrameWriter, load_frames
 from pipeline.params import DEFAULT_TEST_SHARE
 from real_frames import write_frames

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from decoders import decode
-from pipeline.faces import (FaceDetector, centre_size, crop_square, crop_window, interpolate, jitter, link_tracks,
-                            main_track, scene_cuts, shot_ids, track_faces)
+from pipeline.crop_geometry import crop_square, crop_window
+from pipeline.faces import (FaceDetector, centre_size, interpolate, jitter, link_tracks, main_track, scene_cuts, shot_ids,
+                            track_faces)
 
 MEGAMIND_FPS = 23.976
 

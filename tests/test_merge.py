@@ -15,7 +15,7 @@ from decoders import pyav_frames
 from merge_inputs import write_models
 from pipeline.crop_outputs import read_boxes
 from pipeline.errors import FacecycleError
-from pipeline.faces import crop_window
+from pipeline.crop_geometry import crop_window
 from pipeline.frame_outputs import load_frames
 from pipeline.merge import LABELS, feather_mask, match_color, merged_frames, merge_test_videos, paste_face
 from pipeline.params import MergeParams

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from decoders import decode
-from pipeline.faces import FaceDetector, centre_size, crop_square
+from pipeline.crop_geometry import crop_square
+from pipeline.faces import FaceDetector, centre_size
 from real_crops import write_layout
 
 MARGIN = 0.4  # params.yaml data.margin
