@@ -59,7 +59,7 @@ def check_faces(boxes: pd.DataFrame, frames_dir: Path) -> None:
             raise FacecycleError(f"{frames_dir / 'videos.csv'}: no face in the training frames of domain {domain}")
 
 
-def summarize(boxes: pd.DataFrame, detector_runs: int, other_person_shots: int) -> dict:
+def crop_summary(boxes: pd.DataFrame, detector_runs: int, other_person_shots: int) -> dict:
     """metrics/crop.json: frames and faces per domain and split, detection rate, box jitter, shots
     left out as another person's."""
     def counts(rows: pd.DataFrame) -> dict:
@@ -111,4 +111,4 @@ def crop_faces(frames_dir: Path, out_dir: Path, params: DataParams) -> dict:
             array.flush()
         del arrays
         boxes[BOX_COLUMNS].to_csv(tmp / "boxes.csv", index=False)
-    return summarize(boxes, detect.runs, sum(f.dropped_shots for f in found))
+    return crop_summary(boxes, detect.runs, sum(f.dropped_shots for f in found))

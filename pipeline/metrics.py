@@ -40,7 +40,7 @@ def read_test_faces(faces_dir: Path) -> pd.DataFrame:
     return test
 
 
-def as_model_input(crops: np.ndarray, size: int, chunk: int = 64) -> np.ndarray:
+def at_model_size(crops: np.ndarray, size: int, chunk: int = 64) -> np.ndarray:
     """Crops [N, S, S, 3] as the model was given them at `size` px (the infer stage's resize, back
     in uint8), so a reconstruction is scored against its real input, not another resampling of it."""
     if crops.shape[1:3] == (size, size):
@@ -83,9 +83,9 @@ def evaluate_video(faces: pd.DataFrame, inputs: np.ndarray, translated: dict[str
     motions: dict[int, Motion] = {}
     rows, described = [], {}
     model_size = min(output.shape[1] for output, _ in translated.values())
-    for model, (output, rec) in {INPUT: (as_model_input(inputs, model_size), None), **translated}.items():
+    for model, (output, rec) in {INPUT: (at_model_size(inputs, model_size), None), **translated}.items():
         size = output.shape[1]
-        reference = as_model_input(inputs, size)
+        reference = at_model_size(inputs, size)
         if size not in motions:
             motions[size] = input_motion(reference, pairs)
         output = np.asarray(output)
@@ -100,7 +100,7 @@ def evaluate_video(faces: pd.DataFrame, inputs: np.ndarray, translated: dict[str
     return rows, described
 
 
-def summarize(videos: pd.DataFrame, described: dict[tuple[str, str], list[np.ndarray]], real: RealFaces) -> dict:
+def overall_figures(videos: pd.DataFrame, described: dict[tuple[str, str], list[np.ndarray]], real: RealFaces) -> dict:
     """{model: {direction: figures}}: means over videos, identity from the pooled descriptors."""
     overall: dict = {}
     for (model, way), parts in described.items():
@@ -154,5 +154,5 @@ def evaluate(faces_dir: str | Path, translated_dir: str | Path, params: MetricsP
         for model, descriptors in video_described.items():
             described.setdefault((model, video_rows[0]["direction"]), []).append(descriptors)
     table = pd.DataFrame(rows).sort_values(["direction", "video"], kind="stable", ignore_index=True)
-    return Evaluation(table, summarize(table, described, real), params,
+    return Evaluation(table, overall_figures(table, described, real), params,
                       {d: len(x) for d, x in real.descriptors.items()})

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pipeline.errors import FacecycleError
-from pipeline.metrics import as_model_input
+from pipeline.metrics import at_model_size
 from pipeline.runtime import pick_device, to_model_input, to_uint8
 
 
@@ -27,6 +27,6 @@ def test_metrics_score_reconstructions_against_the_very_input_the_model_got(tiny
     """metrics' reference at the model size is the infer stage's resize of the crop, not another filter."""
     crops = np.load(tiny_faces / "A_train.npy")[:70]  # more than one chunk of 64
     size = crops.shape[1] - 8
-    reference = as_model_input(crops, size)
+    reference = at_model_size(crops, size)
     np.testing.assert_array_equal(reference, to_uint8(to_model_input(torch.from_numpy(crops), size)))
-    assert as_model_input(crops, crops.shape[1]) is crops
+    assert at_model_size(crops, crops.shape[1]) is crops

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.identity import FaceDescriber
-from pipeline.metrics import INPUT, as_model_input, describe_real_faces, evaluate_video
+from pipeline.metrics import INPUT, at_model_size, describe_real_faces, evaluate_video
 from translation_layout import MARGIN, grid_crops
 
 FRAMES = 8
@@ -14,7 +14,7 @@ def test_the_input_row_is_scored_as_the_models_were_given_it(samples):
     returns exactly what it was given must score the input row's warping error, the floor."""
     a, b = samples / "A" / "sbat6n.mpg", samples / "B" / "brbk7n.mpg"
     inputs = grid_crops(a, FRAMES, size=72)
-    given = as_model_input(inputs, 64)
+    given = at_model_size(inputs, 64)
     faces = pd.DataFrame({"video": "sbat6n", "domain": "A", "frame": np.arange(FRAMES), "shot": 0})
     describe = FaceDescriber("crop", margin=MARGIN)
     real = describe_real_faces({"A": (a, inputs), "B": (b, grid_crops(b, FRAMES, size=72))}, describe, None)
