@@ -80,14 +80,12 @@ def evaluate_video(faces: pd.DataFrame, inputs: np.ndarray, translated: dict[str
     smallest, should they differ), as the model was given it: the like-for-like floor."""
     video, domain = faces["video"].iloc[0], faces["domain"].iloc[0]
     pairs = consecutive_pairs(faces["frame"].to_numpy(), faces["shot"].to_numpy())
-    motions: dict[int, Motion] = {}
+    sizes = sorted({output.shape[1] for output, _ in translated.values()})
+    given = {size: at_model_size(inputs, size) for size in sizes}  # the input as each model size saw it
+    motions: dict[int, Motion] = {size: input_motion(given[size], pairs) for size in sizes}
     rows, described = [], {}
-    model_size = min(output.shape[1] for output, _ in translated.values())
-    for model, (output, rec) in {INPUT: (at_model_size(inputs, model_size), None), **translated}.items():
+    for model, (output, rec) in {INPUT: (given[sizes[0]], None), **translated}.items():
         size = output.shape[1]
-        reference = at_model_size(inputs, size)
-        if size not in motions:
-            motions[size] = input_motion(reference, pairs)
         output = np.asarray(output)
         described[model] = describe(output[::every], f"{model} {video}")
         row = {"video": video, "domain": domain, "direction": f"{domain}2{TARGET[domain]}", "model": model,
@@ -95,7 +93,7 @@ def evaluate_video(faces: pd.DataFrame, inputs: np.ndarray, translated: dict[str
                **real.score(described[model], domain)}
         if rec is not None:
             rec = np.asarray(rec)
-            row.update(tof=tof(output, motions[size]), psnr=psnr(reference, rec), ssim=ssim(reference, rec))
+            row.update(tof=tof(output, motions[size]), psnr=psnr(given[size], rec), ssim=ssim(given[size], rec))
         rows.append(row)
     return rows, described
 
