@@ -3,8 +3,8 @@
 # each under its own time limit so one slow or failing step leaves the others' numbers. Part 1
 # (~9 min): compiled CycleGAN batch 8 as the train stage runs it, the same with inductor's layout
 # optimisation left to its heuristic (the previous default), batch 32, then the CUDA-only tests
-# (CUDA graph replays included). Part 2 (~6 min): CUDA graphs at batch 8 and in the paper profile as `dvc repro` runs
-# it (batch 1, 200 steps). Part 3: compiled Recycle-GAN batch 8, compiled CycleGAN batch 8 in
+# (CUDA graph replays included). Part 2 (~6 min): CUDA graphs at batch 8 and in the paper profile
+# as `dvc repro` runs it (batch 1, 200 steps). Part 3: compiled Recycle-GAN batch 8, compiled CycleGAN batch 8 in
 # channels_last with a profile.
 # Needs data/faces (the crop stage's output) and a Python that has torch, decord and the pipeline's
 # other imports. Logs go to $LOG_DIR (default: ./gpu_logs).

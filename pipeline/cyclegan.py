@@ -3,8 +3,8 @@
 G_A maps A -> B and is judged by D_A; G_B maps B -> A and is judged by D_B. LSGAN adversarial
 terms, L1 cycle terms weighted by lambda_cyc, an identity term weighted by
 lambda_cyc * lambda_identity, discriminators trained on a pool of past fakes (pool_size: 50 in
-the paper) with loss 0.5 * (real + fake). The pieces here (networks, losses, pool, optimiser step) are reused by
-Recycle-GAN.
+the paper) with loss 0.5 * (real + fake). The pieces here (networks, losses, pool, optimiser
+step) are reused by Recycle-GAN.
 
 Under torchrun each process trains DistributedDataParallel replicas on its share of the global
 batch; with instance norm every sample's maths is independent, so the averaged gradients are the

@@ -4,9 +4,9 @@ A local `path` is copied; a `url` is downloaded with yt-dlp's Python API (any si
 plain http(s) links to a file go through its generic extractor). Sites such as YouTube serve their
 best video and audio as separate streams (above 360p); yt-dlp merges them into one .mkv with the
 ffmpeg binary that imageio-ffmpeg ships, as a remux (no re-encoding) whose bytes are the same on
-every download, so a given sha256 keeps matching; HLS segments are remuxed into one .mp4 alike. The sha256 of every file is
-recorded, and checked when the params give one, so a changed or corrupted source is caught here
-rather than as a strange model later.
+every download, so a given sha256 keeps matching; HLS segments are remuxed into one .mp4 alike.
+The sha256 of every file is recorded, and checked when the params give one, so a changed or
+corrupted source is caught here rather than as a strange model later.
 """
 from __future__ import annotations
 
