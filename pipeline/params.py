@@ -17,7 +17,7 @@ import yaml
 
 from pipeline.errors import FacecycleError
 
-DEFAULT_TEST_SHARE = 5903 / (16485 + 5903)  # the reference project's split (DESIGN 1)
+DEFAULT_TEST_SHARE = 5903 / (16485 + 5903)  # the reference project's split (docs/data.md)
 MODELS = ("cyclegan", "recyclegan")
 UPSAMPLE_MODES = ("transpose", "resize")  # the paper's transposed convolution, or resize-then-convolve
 
@@ -90,7 +90,7 @@ class DataParams:
 
 @dataclass(frozen=True)
 class GANParams:
-    """Training settings shared by both models; defaults are the official CycleGAN ones (DESIGN 3.1).
+    """Training settings shared by both models; defaults are the official CycleGAN code's.
 
     An epoch is max(|A|, |B|) samples. The learning rate stays constant for `n_epochs` epochs, then
     decays linearly to 0 over `n_epochs_decay` epochs (fractions allowed, for short demo runs).
@@ -136,14 +136,14 @@ class GANParams:
 
 @dataclass(frozen=True)
 class CycleGANParams(GANParams):
-    """Group `cyclegan` (DESIGN 3.1)."""
+    """Group `cyclegan`: recipe of junyanz/pytorch-CycleGAN-and-pix2pix (Zhu et al., ICCV 2017)."""
 
     group: typing.ClassVar[str] = "cyclegan"
 
 
 @dataclass(frozen=True)
 class RecycleGANParams(GANParams):
-    """Group `recyclegan` (DESIGN 3.2): defaults from the authors' script and loader (resnet_6blocks,
+    """Group `recyclegan`: defaults of aayushbansal/Recycle-GAN's script and loader (resnet_6blocks,
     unet_256, identity 0, pool 0, no flip)."""
 
     group: typing.ClassVar[str] = "recyclegan"

@@ -1,4 +1,4 @@
-"""One person per video: across a video's shots only the main person's face is kept (DESIGN 2,
+"""One person per video: across a video's shots only the main person's face is kept (stage
 crop_faces "keep one identity"), told apart by dlib's face descriptors. Megamind.avi cuts between
 two characters: a woman (shots 1 and 3, 143 frames) and a man with glasses (shots 2 and 4, 126)."""
 import functools
