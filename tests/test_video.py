@@ -23,8 +23,8 @@ def grid_clip(samples) -> Path:
 
 
 @pytest.fixture(scope="module")
-def megamind(shared_data) -> Path:
-    return shared_data / "robustness" / "Megamind.avi"
+def megamind(robustness) -> Path:
+    return robustness / "Megamind.avi"
 
 
 @pytest.fixture(scope="module")
