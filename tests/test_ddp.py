@@ -132,8 +132,8 @@ def test_a_checkpoint_of_two_processes_resumes_in_one(tiny_faces, tmp_path, capf
     two processes killed after step 2 of 4, one process resumes and ends where two processes end
     uninterrupted. Both take steps 3 and 4 from the same state, so they differ only by what their
     summation orders (a batch of 4 in one process; two halves all-reduced) round. The step-4
-    losses come from weights one update apart: 1e-4 (test_fast_path's derivation; lr 1% off moves
-    them 1.3e-3). Adam's step t moves a weight by lr * m / sqrt(v), the moments of all steps so
+    losses come from weights one update apart: 1e-4 (test_fast_path's derivation; an lr 1% off
+    moves them 10x that, docs/test_tolerances.md). Adam's step t moves a weight by lr * m / sqrt(v), the moments of all steps so
     far: where they hold a gradient above rounding, a rounded gradient changes the step by about
     its relative rounding, eps * sqrt(K) ~ 4e-6 for the K ~ 4 * 32 * 32 terms of a weight's
     gradient, times the cancellation in instance norm's backward. lr / 20 over two steps of at
