@@ -24,6 +24,7 @@ from pipeline.translate import translate_batches
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+from clips.fetch_robustness import FOLDER as ROBUSTNESS  # noqa: E402 - the tests' fetched real clips
 from merge_inputs import write_inputs  # noqa: E402 - the tests' real-input helper
 from timing import best_seconds  # noqa: E402 - bench/, beside this script
 
@@ -36,11 +37,14 @@ def main() -> None:
     parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--n-blocks", type=int, default=3)
     args = parser.parse_args()
+    if not (ROBUSTNESS / "woman_occlusion_pexels.mp4").is_file():
+        sys.exit(f"merge_speed: error: {ROBUSTNESS}/woman_occlusion_pexels.mp4 missing: get it with "
+                 "`python tests/clips/fetch_robustness.py`")
     device = pick_device()
-    samples, shared = REPO / "data" / "samples", REPO.parent / "shared" / "data"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        inputs = write_inputs(tmp, samples, shared, load_size=args.load_size, test_frames=args.frames)
+        inputs = write_inputs(tmp, REPO / "data" / "samples", ROBUSTNESS, load_size=args.load_size,
+                              test_frames=args.frames)
         rows = read_boxes(inputs["faces"], "test")
         rows = rows[rows["video"] == "sbat6n"]
         crops = np.load(inputs["faces"] / "A_test.npy")

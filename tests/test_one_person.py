@@ -15,8 +15,8 @@ SHOTS = [(1, 98), (98, 154), (154, 200), (200, 270)]  # after the black frame 0:
 
 
 @pytest.fixture(scope="module")
-def megamind(shared_data):
-    return decode(shared_data / "robustness" / "Megamind.avi")
+def megamind(robustness):
+    return decode(robustness / "Megamind.avi")
 
 
 @pytest.fixture(scope="module")
