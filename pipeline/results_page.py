@@ -124,7 +124,7 @@ def _videos_section(results_dir: Path, models: Sequence[str], directions: dict[s
     compare = _required(results_dir / "compare", "merge_video")
     parts = ['<h2 id="videos">Translated test videos</h2>',
              f"<p>Each video shows {_text(', '.join(['the input'] + [LABELS.get(m, m) for m in models]))} "
-             "side by side, with the source audio; the still beside it is its contact sheet.</p>"]
+             "side by side, with the source audio if it has any; the still beside it is its contact sheet.</p>"]
     for video in sorted(compare.glob("*.mp4")):
         name = video.stem
         caption = f"{name} ({directions[name]})" if name in directions else name
