@@ -29,8 +29,8 @@ _CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; color: #222; max-width: 1280px; margin: 0 auto; padding: 0 16px 32px; }
 nav a { margin-right: 1em; }
 h2 { border-bottom: 1px solid #ccc; margin-top: 32px; }
-.pair { display: grid; grid-template-columns: 3fr 2fr; gap: 12px; align-items: start; margin-bottom: 24px; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 12px; }
+.wide { grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 16px 12px; }
 video, img { display: block; max-width: 100%; height: auto; }
 figure { margin: 0; }
 figcaption { font-weight: bold; margin: 4px 0; }
@@ -120,23 +120,25 @@ def _image(path: Path, page_dir: Path, alt: str) -> str:
 
 
 def _videos_section(results_dir: Path, models: Sequence[str], directions: dict[str, str], page_dir: Path) -> str:
-    """Each compare video (input and every model side by side) beside its contact sheet."""
+    """Each compare video (input and every model side by side), its contact sheet a click away."""
     compare = _required(results_dir / "compare", "merge_video")
     parts = ['<h2 id="videos">Translated test videos</h2>',
              f"<p>Each video shows {_text(', '.join(['the input'] + [LABELS.get(m, m) for m in models]))} "
-             "side by side, with the source audio if it has any; the still beside it is its contact sheet.</p>"]
+             "side by side, with the source audio if it has any (unmute it in the controls); its contact sheet shows "
+             "a few frames at a glance.</p>", '<div class="grid wide">']
     for video in sorted(compare.glob("*.mp4")):
         name = video.stem
         caption = f"{name} ({directions[name]})" if name in directions else name
         alone = [f'<a href="{_href(results_dir / m / video.name, page_dir)}">{_text(LABELS.get(m, m))}</a>'
                  for m in models if (results_dir / m / video.name).exists()]
         sheet = compare / f"{name}.png"
-        parts += ['<div class="pair"><figure>', f"<figcaption>{_text(caption)}</figcaption>",
+        parts += ["<figure>", f"<figcaption>{_text(caption)}</figcaption>",
                   f'<video src="{_href(video, page_dir)}" controls autoplay muted loop playsinline preload="auto">'
                   "</video>",
-                  f"<p>Each model alone: {' | '.join(alone)}</p>" if alone else "", "</figure>",
-                  _image(sheet, page_dir, f"contact sheet of {name}") if sheet.exists() else "", "</div>"]
-    return "\n".join(parts)
+                  f"<p>Each model alone: {' | '.join(alone)}</p>" if alone else "",
+                  f"<details><summary>contact sheet</summary>{_image(sheet, page_dir, f'contact sheet of {name}')}"
+                  "</details>" if sheet.exists() else "", "</figure>"]
+    return "\n".join(parts + ["</div>"])
 
 
 def _metrics_section(metrics_dir: Path, table: pd.DataFrame, page_dir: Path) -> str:
@@ -151,7 +153,7 @@ def _metrics_section(metrics_dir: Path, table: pd.DataFrame, page_dir: Path) -> 
         parts += [f"<h3>Overall, {_text(way)}</h3>", _table(rows)]
     parts += ["<h3>Per video</h3>", _table(table.to_dict("records")), "<h3>What the figures mean</h3>", "<dl>"]
     parts += [f"<dt>{_text(header)}</dt><dd>{_prose(meaning)}</dd>" for header, meaning in METRICS.values()]
-    parts += ["</dl>", f"<p>{_prose(FID_NOTE)}</p>", '<div class="grid">']
+    parts += ["</dl>", f"<p>{_prose(FID_NOTE)}</p>", '<div class="grid wide">']
     order = list(METRICS)
     plots = sorted(_required(metrics_dir / "plots", "metrics").glob("*.png"),
                    key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.name))
