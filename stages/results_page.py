@@ -1,4 +1,4 @@
-"""Stage results_page: one offline HTML page (results/index.html) with the videos, metrics, training curves and params of the run."""
+"""Stage results_page: one offline HTML page (results/index.html) with the videos, figures and params of the run."""
 import argparse
 
 from pipeline.cli import run_stage
