@@ -6,13 +6,13 @@ OpenCV, pandas and safetensors but no DVC. Hence, as `python -m pipeline.offload
 
 - `pack-inputs` (CPU): the crop_faces output as one archive: train crops as lossless WebP (the
   train stages' inputs arrive bit for bit, checked by sha256 on arrival), test crops as JPEG
-  quality 95, 4:4:4 (read by infer alone), boxes.csv as it is; and the pure-Python packages that the
+  quality 95 with full-resolution colour (read by infer alone), boxes.csv as it is; and the pure-Python packages that the
   train stage's logger (dvclive, which imports DVC) needs and the GPU image lacks, copied from
   this environment (compiled parts left out: each has a pure-Python fallback).
 - `unpack-inputs` (GPU): the .npy arrays and the packages back.
 - `bf16` (GPU): a model's generators rounded to bfloat16: half the bytes to carry back, and on CUDA
   the same translations, since autocast rounds every convolution's weights to bf16 anyway.
-- `pack-results` (GPU): models, logs and translated crops (JPEG quality 95) as one tar in parts.
+- `pack-results` (GPU): models, logs and translated crops (JPEG, as the test crops) as one tar in parts.
 - `speed` (GPU): training images per second, overall and at the end of the run.
 - `finish` (CPU): joins the parts and puts everything where `dvc.yaml` expects it.
 - `variant`: a params file with some keys changed (the batch-size comparison of docs/quick.md).
@@ -48,9 +48,9 @@ from pipeline.profile import set_key
 DEVICE_LACKS = ("dvclive", "dvc", "dvc_data", "dvc_objects", "dvc_http", "dvc_render", "dvc_studio_client",
                 "scmrepo", "dulwich", "funcy", "ruamel", "flatten_dict", "flufl", "zc", "diskcache", "dpath",
                 "public", "pygtrie", "sqltrie", "voluptuous")
-CODECS = {"webp": (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101]),  # quality above 100: lossless
-          "jpeg": (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95,  # full-resolution colour: 45-46 dB on 143 px face crops
-                            cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])}
+CODECS = {"lossless": (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101]),  # WebP quality above 100: lossless
+          "lossy": (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95,  # full-resolution colour (WebP's is halved)
+                             cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])}
 PART_BYTES = 15 * 2**20  # under the 16 MiB a returned file may have
 MAX_PARTS = 7            # of the 8 files a command may return; one is left for its log
 MANIFEST = "manifest.json"
@@ -58,7 +58,7 @@ MANIFEST = "manifest.json"
 
 def write_crop_archive(path: Path, arrays: dict[str, tuple[Path, str]], files: tuple[Path, ...] = ()) -> None:
     """A tar of `manifest.json`, each uint8 [N, S, S, 3] array as its images back to back in
-    `<name>.bin` (codec per array: webp or jpeg), and `files` as they are."""
+    `<name>.bin` (per array: lossless WebP or JPEG), and `files` as they are."""
     manifest = {"arrays": {}, "files": [f.name for f in files]}
     with atomic_file(path) as tmp, tarfile.open(tmp, "w") as tar:
         for name, (source, codec) in arrays.items():
@@ -98,7 +98,7 @@ def read_crop_archive(path: Path, out_dir: Path) -> None:
                 array[i] = cv2.imdecode(blob[end - entry["sizes"][i]:end], cv2.IMREAD_COLOR)[..., ::-1]
             array.flush()
             del array
-            if entry["codec"] == "webp" and file_sha256(tmp / f"{name}.npy") != entry["sha256"]:
+            if entry["codec"] == "lossless" and file_sha256(tmp / f"{name}.npy") != entry["sha256"]:
                 raise FacecycleError(f"{path}: {name} did not decode to the packed array (sha256 differs)")
         for name in manifest["files"]:
             (tmp / name).write_bytes(tar.extractfile(name).read())
@@ -120,7 +120,7 @@ def pack_site(dest: Path) -> None:
 
 def pack_inputs(faces: Path, out: Path) -> list[Path]:
     """`out/faces.tar` (the crops) and `out/site.tar.xz` (the packages); returns both."""
-    arrays = {f"{d}_{s}": (faces / f"{d}_{s}.npy", "webp" if s == "train" else "jpeg") for d in "AB" for s in ("train", "test")}
+    arrays = {f"{d}_{s}": (faces / f"{d}_{s}.npy", "lossless" if s == "train" else "lossy") for d in "AB" for s in ("train", "test")}
     for source, _ in arrays.values():
         if not source.exists():
             raise FacecycleError(f"{source}: not found (run `dvc repro crop_faces` first)")
@@ -159,7 +159,7 @@ def pack_results(root: Path, model: str, out: Path, name: str, prefix: str = "")
     roots = [f"models/{model}", f"logs/{model}", f"data/translated/{model}"]
     with tempfile.TemporaryDirectory() as scratch:
         crops = Path(scratch) / f"{model}.crops"
-        write_crop_archive(crops, {p.stem: (p, "jpeg") for p in sorted(translated.glob("*.npy"))})
+        write_crop_archive(crops, {p.stem: (p, "lossy") for p in sorted(translated.glob("*.npy"))})
         whole = Path(scratch) / "whole.tar"
         with tarfile.open(whole, "w") as tar:
             for path in roots[:2]:

@@ -114,7 +114,7 @@ def test_gpu_round_trip_then_dvc_runs_only_merge_and_metrics(lead, tmp_path):
     for model in MODELS:
         log = quick_run(copy, work, out, model).stdout
         assert f"{model}: " in log and "img/s overall" in log and "img/s at the end" in log and f"infer {model}: " in log
-    for split in ("train", "test"):  # the train crops arrive bit for bit; the test crops as JPEG q95
+    for split in ("train", "test"):  # the train crops arrive bit for bit; the test crops as JPEG
         for domain in "AB":
             sent, got = (np.load(d / f"{domain}_{split}.npy") for d in (lead / "data" / "faces", work / "faces"))
             assert sent.shape == got.shape
@@ -172,3 +172,42 @@ def test_bad_inputs_are_one_line_errors(tmp_path, lead):
     done = subprocess.run([sys.executable, "-m", "pipeline.offload", "variant", "params.yaml", str(tmp_path / "p.yaml"),
                            "cyclegan.batch_size=0"], cwd=lead, env=ENV, capture_output=True, text=True)
     assert done.returncode == 1 and "cyclegan.batch_size: must be >= 1" in done.stderr
+
+
+def test_bf16_generators_translate_as_the_fp32_ones_under_bf16_autocast(tmp_path, samples):
+    """Why the GPU sends the generators back in bfloat16: autocast, as infer runs on CUDA, rounds each
+    convolution's weights to bf16, so the rounded file gives the same translations bit for bit."""
+    import torch
+    from safetensors.torch import save_file
+
+    from pipeline.nets import ResnetGenerator
+    from pipeline.offload import to_bf16
+    from pipeline.runtime import StepOptions
+    from pipeline.translate import load_generators, translate_batches
+
+    torch.manual_seed(0)
+    nets = {name: ResnetGenerator(input_nc=3, output_nc=3, ngf=8, n_blocks=2, upsample="transpose") for name in ("G_A", "G_B")}
+    for net in nets.values():
+        for weight in net.parameters():
+            torch.nn.init.normal_(weight, 0, 0.02)
+    model = tmp_path / "model"
+    model.mkdir()
+    save_file({f"{n}.{k}": v for n, net in nets.items() for k, v in net.state_dict().items()}, model / "generators.safetensors")
+    (model / "architecture.json").write_text(json.dumps({"model": "cyclegan", "crop_size": 32, "load_size": 36, "generator": {
+        "input_nc": 3, "output_nc": 3, "ngf": 8, "n_blocks": 2, "upsample": "transpose"}}))
+    crops = np.random.default_rng(0).integers(0, 256, (4, 36, 36, 3), dtype=np.uint8)
+    options, cpu = StepOptions(bf16=True), torch.device("cpu")
+
+    def translate() -> tuple[np.ndarray, np.ndarray]:
+        generators, _ = load_generators(model)
+        return next(translate_batches(generators["G_A"], generators["G_B"], [crops], 32, cpu, options))
+
+    before = translate()
+    to_bf16(model)
+    with safe_open(model / "generators.safetensors", "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}
+    after = translate()
+    assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+    fp32 = StepOptions()
+    generators, _ = load_generators(model)
+    assert not np.array_equal(before[0], next(translate_batches(generators["G_A"], None, [crops], 32, cpu, fp32))[0])
