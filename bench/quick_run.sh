@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train one model and translate the test crops with it on a GPU machine that reaches nothing else,
 # with the stage scripts and the repository's params.yaml (the `quick` profile; docs/quick.md), and
-# write what the CPU needs to finish (model, logs, translated crops: <name>.tar.NN parts, and
+# write what the CPU needs to finish (model, logs, translated crops: <name>.tgz.NN parts, and
 # <name>.log) to $OUT. Reads the inputs `python -m pipeline.offload pack-inputs` wrote ($INPUTS,
 # default .quick/inputs); installs nothing. Run from the repository root:
 #

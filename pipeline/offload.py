@@ -12,7 +12,7 @@ OpenCV, pandas and safetensors but no DVC. Hence, as `python -m pipeline.offload
 - `unpack-inputs` (GPU): the .npy arrays and the packages back.
 - `bf16` (GPU): a model's generators rounded to bfloat16: half the bytes to carry back, and on CUDA
   the same translations, since autocast rounds every convolution's weights to bf16 anyway.
-- `pack-results` (GPU): models, logs and translated crops (JPEG, as the test crops) as one tar in parts.
+- `pack-results` (GPU): models, logs and translated crops (JPEG, as the test crops) as one tar.gz in parts.
 - `speed` (GPU): training images per second, overall and at the end of the run.
 - `finish` (CPU): joins the parts and puts everything where `dvc.yaml` expects it.
 - `variant`: a params file with some keys changed (the batch-size comparison of docs/quick.md).
@@ -28,6 +28,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 
 import cv2
@@ -154,14 +155,14 @@ def to_bf16(model_dir: Path) -> None:
 
 def pack_results(root: Path, model: str, out: Path, name: str, prefix: str = "") -> list[Path]:
     """Write `root`'s models/<model>, logs/<model> and data/translated/<model> (as a JPEG crop
-    archive) as `out/<name>.tar.NN` parts; inside, paths are `prefix` + those. Returns the parts."""
+    archive) as `out/<name>.tgz.NN` parts; inside, paths are `prefix` + those. Returns the parts."""
     translated = root / "data" / "translated" / model
     roots = [f"models/{model}", f"logs/{model}", f"data/translated/{model}"]
     with tempfile.TemporaryDirectory() as scratch:
         crops = Path(scratch) / f"{model}.crops"
         write_crop_archive(crops, {p.stem: (p, "lossy") for p in sorted(translated.glob("*.npy"))})
-        whole = Path(scratch) / "whole.tar"
-        with tarfile.open(whole, "w") as tar:
+        whole = Path(scratch) / "whole.tgz"
+        with tarfile.open(whole, "w:gz", compresslevel=6) as tar:  # bf16 weights shrink ~20% (their exponents)
             for path in roots[:2]:
                 tar.add(root / path, arcname=prefix + path)
             tar.add(crops, arcname=prefix + roots[2] + ".crops")
@@ -172,30 +173,30 @@ def pack_results(root: Path, model: str, out: Path, name: str, prefix: str = "")
         raise FacecycleError(f"{name}: {len(data) / 2**20:.0f} MiB of results, more than {MAX_PARTS} parts of "
                              f"{PART_BYTES // 2**20} MiB can bring back")
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(f"{name}.tar.*"):
+    for stale in out.glob(f"{name}.tgz.*"):
         stale.unlink()
-    paths = [out / f"{name}.tar.{i:02d}" for i in range(len(parts))]
+    paths = [out / f"{name}.tgz.{i:02d}" for i in range(len(parts))]
     for path, part in zip(paths, parts):
         path.write_bytes(part)
     return paths
 
 
 def finish(parts_dir: Path, repo: Path) -> list[str]:
-    """Join every `<name>.tar.NN` set in `parts_dir` and put its folders into `repo`, each
+    """Join every `<name>.tgz.NN` set in `parts_dir` and put its folders into `repo`, each
     replacing the folder there (translated crops decoded back to .npy). Returns the folders."""
-    names = sorted({p.name.rsplit(".tar.", 1)[0] for p in parts_dir.glob("*.tar.[0-9][0-9]")})
+    names = sorted({p.name.rsplit(".tgz.", 1)[0] for p in parts_dir.glob("*.tgz.[0-9][0-9]")})
     if not names:
-        raise FacecycleError(f"{parts_dir}: no result parts (<name>.tar.00, ...) from bench/quick_run.sh")
+        raise FacecycleError(f"{parts_dir}: no result parts (<name>.tgz.00, ...) from bench/quick_run.sh")
     placed = []
     for name in names:
-        data = b"".join(p.read_bytes() for p in sorted(parts_dir.glob(f"{name}.tar.[0-9][0-9]")))
+        data = b"".join(p.read_bytes() for p in sorted(parts_dir.glob(f"{name}.tgz.[0-9][0-9]")))
         with tempfile.TemporaryDirectory(dir=repo) as scratch:
             scratch = Path(scratch)
             try:
                 with tarfile.open(fileobj=io.BytesIO(data)) as tar:
                     tar.extractall(scratch, filter="data")  # refuses absolute paths and `..`
-            except (tarfile.TarError, EOFError) as err:
-                raise FacecycleError(f"{parts_dir}/{name}.tar.*: not a complete result archive "
+            except (tarfile.TarError, EOFError, OSError, zlib.error) as err:  # OSError: gzip's own
+                raise FacecycleError(f"{parts_dir}/{name}.tgz.*: not a complete result archive "
                                      f"({str(err).splitlines()[0]})") from None
             manifest = next(scratch.rglob(MANIFEST))
             for path in json.loads(manifest.read_text())["roots"]:
@@ -252,7 +253,7 @@ def main() -> None:
     step.add_argument("work", type=Path)
     step = steps.add_parser("bf16", help="GPU: round MODEL_DIR's generators to bfloat16")
     step.add_argument("model_dir", type=Path)
-    step = steps.add_parser("pack-results", help="GPU: ROOT's model, logs, translated crops -> OUT/NAME.tar.NN")
+    step = steps.add_parser("pack-results", help="GPU: ROOT's model, logs, translated crops -> OUT/NAME.tgz.NN")
     step.add_argument("root", type=Path)
     step.add_argument("model")
     step.add_argument("out", type=Path)

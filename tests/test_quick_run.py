@@ -5,6 +5,7 @@ runs merge_video and metrics alone.
 
 Real GRID clips, real stages, real DVC in a temporary git repo; tiny networks for a few steps.
 """
+import gzip
 import json
 import os
 import shutil
@@ -124,7 +125,7 @@ def test_gpu_round_trip_then_dvc_runs_only_merge_and_metrics(lead, tmp_path):
             else:
                 assert 10 * np.log10(255 ** 2 / np.mean((sent.astype(float) - got) ** 2)) > 38  # PSNR, dB
     returned = sorted(p.name for p in out.iterdir())
-    assert returned == ["cyclegan.log", "cyclegan.tar.00", "recyclegan.log", "recyclegan.tar.00"]
+    assert returned == ["cyclegan.log", "cyclegan.tgz.00", "recyclegan.log", "recyclegan.tgz.00"]
     assert all(p.stat().st_size <= PART_BYTES for p in out.iterdir())
 
     placed = sh(lead, sys.executable, "-m", "pipeline.offload", "finish", str(out)).stdout
@@ -149,7 +150,7 @@ def test_a_variant_goes_to_its_own_folder_with_its_params(lead, tmp_path):
     copy, work, out = gpu_copy(lead, tmp_path / "gpu"), tmp_path / "work", tmp_path / "out"
     log = quick_run(copy, work, out, "cyclegan", "b2", "cyclegan.batch_size=2", "cyclegan.lr=0.0004").stdout
     assert "steps of 2 in" in log
-    assert sorted(p.name for p in out.iterdir()) == ["b2_cyclegan.log", "b2_cyclegan.tar.00"]
+    assert sorted(p.name for p in out.iterdir()) == ["b2_cyclegan.log", "b2_cyclegan.tgz.00"]
     placed = sh(lead, sys.executable, "-m", "pipeline.offload", "finish", str(out)).stdout.splitlines()
     assert placed == [f"placed variants/b2/{p}" for p in ("models/cyclegan", "logs/cyclegan", "data/translated/cyclegan")]
     variant = lead / "variants" / "b2"
@@ -165,10 +166,11 @@ def test_bad_inputs_are_one_line_errors(tmp_path, lead):
     done = subprocess.run([sys.executable, "-m", "pipeline.offload", "finish", str(tmp_path)], cwd=lead, env=ENV,
                           capture_output=True, text=True)
     assert done.returncode == 1 and "no result parts" in done.stderr and "Traceback" not in done.stderr
-    (tmp_path / "cyclegan.tar.00").write_bytes(b"not a tar")
-    done = subprocess.run([sys.executable, "-m", "pipeline.offload", "finish", str(tmp_path)], cwd=lead, env=ENV,
-                          capture_output=True, text=True)
-    assert done.returncode == 1 and "not a complete result archive" in done.stderr
+    for broken in (b"not a tar", gzip.compress(b"0" * 10000)[:200]):  # not an archive; one cut short
+        (tmp_path / "cyclegan.tgz.00").write_bytes(broken)
+        done = subprocess.run([sys.executable, "-m", "pipeline.offload", "finish", str(tmp_path)], cwd=lead, env=ENV,
+                              capture_output=True, text=True)
+        assert done.returncode == 1 and "not a complete result archive" in done.stderr and "Traceback" not in done.stderr
     done = subprocess.run([sys.executable, "-m", "pipeline.offload", "variant", "params.yaml", str(tmp_path / "p.yaml"),
                            "cyclegan.batch_size=0"], cwd=lead, env=ENV, capture_output=True, text=True)
     assert done.returncode == 1 and "cyclegan.batch_size: must be >= 1" in done.stderr
