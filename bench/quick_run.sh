@@ -11,7 +11,7 @@
 # the files are named TAG_<model> (the batch-size comparison of docs/quick.md). Stages run in
 # $WORK/<name> (default /tmp/facecycle_quick), outside the repository: dvclive finds no DVC project
 # there and writes its plain files. $PYTHON (default python3) runs them; training stops after
-# $TRAIN_LIMIT seconds (default 540) so that the results still come back.
+# $TRAIN_LIMIT seconds (default 540) so that the log still comes back within a call's 10 minutes.
 set -euo pipefail
 model=${1:?usage: bash bench/quick_run.sh cyclegan|recyclegan [TAG GROUP.KEY=VALUE...]}
 shift
