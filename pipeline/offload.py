@@ -6,9 +6,10 @@ OpenCV, pandas and safetensors but no DVC. Hence, as `python -m pipeline.offload
 
 - `pack-inputs` (CPU): the crop_faces output as one archive: train crops as lossless WebP (the
   train stages' inputs arrive bit for bit, checked by sha256 on arrival), test crops as JPEG
-  quality 95 with full-resolution colour (read by infer alone), boxes.csv as it is; and the pure-Python packages that the
-  train stage's logger (dvclive, which imports DVC) needs and the GPU image lacks, copied from
-  this environment (compiled parts left out: each has a pure-Python fallback).
+  quality 95 with full-resolution colour (read by infer alone), boxes.csv as it is; and the
+  pure-Python packages that the train stage's logger (dvclive, which imports DVC) needs and the
+  GPU image lacks, copied from this environment (compiled parts left out: each has a pure-Python
+  fallback).
 - `unpack-inputs` (GPU): the .npy arrays and the packages back.
 - `bf16` (GPU): a model's generators rounded to bfloat16: half the bytes to carry back, and on CUDA
   the same translations, since autocast rounds every convolution's weights to bf16 anyway.
@@ -121,7 +122,8 @@ def pack_site(dest: Path) -> None:
 
 def pack_inputs(faces: Path, out: Path) -> list[Path]:
     """`out/faces.tar` (the crops) and `out/site.tar.xz` (the packages); returns both."""
-    arrays = {f"{d}_{s}": (faces / f"{d}_{s}.npy", "lossless" if s == "train" else "lossy") for d in "AB" for s in ("train", "test")}
+    arrays = {f"{d}_{s}": (faces / f"{d}_{s}.npy", "lossless" if s == "train" else "lossy")
+              for d in "AB" for s in ("train", "test")}
     for source, _ in arrays.values():
         if not source.exists():
             raise FacecycleError(f"{source}: not found (run `dvc repro crop_faces` first)")
@@ -220,8 +222,8 @@ def speed(log_dir: Path, batch_size: int, seconds: float, progress: Path) -> str
         raise FacecycleError(f"{progress}: no progress bar with a rate")
     rate, unit = bars[-1]
     steady = (float(rate) if unit == "step/s" else 1 / float(rate)) * batch_size
-    return (f"{log_dir.name}: {steps} steps of {batch_size} in {seconds:.0f} s: {steps * batch_size / seconds:.1f} img/s "
-            f"overall (start, compile, export included), {steady:.1f} img/s at the end")
+    return (f"{log_dir.name}: {steps} steps of {batch_size} in {seconds:.0f} s: "
+            f"{steps * batch_size / seconds:.1f} img/s overall (start, compile, export included), {steady:.1f} img/s at the end")
 
 
 def variant(params: Path, out: Path, changes: list[str]) -> None:

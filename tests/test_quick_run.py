@@ -69,7 +69,8 @@ def lead(tmp_path_factory, samples):
         clip = Path("data/samples") / domain / f"{name}.mpg"
         (repo / clip).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(samples / domain / f"{name}.mpg", repo / clip)
-        videos.append(dict(name=name, domain=domain, path=str(clip), start=0, end=1.0, **({"split": split} if split else {})))
+        videos.append(dict(name=name, domain=domain, path=str(clip), start=0, end=1.0,
+                           **({"split": split} if split else {})))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"].update(videos=videos, load_size=36)
     for group, values in GROUPS.items():
@@ -188,15 +189,17 @@ def test_bf16_generators_translate_as_the_fp32_ones_under_bf16_autocast(tmp_path
     from pipeline.translate import load_generators, translate_batches
 
     torch.manual_seed(0)
-    nets = {name: ResnetGenerator(input_nc=3, output_nc=3, ngf=8, n_blocks=2, upsample="transpose") for name in ("G_A", "G_B")}
+    generator = dict(input_nc=3, output_nc=3, ngf=8, n_blocks=2, upsample="transpose")
+    nets = {name: ResnetGenerator(**generator) for name in ("G_A", "G_B")}
     for net in nets.values():
         for weight in net.parameters():
             torch.nn.init.normal_(weight, 0, 0.02)
     model = tmp_path / "model"
     model.mkdir()
-    save_file({f"{n}.{k}": v for n, net in nets.items() for k, v in net.state_dict().items()}, model / "generators.safetensors")
-    (model / "architecture.json").write_text(json.dumps({"model": "cyclegan", "crop_size": 32, "load_size": 36, "generator": {
-        "input_nc": 3, "output_nc": 3, "ngf": 8, "n_blocks": 2, "upsample": "transpose"}}))
+    weights = {f"{n}.{k}": v for n, net in nets.items() for k, v in net.state_dict().items()}
+    save_file(weights, model / "generators.safetensors")
+    (model / "architecture.json").write_text(json.dumps({"model": "cyclegan", "crop_size": 32, "load_size": 36,
+                                                         "generator": generator}))
     crops = np.random.default_rng(0).integers(0, 256, (4, 36, 36, 3), dtype=np.uint8)
     options, cpu = StepOptions(bf16=True), torch.device("cpu")
 
