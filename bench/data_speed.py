@@ -3,7 +3,8 @@ clips or on videos you name (at least two; they take domains A and B in turn).
 
 Decode is pipeline.video.iter_frames alone (the floor); extract is the extract_frames stage's work
 (decode + JPEG-encoding into the frame store, whose size it prints against raw frames); crop is the crop_faces stage's work (cuts, sparse detection, tracking,
-crops) with `data.detect_every` from params.yaml and, for comparison, with the detector on every frame.
+crops, and the 68 landmarks of the test faces) with `data.detect_every` and `data.test_share` from
+params.yaml (each clip's test segment) and, for comparison, with the detector on every frame.
 
     python bench/data_speed.py [--repeat 3] [--videos a.mp4 b.mp4 ...]
 """
@@ -44,7 +45,7 @@ def main() -> None:
         names = [f"v{i}_{clip.stem}" for i, clip in enumerate(clips)]  # two clips may share a file name
         for name, clip in zip(names, clips):
             (raw / f"{name}{clip.suffix}").symlink_to(clip)
-        pd.DataFrame({"name": names, "domain": list(domains[:len(clips)]), "split": "train",
+        pd.DataFrame({"name": names, "domain": list(domains[:len(clips)]), "split": None,  # test_share of each
                       "file": [f"{n}{c.suffix}" for n, c in zip(names, clips)], "sha256": None, "start": None, "end": None}
                      ).to_csv(raw / "videos.csv", index=False)
         infos = [probe(clip) for clip in clips]
