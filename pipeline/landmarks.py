@@ -22,7 +22,7 @@ POINTS = 68
 
 
 @functools.cache
-def _shape_predictor() -> dlib.shape_predictor:
+def shape_predictor() -> dlib.shape_predictor:
     """The 68-point model, loaded once per process (a 100 MB file, about a second)."""
     return dlib.shape_predictor(model_file("shape_predictor_68_face_landmarks.dat"))
 
@@ -36,7 +36,7 @@ def face_rectangle(cx: float, cy: float, size: float, margin: float) -> dlib.rec
 
 def predict_landmarks(frame: np.ndarray, cx: float, cy: float, size: float, margin: float) -> np.ndarray:
     """float [68, 2] (x, y) landmarks in frame pixels of the face in crop box (cx, cy, size) of a uint8 RGB frame."""
-    shape = _shape_predictor()(np.ascontiguousarray(frame), face_rectangle(cx, cy, size, margin))
+    shape = shape_predictor()(np.ascontiguousarray(frame), face_rectangle(cx, cy, size, margin))
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
 

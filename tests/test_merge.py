@@ -135,6 +135,22 @@ def test_face_mask_changes_only_the_face(stage_inputs, grid):
             assert grown.sum() < 0.6 * row.size ** 2  # the face, not the crop box
 
 
+def test_face_without_usable_landmarks_passes_through(grid):
+    """Rows whose landmarks are missing (NaN) or off the face box keep their frame; the others still change,
+    each with its own translated face."""
+    frames, rows, crops, landmarks = grid
+    faces = np.ascontiguousarray(crops[rows["crop_index"].to_numpy()][:, ::-1])  # upside down: a visible change
+    broken = landmarks.copy()
+    broken[::3] = np.nan
+    broken[1::3] += 1000.0  # far outside the crop window
+    merged = merged_frames(frames.iter_at(rows["frame"]), rows, faces, crops, broken, PARAMS)
+    for i, (out, frame) in enumerate(zip(merged, frames, strict=True)):
+        if i % 3 < 2:
+            np.testing.assert_array_equal(out, frame)
+        else:
+            assert (out != frame).any(axis=2).mean() > 0.03
+
+
 def test_paste_changes_only_the_box(stage_inputs, grid):
     frames, rows, crops, _ = grid
     row = rows.iloc[0]
