@@ -58,10 +58,10 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
 
 def seamless(face: np.ndarray, region: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """`face` Poisson-cloned into `region` (both float RGB in [0, 1], same size) where `mask` > 0:
-    OpenCV's seamlessClone (Perez et al., SIGGRAPH 2003) keeps the face's gradients and takes its
+    OpenCV's seamlessClone (Pérez et al., SIGGRAPH 2003) keeps the face's gradients and takes its
     colours from the region around it."""
     inside = (mask > 0).astype(np.uint8) * 255
-    inside[[0, -1]], inside[:, [0, -1]] = 0, 0  # seamlessClone clears the border itself; the centre must see it
+    inside[[0, -1]], inside[:, [0, -1]] = 0, 0  # as seamlessClone does: then the face lands where it was cut
     if not inside.any():
         return face
     x, y, w, h = cv2.boundingRect(inside)
