@@ -5,8 +5,8 @@ face_recognition_models, offline) is given the tracked, smoothed face box of eac
 than a new detection, so the points follow the main face the box follows and cannot jump to
 another face or object. The points are then smoothed over time like the box centre, within each
 run of frames of one shot (never across a cut), so the mask drawn from them does not jitter.
-Only test frames get landmarks: they are the frames that are merged, and the predictor costs a
-few ms per face.
+Only test frames get landmarks: they are the only frames that are merged, and the predictor
+costs more per face than the rest of the crop stage per frame (docs/merge.md).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ POINTS = 68
 
 @functools.cache
 def shape_predictor() -> dlib.shape_predictor:
-    """The 68-point model, loaded once per process (a 100 MB file, about a second)."""
+    """The 68-point model, loaded once per process (a 100 MB file)."""
     return dlib.shape_predictor(model_file("shape_predictor_68_face_landmarks.dat"))
 
 
