@@ -5,8 +5,8 @@ face_recognition_models, offline) is given the tracked, smoothed face box of eac
 than a new detection, so the points follow the main face the box follows and cannot jump to
 another face or object. The points are then smoothed over time like the box centre, within each
 run of frames of one shot (never across a cut), so the mask drawn from them does not jitter.
-Only test frames get landmarks: they are the only frames that are merged, and the predictor
-costs more per face than the rest of the crop stage per frame (docs/merge.md).
+Only test frames get landmarks: they are the only frames that are merged, and the predictor's
+time per face is of the order of the rest of the crop stage's time per frame (docs/merge.md).
 """
 from __future__ import annotations
 
