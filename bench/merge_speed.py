@@ -1,8 +1,9 @@
 """Throughput of the infer and merge_video stages on real GRID frames and crops (CPU unless CUDA is present).
 
 infer: crops per second of one generator pass plus the reconstruction pass, at several batch sizes.
-merge: milliseconds per frame of paste-back alone (with and without colour matching) and of the
-whole merge of one video (two models pasted, three H.264 encodes: two results and the comparison).
+merge: milliseconds per frame of paste-back alone for each mask and blend mode (with and without
+colour matching), and of the whole merge of one video with the default params (two models pasted,
+three H.264 encodes: two results and the comparison).
 
     python bench/merge_speed.py [--frames 75] [--load-size 72] [--crop-size 64] [--ngf 16] [--n-blocks 3]
 """
@@ -14,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.crop_outputs import read_boxes
+from pipeline.crop_outputs import load_landmarks, read_boxes
 from pipeline.frame_outputs import load_frames
-from pipeline.merge import merge_test_videos, paste_face
+from pipeline.merge import merge_test_videos, merged_frames
 from pipeline.nets import ResnetGenerator, init_weights
-from pipeline.params import MergeParams
+from pipeline.params import BLENDS, MASKS, MergeParams
 from pipeline.runtime import pick_device
 from pipeline.translate import translate_batches
 
@@ -57,11 +58,15 @@ def main() -> None:
             took = best_seconds(lambda: list(translate_batches(G_A, G_B, batches, args.crop_size, device)))
             print(f"  infer batch {batch:3d}: {len(crops) / took:8.1f} crops/s (G_A + G_B)")
         faces = list(translate_batches(G_A, G_B, [crops], args.crop_size, device))[0][0]
-        boxes = rows[["cx", "cy", "size"]].to_numpy()
-        for color in (False, True):
-            took = best_seconds(lambda: [paste_face(np.asarray(frames[i]), faces[i], tuple(boxes[i]), 0.15,
-                                               crops[i] if color else None) for i in range(len(rows))])
-            print(f"  paste, color_match={color!s:5s}: {1000 * took / len(rows):6.2f} ms/frame")
+        landmarks = load_landmarks(inputs["faces"], rows)
+        for mask in MASKS:
+            for blend in BLENDS:
+                for color in (False, True):
+                    params = MergeParams(mask=mask, blend=blend, color_match=color)
+                    took = best_seconds(lambda: list(merged_frames(frames.iter_at(rows["frame"]), rows, faces, crops,
+                                                                   landmarks, params)))
+                    print(f"  paste, mask {mask:6s} blend {blend:7s} color_match={color!s:5s}: "
+                          f"{1000 * took / len(rows):6.2f} ms/frame (decode included)")
         for name in ("cyclegan", "recyclegan"):
             (tmp / "translated" / name).mkdir(parents=True)
             for video, n in rows.groupby("video").size().items():

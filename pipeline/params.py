@@ -20,6 +20,8 @@ from pipeline.errors import FacecycleError
 DEFAULT_TEST_SHARE = 5903 / (16485 + 5903)  # the reference project's split (docs/data.md)
 MODELS = ("cyclegan", "recyclegan")
 UPSAMPLE_MODES = ("transpose", "resize")  # the paper's transposed convolution, or resize-then-convolve
+MASKS = ("face", "square")  # merge.mask: landmark face outline, or the whole crop box
+BLENDS = ("alpha", "poisson")  # merge.blend: feathered weighted mean, or Poisson cloning then the mask
 
 
 def _check(ok: bool, where: str, why: str) -> None:
@@ -178,12 +180,20 @@ class InferParams:
 class MergeParams:
     """Group `merge`: how translated faces are pasted back and the videos encoded."""
 
-    feather: float = 0.15      # share of the box size over which the pasted face fades out at each edge
-    color_match: bool = True   # match the face's Lab mean/std to the source crop before pasting
+    mask: str = "face"         # face: landmark hull raised over the forehead; square: the whole crop box
+    mask_erode: float = 0.05   # face mask: erosion, as a share of the face size
+    mask_blur: float = 0.1     # face mask: width of the Gaussian edge, as a share of the face size
+    feather: float = 0.15      # square mask: share of the box size over which the face fades out at each edge
+    blend: str = "alpha"       # alpha: weighted by the mask; poisson: OpenCV seamlessClone, then the mask
+    color_match: bool = True   # match the face's Lab mean/std to the source crop, over the mask, before pasting
     crf: int = 18              # H.264 quality (0 lossless .. 51 worst)
     sheet_frames: int = 4      # frames on each contact sheet
 
     def validate(self) -> None:
+        _check(self.mask in MASKS, "merge.mask", f"must be one of {list(MASKS)}, got {self.mask!r}")
+        _check(0 <= self.mask_erode <= 0.3, "merge.mask_erode", f"must be in [0, 0.3], got {self.mask_erode}")
+        _check(0 <= self.mask_blur <= 0.5, "merge.mask_blur", f"must be in [0, 0.5], got {self.mask_blur}")
+        _check(self.blend in BLENDS, "merge.blend", f"must be one of {list(BLENDS)}, got {self.blend!r}")
         _check(0 <= self.feather <= 0.5, "merge.feather", f"must be in [0, 0.5], got {self.feather}")
         _check(0 <= self.crf <= 51, "merge.crf", f"must be in [0, 51], got {self.crf}")
         _check(self.sheet_frames >= 1, "merge.sheet_frames", f"must be >= 1, got {self.sheet_frames}")
