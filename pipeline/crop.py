@@ -16,7 +16,7 @@ from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir
-from pipeline.crop_outputs import BOX_COLUMNS
+from pipeline.crop_outputs import BOX_COLUMNS, train_crop_table
 from pipeline.errors import FacecycleError
 from pipeline.crop_geometry import crop_square
 from pipeline.faces import FaceDetector, ShotFilter, VideoBoxes, jitter, scene_cuts, track_faces
@@ -83,7 +83,7 @@ def _finite(value: float):
 
 
 def crop_faces(frames_dir: Path, out_dir: Path, params: DataParams) -> dict:
-    """Write boxes.csv and `<domain>_<split>.npy` crops into `out_dir` (atomically); return the summary."""
+    """Write boxes.csv, train_crops.csv and `<domain>_<split>.npy` crops into `out_dir` (atomically); return the summary."""
     videos = read_videos(frames_dir)
     detect = FaceDetector()
     keep_shots = functools.partial(main_person_shots, describe=FaceDescriber()) if params.one_person else None
@@ -111,4 +111,5 @@ def crop_faces(frames_dir: Path, out_dir: Path, params: DataParams) -> dict:
             array.flush()
         del arrays
         boxes[BOX_COLUMNS].to_csv(tmp / "boxes.csv", index=False)
+        train_crop_table(boxes).to_csv(tmp / "train_crops.csv", index=False)
     return crop_summary(boxes, detect.runs, sum(f.dropped_shots for f in found))

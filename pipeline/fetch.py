@@ -1,4 +1,4 @@
-"""Bring the videos listed in `data.videos` into one folder, byte for byte, with their checksums.
+"""Bring the videos listed in videos.yaml into one folder, byte for byte, with their checksums.
 
 A local `path` is copied; a `url` is downloaded with yt-dlp's Python API (any site it knows;
 plain http(s) links to a file go through its generic extractor). Sites such as YouTube serve their
