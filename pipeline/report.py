@@ -1,4 +1,5 @@
-"""Write the metrics stage's outputs: DVC metrics JSON, a per-video CSV, PNG plots and a markdown report."""
+"""Write the metrics stage's outputs: the DVC metrics (summary.json), the overall figures (translation.json),
+a per-video CSV, PNG plots and a markdown report."""
 from __future__ import annotations
 
 import json
@@ -121,8 +122,24 @@ def plot(evaluation: Evaluation, out_dir: Path) -> None:
         grouped_bars(out_dir / f"{metric}.png", METRICS[metric][0], groups, series, colours)
 
 
+def headline_figures(evaluation: Evaluation) -> dict:
+    """metrics/summary.json, what `dvc exp show` lists: per model, over the test videos of both
+    directions, the mean warping error and the identity share of all described frames. Two figures a
+    model keep the table readable in a terminal; the rest is in translation.json, the CSV and the report."""
+    figures = {}
+    for model in _models(evaluation)[1:]:
+        rows = evaluation.videos[evaluation.videos["model"] == model]
+        ways = evaluation.overall[model].values()
+        described = sum(way["described"] for way in ways)
+        share = sum(way["identity_share"] * way["described"] for way in ways if way["described"])
+        figures[model] = {"warping_error": float(rows["warping_error"].mean()),
+                          "identity_share": share / described if described else None}
+    return figures
+
+
 def write_report(evaluation: Evaluation, out_dir: str | Path) -> None:
-    """metrics/translation.json (DVC metrics), translation.csv, report.md and plots/, each written atomically."""
+    """metrics/summary.json (DVC metrics), translation.json, translation.csv, report.md and plots/,
+    each written atomically."""
     out_dir = Path(out_dir)
     with atomic_dir(out_dir / "plots") as tmp:
         plot(evaluation, tmp)
@@ -132,3 +149,5 @@ def write_report(evaluation: Evaluation, out_dir: str | Path) -> None:
         tmp.write_text(markdown(evaluation))
     with atomic_file(out_dir / "translation.json") as tmp:
         tmp.write_text(json.dumps(_json_safe(evaluation.overall), indent=2) + "\n")
+    with atomic_file(out_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(_json_safe(headline_figures(evaluation)), indent=2) + "\n")

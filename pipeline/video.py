@@ -149,6 +149,10 @@ class VideoWriter:
     as the frames written) is copied without re-encoding, cut at whole audio packets (~20-30 ms);
     a codec that .mp4 cannot hold (e.g. pcm_mulaw, wmav2) is re-encoded to AAC instead. A source
     without audio gives a silent video.
+
+    The same frames give the same bytes: libx264 runs one thread per encoder (with its default
+    thread count, several encoders alive at once gave other bytes from run to run), and the
+    container is written bitexact (no library version string, no creation time).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int,
@@ -164,8 +168,9 @@ class VideoWriter:
     def __enter__(self) -> "VideoWriter":
         with ExitStack() as stack:  # unwound (temp file removed) if setting up fails
             tmp = stack.enter_context(atomic_file(self.path))
-            self._out = stack.enter_context(av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}))
-            self._video = self._out.add_stream("libx264", rate=self.rate, options={"crf": str(self.crf)})
+            self._out = stack.enter_context(av.open(str(tmp), "w", format="mp4",
+                                                    options={"movflags": "+faststart", "fflags": "+bitexact"}))
+            self._video = self._out.add_stream("libx264", rate=self.rate, options={"crf": str(self.crf), "threads": "1"})
             self._video.width, self._video.height = self.width + self.width % 2, self.height + self.height % 2
             self._video.pix_fmt = "yuv420p"
             self._audio = None
