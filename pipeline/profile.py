@@ -41,11 +41,13 @@ def block_span(lines: list[str], group: str) -> tuple[int, int] | None:
 def set_key(lines: list[str], group: str, key: str, value) -> None:
     """Set `group.key` in place, keeping the line's indentation and trailing comment."""
     span = block_span(lines, group)
-    pattern = re.compile(rf"^(\s+{re.escape(key)}:[ \t]*)([^#\n]*?)([ \t]*#.*)?$")
+    # at most one space goes with the key, the rest with the comment: an empty value keeps them apart
+    pattern = re.compile(rf"^(\s+{re.escape(key)}:[ \t]?)([^#\n]*?)([ \t]*#.*)?$")
     for i in range(*span) if span else ():
         match = pattern.match(lines[i])
         if match:
-            lines[i] = match.group(1) + json.dumps(value) + (match.group(3) or "")  # JSON scalars are YAML
+            # JSON scalars are YAML; null is written empty, as `dvc exp run -S` writes it (no line changes then)
+            lines[i] = match.group(1) + ("" if value is None else json.dumps(value)) + (match.group(3) or "")
             return
     raise FacecycleError(f"params.yaml: no key {group}.{key} to set")
 

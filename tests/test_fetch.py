@@ -19,7 +19,7 @@ from pipeline.errors import FacecycleError
 from pipeline.fetch import COLUMNS, _DownloadBar, fetch_videos
 from pipeline.params import Video
 from pipeline.video import probe
-from processes import sh
+from processes import ENV, sh
 
 
 def sha256(path: Path) -> str:
@@ -151,13 +151,17 @@ def test_stage_failure_is_one_line_and_leaves_no_output(tmp_path, samples, serve
 
 def test_dvc_reruns_fetch_when_a_local_video_in_videos_changes(tmp_path, samples):
     """videos/ is a dep of fetch and each video in it a DVC-tracked file (`dvc add`): replacing one
-    is a change `dvc repro` acts on, before and after it is added again."""
+    is a change `dvc repro` acts on, before and after it is added again. One not added is refused:
+    `dvc push` would not share it."""
     copy_stages(tmp_path, "fetch")
     shutil.copytree(samples, tmp_path / "data" / "samples")
     shutil.copy(samples / "A" / "bbaf2n.mpg", tmp_path / "videos" / "me.mpg")
     (tmp_path / "videos.yaml").write_text(yaml.safe_dump({"videos": [{"name": "me", "domain": "A", "path": "videos/me.mpg"}]}))
     sh(tmp_path, "git", "init", "-q")
     sh(tmp_path, "dvc", "init", "-q")
+    untracked = subprocess.run(["dvc", "repro"], cwd=tmp_path, env=ENV, capture_output=True, text=True)
+    assert untracked.returncode != 0 and ("fetch: error: video me: videos/me.mpg: not tracked by DVC, so `dvc push` "
+                                          "would not share it; run `dvc add videos/me.mpg`") in untracked.stderr
     sh(tmp_path, "dvc", "add", "videos/me.mpg")
     assert "Running stage 'fetch'" in sh(tmp_path, "dvc", "repro").stdout
     assert "Data and pipelines are up to date." in sh(tmp_path, "dvc", "repro").stdout
