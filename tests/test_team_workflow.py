@@ -101,7 +101,7 @@ def test_teammate_pulls_the_models_and_runs_only_inference(team, tmp_path):
         assert (mate / "results" / model / "sbat6n.mp4").stat().st_size > 0
     assert (mate / "results" / "compare" / "brbk7n.mp4").exists()
     assert UP_TO_DATE in sh(mate, "dvc", "repro").stdout
-    assert sh(mate, "git", "status", "--porcelain").stdout == ""  # the lead's results, byte for byte
+    assert sh(mate, "git", "status", "--porcelain").stdout == "", sh(mate, "git", "diff").stdout  # the lead's bytes
 
 
 def test_every_stage_rerun_on_the_same_inputs_writes_the_same_bytes(team, tmp_path):
@@ -114,7 +114,7 @@ def test_every_stage_rerun_on_the_same_inputs_writes_the_same_bytes(team, tmp_pa
     assert any(p.suffix == ".mp4" for p in before) and any(p.name == "summary.json" for p in before)
     forced = sh(mate, "dvc", "repro", "--force")
     assert sorted(ran(forced.stdout)) == sorted(yaml.safe_load((mate / "dvc.yaml").read_text())["stages"])
-    assert sh(mate, "git", "status", "--porcelain").stdout == ""
+    assert sh(mate, "git", "status", "--porcelain").stdout == "", sh(mate, "git", "diff").stdout
     assert {p: p.read_bytes() for p in before} == before
 
 
