@@ -280,4 +280,3 @@ def test_opencv_still_reads_png_after_the_video_module_loads(tmp_path):
               "print(int(cv2.imread(sys.argv[1]).mean()))")
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "x.png")], capture_output=True, text=True)
     assert done.stdout.strip() == "7", done.stderr
-
