@@ -83,7 +83,8 @@ def _finite(value: float):
 
 
 def crop_faces(frames_dir: Path, out_dir: Path, params: DataParams) -> dict:
-    """Write boxes.csv, train_crops.csv and `<domain>_<split>.npy` crops into `out_dir` (atomically); return the summary."""
+    """Write boxes.csv, train_crops.csv and `<domain>_<split>.npy` crops into `out_dir` (atomically);
+    return the summary."""
     videos = read_videos(frames_dir)
     detect = FaceDetector()
     keep_shots = functools.partial(main_person_shots, describe=FaceDescriber()) if params.one_person else None
