@@ -17,7 +17,7 @@ from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir
-from pipeline.crop_outputs import BOX_COLUMNS, LANDMARKS
+from pipeline.crop_outputs import BOX_COLUMNS, LANDMARKS, train_crop_table
 from pipeline.errors import FacecycleError
 from pipeline.crop_geometry import crop_square
 from pipeline.faces import FaceDetector, ShotFilter, VideoBoxes, jitter, scene_cuts, track_faces
@@ -85,7 +85,7 @@ def _finite(value: float):
 
 
 def crop_faces(frames_dir: Path, out_dir: Path, params: DataParams) -> dict:
-    """Write boxes.csv, `<domain>_<split>.npy` crops and landmarks.npy into `out_dir` (atomically);
+    """Write boxes.csv, train_crops.csv, `<domain>_<split>.npy` crops and landmarks.npy into `out_dir` (atomically);
     return the summary."""
     videos = read_videos(frames_dir)
     detect = FaceDetector()
@@ -120,4 +120,5 @@ def crop_faces(frames_dir: Path, out_dir: Path, params: DataParams) -> dict:
         del arrays
         boxes[BOX_COLUMNS].to_csv(tmp / "boxes.csv", index=False)
         np.save(tmp / LANDMARKS, landmarks.astype(np.float32))
+        train_crop_table(boxes).to_csv(tmp / "train_crops.csv", index=False)
     return crop_summary(boxes, detect.runs, sum(f.dropped_shots for f in found))

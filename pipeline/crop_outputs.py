@@ -1,4 +1,4 @@
-"""Readers of what the crop_faces stage writes (docs/contracts.md): crop arrays, boxes.csv, landmarks.
+"""Readers of what the crop_faces stage writes (docs/contracts.md): crop arrays, boxes.csv, train_crops.csv, landmarks.
 
 Training, inference, merge and metrics all read these files; one checked reader each keeps their
 error messages alike and keeps dlib and torch out of the modules that only need the files.
@@ -15,6 +15,9 @@ from pipeline.errors import FacecycleError
 BOX_COLUMNS = ["video", "domain", "split", "frame", "time", "shot", "face", "cx", "cy", "size",
                "det_x0", "det_y0", "det_x1", "det_y1", "crop_index"]
 LANDMARKS = "landmarks.npy"  # float32 [rows of boxes.csv, 68, 2] (x, y) in frame pixels, NaN where none
+# train_crops.csv: where each train crop comes from, all that Recycle-GAN's triplets need. Training
+# depends on it instead of boxes.csv, so test videos added, edited or removed retrain nothing.
+TRAIN_CROP_COLUMNS = ["domain", "crop_index", "video", "shot", "frame"]
 
 
 def load_crop_array(path: str | Path, rows: int | None = None, writer: str = "") -> np.ndarray:
@@ -41,18 +44,34 @@ def load_crops(faces_dir: str | Path, domain: str, split: str) -> np.ndarray:
     return load_crop_array(Path(faces_dir) / f"{domain}_{split}.npy", writer="crop_faces")
 
 
-def read_boxes(faces_dir: str | Path, split: str) -> pd.DataFrame:
-    """The rows of `faces_dir/boxes.csv` in `split` (with and without a face), in (video, frame) order."""
-    path = Path(faces_dir) / "boxes.csv"
+def train_crop_table(boxes: pd.DataFrame) -> pd.DataFrame:
+    """The train_crops.csv rows of a boxes table: its train faces, by domain and crop_index."""
+    rows = boxes[(boxes["split"] == "train") & (boxes["crop_index"] >= 0)]
+    return rows.sort_values(["domain", "crop_index"], kind="stable")[TRAIN_CROP_COLUMNS]
+
+
+def read_train_crops(faces_dir: str | Path) -> pd.DataFrame:
+    """`faces_dir/train_crops.csv`, checked for its columns."""
+    path = Path(faces_dir) / "train_crops.csv"
+    return _read_table(path, TRAIN_CROP_COLUMNS, "a train crop table")
+
+
+def _read_table(path: Path, columns: list[str], what: str) -> pd.DataFrame:
     try:
-        boxes = pd.read_csv(path, dtype={"video": str, "domain": str, "split": str})
+        table = pd.read_csv(path, dtype={"video": str, "domain": str, "split": str})
     except FileNotFoundError:
         raise FacecycleError(f"{path}: not found (run crop_faces first)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise FacecycleError(f"{path}: not a boxes table ({err})") from None
-    missing = [c for c in BOX_COLUMNS if c not in boxes.columns]
+        raise FacecycleError(f"{path}: not {what} ({err})") from None
+    missing = [c for c in columns if c not in table.columns]
     if missing:
         raise FacecycleError(f"{path}: missing column(s) {missing}")
+    return table
+
+
+def read_boxes(faces_dir: str | Path, split: str) -> pd.DataFrame:
+    """The rows of `faces_dir/boxes.csv` in `split` (with and without a face), in (video, frame) order."""
+    boxes = _read_table(Path(faces_dir) / "boxes.csv", BOX_COLUMNS, "a boxes table")
     boxes["face"] = boxes["face"].astype(bool)
     return boxes[boxes["split"] == split].sort_values(["video", "frame"], kind="stable")
 

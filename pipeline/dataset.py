@@ -17,19 +17,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.crop_outputs import load_crops, read_boxes
+from pipeline.crop_outputs import load_crops, read_train_crops
 from pipeline.errors import FacecycleError
 
-def triplet_starts(faces_dir: str | Path, domain: str, n_crops: int, split: str = "train") -> np.ndarray:
-    """Rows t of `faces_dir`'s `<domain>_<split>` array such that t, t+1, t+2 are consecutive frames of one shot.
+def triplet_starts(faces_dir: str | Path, domain: str, n_crops: int) -> np.ndarray:
+    """Rows t of `faces_dir`'s `<domain>_train` array such that t, t+1, t+2 are consecutive frames of one shot.
 
     A missing face (no crop row), a scene cut (new `shot`) or a clip boundary (new `video`) breaks
     the run, so a triplet never spans them.
     """
-    boxes = read_boxes(faces_dir, split)
-    rows = boxes[(boxes.domain == domain) & (boxes.crop_index >= 0)].sort_values("crop_index")
+    table = read_train_crops(faces_dir)
+    rows = table[table.domain == domain].sort_values("crop_index", kind="stable")
     if not np.array_equal(rows.crop_index.to_numpy(), np.arange(n_crops)):
-        raise FacecycleError(f"{Path(faces_dir) / 'boxes.csv'}: lists {len(rows)} crops for {domain}_{split} but the array holds {n_crops}")
+        raise FacecycleError(f"{Path(faces_dir) / 'train_crops.csv'}: lists {len(rows)} crops for {domain}_train "
+                             f"but the array holds {n_crops}")
     video, shot, frame = (rows[c].to_numpy() for c in ("video", "shot", "frame"))
 
     def continues(k: int) -> np.ndarray:  # row t + k is frame + k of the same video and shot as row t

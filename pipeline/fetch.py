@@ -1,4 +1,4 @@
-"""Bring the videos listed in `data.videos` into one folder, byte for byte, with their checksums.
+"""Bring the videos listed in videos.yaml into one folder, byte for byte, with their checksums.
 
 A local `path` is copied; a `url` is downloaded with yt-dlp's Python API (any site it knows;
 plain http(s) links to a file go through its generic extractor). Sites such as YouTube serve their
@@ -7,6 +7,10 @@ ffmpeg binary that imageio-ffmpeg ships, as a remux (no re-encoding) whose bytes
 every download, so a given sha256 keeps matching; HLS segments are remuxed into one .mp4 alike.
 The sha256 of every file is recorded, and checked when the params give one, so a changed or
 corrupted source is caught here rather than as a strange model later.
+
+Own videos go in `videos/`, each tracked by DVC (`dvc add videos/<file>`, docs/team.md): a file
+there without its `.dvc` file is refused, since `dvc push` would not share it and a teammate's
+`dvc repro` would fail on it.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from pipeline.errors import FacecycleError
 from pipeline.params import Video
 
 COLUMNS = ["name", "domain", "split", "file", "sha256", "start", "end"]
+OWN_VIDEOS = "videos"  # the folder of own videos, a dep of fetch
 
 
 def fetch_videos(videos: tuple[Video, ...], out_dir: Path) -> pd.DataFrame:
@@ -45,6 +50,9 @@ def copy_local(video: Video, out_dir: Path) -> Path:
     source = Path(video.path)
     if not source.is_file():
         raise FacecycleError(f"video {video.name}: {source}: file not found")
+    if source.parts[0] == OWN_VIDEOS and not source.with_name(f"{source.name}.dvc").is_file():
+        raise FacecycleError(f"video {video.name}: {source}: not tracked by DVC, so `dvc push` would not share it; "
+                             f"run `dvc add {source}` (docs/team.md)")
     target = out_dir / f"{video.name}{source.suffix}"
     shutil.copyfile(source, target)
     return target

@@ -17,6 +17,10 @@ import yaml
 
 from pipeline.errors import FacecycleError
 
+# Params that both training groups read from the top level of params.yaml: one value, one key, so
+# `dvc exp run -S lambda_cyc=5` sets the weight of the cycle-consistency terms (the lambda of both
+# papers' full objective) for CycleGAN and Recycle-GAN at once.
+TOP_LEVEL = ("lambda_cyc",)
 DEFAULT_TEST_SHARE = 5903 / (16485 + 5903)  # the reference project's split (docs/data.md)
 MODELS = ("cyclegan", "recyclegan")
 UPSAMPLE_MODES = ("transpose", "resize")  # the paper's transposed convolution, or resize-then-convolve
@@ -24,9 +28,10 @@ MASKS = ("face", "square")  # merge.mask: landmark face outline, or the whole cr
 BLENDS = ("alpha", "poisson")  # merge.blend: feathered weighted mean, or Poisson cloning then the mask
 
 
-def _check(ok: bool, where: str, why: str) -> None:
+def _check(ok: bool, where: str, why: str, source: str = "params") -> None:
+    """Raise `<source>: <where>: <why>`; source is the file kind or name (params, videos.yaml)."""
     if not ok:
-        raise FacecycleError(f"params: {where}: {why}")
+        raise FacecycleError(f"{source}: {where}: {why}")
 
 
 @dataclass(frozen=True)
@@ -42,30 +47,29 @@ class Video:
     start: Optional[float] = None
     end: Optional[float] = None
 
-    def validate(self, where: str) -> None:
+    def validate(self, where: str, source: str) -> None:
         _check(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", self.name or "") is not None, f"{where}.name",
-               f"{self.name!r}: use letters, digits, _ and - (it names the video's files in every stage)")
+               f"{self.name!r}: use letters, digits, _ and - (it names the video's files in every stage)", source)
         # videos.csv lists the videos next to their frame files; infer writes <name>_rec.npy beside <name>.npy
         _check(self.name.lower() != "videos" and not self.name.endswith("_rec"), f"{where}.name",
-               f"{self.name!r} is taken by the stages' own files (videos.csv, <video>_rec.npy)")
-        _check(self.domain in ("A", "B"), f"{where}.domain", f"must be A or B, got {self.domain!r}")
-        _check((self.path is None) != (self.url is None), where, "give exactly one of path or url")
-        _check(self.split in (None, "train", "test"), f"{where}.split", f"must be train or test, got {self.split!r}")
+               f"{self.name!r} is taken by the stages' own files (videos.csv, <video>_rec.npy)", source)
+        _check(self.domain in ("A", "B"), f"{where}.domain", f"must be A or B, got {self.domain!r}", source)
+        _check((self.path is None) != (self.url is None), where, "give exactly one of path or url", source)
+        _check(self.split in (None, "train", "test"), f"{where}.split", f"must be train or test, got {self.split!r}", source)
         if self.sha256 is not None:
             _check(len(self.sha256) == 64 and all(c in "0123456789abcdef" for c in self.sha256.lower()),
-                   f"{where}.sha256", "must be 64 hex digits")
+                   f"{where}.sha256", "must be 64 hex digits", source)
         for key in ("start", "end"):
             value = getattr(self, key)
-            _check(value is None or value >= 0, f"{where}.{key}", f"must be >= 0 seconds, got {value}")
+            _check(value is None or value >= 0, f"{where}.{key}", f"must be >= 0 seconds, got {value}", source)
         if self.start is not None and self.end is not None:
-            _check(self.end > self.start, f"{where}.end", "must be after start")
+            _check(self.end > self.start, f"{where}.end", "must be after start", source)
 
 
 @dataclass(frozen=True)
 class DataParams:
-    """Group `data`: inputs, frame rate, face-crop geometry and the train/test split."""
+    """Group `data`: frame rate, face-crop geometry and the train/test split (the videos: `load_videos`)."""
 
-    videos: tuple[Video, ...] = ()
     fps: Optional[float] = None
     jpeg_quality: int = 95  # of the stored frames (pipeline/frame_outputs.py)
     load_size: int = 286
@@ -76,12 +80,6 @@ class DataParams:
     split_seed: int = 0
 
     def validate(self) -> None:
-        _check(len(self.videos) > 0, "data.videos", "no videos listed")
-        for i, video in enumerate(self.videos):
-            video.validate(f"data.videos[{i}]")
-        names = [v.name.lower() for v in self.videos]  # one file each, also where case does not count (macOS)
-        dupes = sorted({v.name for v in self.videos if names.count(v.name.lower()) > 1})
-        _check(not dupes, "data.videos", f"duplicate names {dupes}")
         _check(self.fps is None or self.fps > 0, "data.fps", f"must be > 0 (or null for the source rate), got {self.fps}")
         _check(1 <= self.jpeg_quality <= 100, "data.jpeg_quality", f"must be in 1..100, got {self.jpeg_quality}")
         _check(self.load_size >= 16, "data.load_size", f"must be >= 16, got {self.load_size}")
@@ -107,7 +105,7 @@ class GANParams:
     beta1: float = 0.5
     n_epochs: float = 100.0
     n_epochs_decay: float = 100.0
-    lambda_cyc: float = 10.0     # weight of the L1 cycle terms (Recycle-GAN: recurrent, recycle, cycle)
+    lambda_cyc: float = 10.0     # weight of the L1 cycle terms (Recycle-GAN: recurrent, recycle, cycle); top-level in params.yaml
     lambda_identity: float = 0.5  # identity weight, relative to lambda_cyc; 0 turns it off
     pool_size: int = 50          # fakes kept for the discriminators; 0: no pool
     n_blocks: int = 9            # residual blocks of the generators
@@ -129,7 +127,8 @@ class GANParams:
         _check(self.lr > 0, f"{group}.lr", f"must be > 0, got {self.lr}")
         _check(0 <= self.beta1 < 1, f"{group}.beta1", f"must be in [0, 1), got {self.beta1}")
         for key in ("n_epochs", "n_epochs_decay", "lambda_cyc", "lambda_identity", "pool_size", "n_blocks"):
-            _check(getattr(self, key) >= 0, f"{group}.{key}", f"must be >= 0, got {getattr(self, key)}")
+            where = key if key in TOP_LEVEL else f"{group}.{key}"
+            _check(getattr(self, key) >= 0, where, f"must be >= 0, got {getattr(self, key)}")
         _check(self.n_epochs + self.n_epochs_decay > 0, f"{group}.n_epochs",
                "n_epochs + n_epochs_decay must be > 0")
         _check(self.upsample in UPSAMPLE_MODES, f"{group}.upsample",
@@ -221,47 +220,47 @@ class MetricsParams:
                f"must be >= 2 (or null for all), got {self.centroid_frames}")
 
 
-def _coerce(value: Any, hint: Any, where: str) -> Any:
+def _coerce(value: Any, hint: Any, where: str, source: str = "params") -> Any:
     """Coerce a YAML value to the annotated type, tolerating int-for-float (from `-S x=5`)."""
     origin = typing.get_origin(hint)
     if origin is typing.Union:  # Optional[X]
         if value is None:
             return None
         (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _coerce(value, inner, where)
+        return _coerce(value, inner, where, source)
     if origin is tuple:
         (inner, _) = typing.get_args(hint)
-        _check(isinstance(value, list), where, f"must be a list, got {value!r}")
-        return tuple(_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
+        _check(isinstance(value, list), where, f"must be a list, got {value!r}", source)
+        return tuple(_coerce(v, inner, f"{where}[{i}]", source) for i, v in enumerate(value))
     if dataclasses.is_dataclass(hint):
-        _check(isinstance(value, dict), where, f"must be a mapping, got {value!r}")
-        return _build(hint, value, where)
+        _check(isinstance(value, dict), where, f"must be a mapping, got {value!r}", source)
+        return _build(hint, value, where, source)
     if hint is float:
-        _check(isinstance(value, (int, float)) and not isinstance(value, bool), where, f"must be a number, got {value!r}")
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool), where, f"must be a number, got {value!r}", source)
         return float(value)
     if hint is int:
         ok = isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and value.is_integer()
-        _check(ok, where, f"must be an integer, got {value!r}")
+        _check(ok, where, f"must be an integer, got {value!r}", source)
         return int(value)
     if hint is bool:
-        _check(isinstance(value, bool), where, f"must be true or false, got {value!r}")
+        _check(isinstance(value, bool), where, f"must be true or false, got {value!r}", source)
         return value
     if hint is str:
-        _check(isinstance(value, (str, int, float)) and not isinstance(value, bool), where, f"must be text, got {value!r}")
+        _check(isinstance(value, (str, int, float)) and not isinstance(value, bool), where, f"must be text, got {value!r}", source)
         return str(value)
     raise TypeError(f"unsupported param type {hint} at {where}")
 
 
-def _build(cls: type, raw: dict, where: str):
+def _build(cls: type, raw: dict, where: str, source: str = "params"):
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)
-    _check(not unknown, where, f"unknown key(s) {unknown}; known: {sorted(known)}")
+    _check(not unknown, where, f"unknown key(s) {unknown}; known: {sorted(known)}", source)
     required = [f.name for f in dataclasses.fields(cls)
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     missing = [k for k in required if k not in raw]
-    _check(not missing, where, f"missing key(s) {missing}")
-    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()})
+    _check(not missing, where, f"missing key(s) {missing}", source)
+    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}", source) for k, v in raw.items()})
 
 
 GROUPS: dict[str, type] = {"data": DataParams, "cyclegan": CycleGANParams, "recyclegan": RecycleGANParams,
@@ -269,22 +268,44 @@ GROUPS: dict[str, type] = {"data": DataParams, "cyclegan": CycleGANParams, "recy
 
 
 def read_yaml(path: str | Path) -> dict:
-    """Read params.yaml as a dict; a missing or malformed file is a user error."""
+    """Read a YAML mapping (params.yaml, videos.yaml) as a dict; a missing or malformed file is a user error."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise FacecycleError(f"{path}: params file not found") from None
+        raise FacecycleError(f"{path}: file not found") from None
     except yaml.YAMLError as err:
         raise FacecycleError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    _check(isinstance(raw, dict), str(path), "must be a mapping of groups")
+    _check(isinstance(raw, dict), "top level", "must be a mapping (key: value)", str(path))
     return raw
 
 
 def load_group(name: str, path: str | Path = "params.yaml"):
-    """Return the validated params group `name` (e.g. "data") from `path`."""
+    """Return the validated params group `name` (e.g. "data") from `path`; the training groups also
+    take the TOP_LEVEL keys."""
     raw = read_yaml(path)
     _check(name in raw, name, f"group missing from {path}")
-    params = _coerce(raw[name] or {}, GROUPS[name], name)
+    group = raw[name] or {}
+    if issubclass(GROUPS[name], GANParams) and isinstance(group, dict):
+        for key in TOP_LEVEL:
+            _check(key not in group, f"{name}.{key}", f"set the top-level {key} instead (one value for both models)")
+        group = dict(group, **{key: raw[key] for key in TOP_LEVEL if key in raw})
+    params = _coerce(group, GROUPS[name], name)
     params.validate()
     return params
+
+
+def load_videos(path: str | Path = "videos.yaml") -> tuple[Video, ...]:
+    """The validated input videos listed under `videos:` in `path` (a dependency of fetch, not a DVC
+    param: the list is data, and `dvc exp show` and `dvc exp run -S` leave it alone)."""
+    source = str(path)
+    raw = read_yaml(path)
+    _check("videos" in raw, "videos", "missing: list the videos under `videos:`", source)
+    videos = _coerce(raw["videos"] or [], tuple[Video, ...], "videos", source)
+    _check(len(videos) > 0, "videos", "no videos listed", source)
+    for i, video in enumerate(videos):
+        video.validate(f"videos[{i}]", source)
+    names = [v.name.lower() for v in videos]  # one file each, also where case does not count (macOS)
+    dupes = sorted({v.name for v in videos if names.count(v.name.lower()) > 1})
+    _check(not dupes, "videos", f"duplicate names {dupes}", source)
+    return videos

@@ -1,9 +1,9 @@
 """Switch params.yaml between the profiles (`demo`, `paper`, `quick`): `python -m pipeline.profile paper`.
 
-A profile (profiles/<name>.yaml) holds whole `cyclegan` and `recyclegan` groups and single keys of
-`data` (the crop size), `infer` (compile or not) and `metrics` (how many frames are described).
-Switching replaces those groups and keys in params.yaml as text, so comments, the video list and
-every other group stay as they are. Without an argument, says which profile
+A profile (profiles/<name>.yaml) holds the top-level `lambda_cyc`, whole `cyclegan` and `recyclegan`
+groups and single keys of `data` (the crop size), `infer` (compile or not) and `metrics` (how many
+frames are described). Switching replaces those keys and groups in params.yaml as text, so comments
+and every other group stay as they are. Without an argument, says which profile
 params.yaml matches.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import yaml
 from pipeline.atomic import atomic_file
 from pipeline.cli import run_stage
 from pipeline.errors import FacecycleError
-from pipeline.params import load_group, read_yaml
+from pipeline.params import GROUPS, load_group, read_yaml
 
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 PARTIAL_GROUPS = ("data", "infer", "metrics")  # groups of which a profile sets single keys; others it replaces whole
@@ -41,11 +41,13 @@ def block_span(lines: list[str], group: str) -> tuple[int, int] | None:
 def set_key(lines: list[str], group: str, key: str, value) -> None:
     """Set `group.key` in place, keeping the line's indentation and trailing comment."""
     span = block_span(lines, group)
-    pattern = re.compile(rf"^(\s+{re.escape(key)}:[ \t]*)([^#\n]*?)([ \t]*#.*)?$")
+    # at most one space goes with the key, the rest with the comment: an empty value keeps them apart
+    pattern = re.compile(rf"^(\s+{re.escape(key)}:[ \t]?)([^#\n]*?)([ \t]*#.*)?$")
     for i in range(*span) if span else ():
         match = pattern.match(lines[i])
         if match:
-            lines[i] = match.group(1) + json.dumps(value) + (match.group(3) or "")  # JSON scalars are YAML
+            # JSON scalars are YAML; null is written empty, as `dvc exp run -S` writes it (no line changes then)
+            lines[i] = match.group(1) + ("" if value is None else json.dumps(value)) + (match.group(3) or "")
             return
     raise FacecycleError(f"params.yaml: no key {group}.{key} to set")
 
@@ -76,8 +78,10 @@ def apply_profile(name: str, params_path: str | Path = "params.yaml") -> list[st
         changed.append(group)
     with atomic_file(params_path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
-        for group in profile:
-            load_group(group, tmp)  # params.yaml changes only if the result validates
+        switched = read_yaml(tmp)
+        for group in GROUPS:  # params.yaml changes only if the result validates (top-level keys with the groups)
+            if group in switched:
+                load_group(group, tmp)
     return changed
 
 
@@ -91,8 +95,9 @@ def matching(params_path: str | Path = "params.yaml") -> list[str]:
     found = []
     for name in available():
         profile = yaml.safe_load((PROFILES / f"{name}.yaml").read_text())
-        if all((params.get(group) or {}).get(key) == value for group, values in profile.items()
-               for key, value in values.items()):
+        if all(params.get(group) == values if not isinstance(values, dict) else
+               all((params.get(group) or {}).get(key) == value for key, value in values.items())
+               for group, values in profile.items()):
             found.append(name)
     return found
 

@@ -1,4 +1,5 @@
-"""Write the metrics stage's outputs: DVC metrics JSON, a per-video CSV, PNG plots and a markdown report."""
+"""Write the metrics stage's outputs: the DVC metrics (summary.json), the overall figures (translation.json),
+a per-video CSV, PNG plots and a markdown report."""
 from __future__ import annotations
 
 import json
@@ -144,12 +145,29 @@ def changed_section(changed: pd.DataFrame) -> str:
              "(mean over the video's frames, and its largest frame); everything else is the source untouched.", "",
              "| video | model | changed (mean) | changed (max) |", "|---|---|---|---|"]
     lines += [f"| {r.video} | {r.model} | {r.changed_share:.1%} | {r.changed_max:.1%} |" for r in changed.itertuples()]
-    return "\n".join(lines) + "\n"
+    return "
+".join(lines) + "
+"
+
+
+def headline_figures(evaluation: Evaluation) -> dict:
+    """metrics/summary.json, what `dvc exp show` lists: per model, over the test videos of both
+    directions, the mean warping error and the identity share of all described frames. Two figures a
+    model keep the table readable in a terminal; the rest is in translation.json, the CSV and the report."""
+    figures = {}
+    for model in _models(evaluation)[1:]:
+        rows = evaluation.videos[evaluation.videos["model"] == model]
+        ways = evaluation.overall[model].values()
+        described = sum(way["described"] for way in ways)
+        share = sum(way["identity_share"] * way["described"] for way in ways if way["described"])
+        figures[model] = {"warping_error": float(rows["warping_error"].mean()),
+                          "identity_share": share / described if described else None}
+    return figures
 
 
 def write_report(evaluation: Evaluation, out_dir: str | Path, changed: pd.DataFrame | None = None) -> None:
-    """metrics/translation.json (DVC metrics), translation.csv, report.md (with `changed`, merge_video's
-    changed.csv, when given) and plots/, each written atomically."""
+    """metrics/summary.json (DVC metrics), translation.json, translation.csv, report.md (with `changed`,
+    merge_video's changed.csv, when given) and plots/, each written atomically."""
     out_dir = Path(out_dir)
     with atomic_dir(out_dir / "plots") as tmp:
         plot(evaluation, tmp)
@@ -159,3 +177,5 @@ def write_report(evaluation: Evaluation, out_dir: str | Path, changed: pd.DataFr
         tmp.write_text(markdown(evaluation) + (changed_section(changed) if changed is not None else ""))
     with atomic_file(out_dir / "translation.json") as tmp:
         tmp.write_text(json.dumps(_json_safe(evaluation.overall), indent=2) + "\n")
+    with atomic_file(out_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(_json_safe(headline_figures(evaluation)), indent=2) + "\n")

@@ -33,7 +33,7 @@ from pipeline.cyclegan import CycleGAN
 from pipeline.dataset import Domain, UnpairedBatches, center_crops
 from pipeline.digest import file_sha256
 from pipeline.errors import FacecycleError
-from pipeline.params import GANParams
+from pipeline.params import TOP_LEVEL, GANParams
 from pipeline.recyclegan import RecycleGAN
 from pipeline.runtime import pick_device, replica_group, to_uint8
 
@@ -76,8 +76,8 @@ def fingerprint(model: str, params: GANParams, inputs: list[Path]) -> dict:
 
 def fingerprint_change(old: dict, new: dict, group: str) -> str:
     """Say which params or inputs differ between two fingerprints."""
-    changes = [f"{group}.{k} {old['params'].get(k)!r} -> {v!r}" for k, v in new["params"].items()
-               if old.get("params", {}).get(k) != v]
+    changes = [f"{k if k in TOP_LEVEL else f'{group}.{k}'} {old['params'].get(k)!r} -> {v!r}"
+               for k, v in new["params"].items() if old.get("params", {}).get(k) != v]
     changes += [f"{name} changed" for name, digest in new["inputs"].items() if old.get("inputs", {}).get(name) != digest]
     if old.get("model") != new["model"]:
         changes.insert(0, f"model {old.get('model')} -> {new['model']}")
@@ -249,7 +249,7 @@ def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: 
         raise FacecycleError(f"{model_name}.batch_size {params.batch_size} does not split over {world} processes "
                              "(it is the global batch; make it a multiple of --nproc_per_node)")
     domains, load_size = load_domains(model_name, params, faces_dir, frames, device)
-    inputs = [faces_dir / "A_train.npy", faces_dir / "B_train.npy"] + ([faces_dir / "boxes.csv"] if frames > 1 else [])
+    inputs = [faces_dir / "A_train.npy", faces_dir / "B_train.npy"] + ([faces_dir / "train_crops.csv"] if frames > 1 else [])
     fp = fingerprint(model_name, params, inputs)
 
     model = model_cls(params, device)

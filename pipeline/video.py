@@ -29,6 +29,7 @@ from pipeline.atomic import atomic_file
 from pipeline.errors import FacecycleError
 
 _EPS = 1e-9  # tolerance for frame times that fall exactly on a boundary
+X264_OPTIONS = {"threads": "1", "x264-params": "mbtree=0"}  # the same bytes from the same frames (VideoWriter)
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,11 @@ class VideoWriter:
     as the frames written) is copied without re-encoding, cut at whole audio packets (~20-30 ms);
     a codec that .mp4 cannot hold (e.g. pcm_mulaw, wmav2) is re-encoded to AAC instead. A source
     without audio gives a silent video.
+
+    The same frames give the same bytes: libx264 runs one thread per encoder, without its
+    macroblock-tree rate control (`mbtree=0`: with it, identical frames gave other packets from run
+    to run once torch was imported or other threads were busy in the process), and the container is
+    written bitexact (no library version string, no creation time). docs/team.md has the measurements.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int,
@@ -164,8 +170,9 @@ class VideoWriter:
     def __enter__(self) -> "VideoWriter":
         with ExitStack() as stack:  # unwound (temp file removed) if setting up fails
             tmp = stack.enter_context(atomic_file(self.path))
-            self._out = stack.enter_context(av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}))
-            self._video = self._out.add_stream("libx264", rate=self.rate, options={"crf": str(self.crf)})
+            self._out = stack.enter_context(av.open(str(tmp), "w", format="mp4",
+                                                    options={"movflags": "+faststart", "fflags": "+bitexact"}))
+            self._video = self._out.add_stream("libx264", rate=self.rate, options=X264_OPTIONS | {"crf": str(self.crf)})
             self._video.width, self._video.height = self.width + self.width % 2, self.height + self.height % 2
             self._video.pix_fmt = "yuv420p"
             self._audio = None

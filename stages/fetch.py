@@ -1,20 +1,20 @@
-"""Stage fetch: copy or download every video of `data.videos` into one folder, with its sha256."""
+"""Stage fetch: copy or download every video that videos.yaml lists into one folder, with its sha256."""
 import argparse
 
 from pipeline.atomic import atomic_dir
 from pipeline.cli import run_stage
 from pipeline.fetch import fetch_videos
-from pipeline.params import load_group
+from pipeline.params import load_videos
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="data/raw", help="writes <out>/<name><ext> and <out>/videos.csv")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--videos", default="videos.yaml", help="the list of videos (name, domain, path or url, ...)")
     args = parser.parse_args()
-    params = load_group("data", args.params)
+    videos = load_videos(args.videos)
     with atomic_dir(args.out) as tmp:
-        table = fetch_videos(params.videos, tmp)
+        table = fetch_videos(videos, tmp)
         table.to_csv(tmp / "videos.csv", index=False)
     print(f"fetch: {len(table)} videos in {args.out}/")
 

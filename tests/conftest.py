@@ -131,11 +131,12 @@ def server(samples):
 
 @pytest.fixture
 def train_repo(tmp_path, tiny_faces) -> Path:
-    """A git + DVC repo with the train stages of dvc.yaml, their code, GROUPS (over every shipped
-    key, so `-S group.key=` finds it), the shipped .gitignore and tiny_faces as data/faces."""
+    """A git + DVC repo with the train stages of dvc.yaml, their code, the shipped lambda_cyc and GROUPS
+    (over every shipped key, so `-S key=` finds it), the shipped .gitignore and tiny_faces as data/faces."""
     copy_stages(tmp_path, "train_cyclegan", "train_recyclegan")
     shipped = yaml.safe_load((REPO / "params.yaml").read_text())
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({g: dict(shipped[g], **GROUPS[g]) for g in GROUPS}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
+        {"lambda_cyc": shipped["lambda_cyc"], **{g: dict(shipped[g], **GROUPS[g]) for g in GROUPS}}))
     shutil.copytree(tiny_faces, tmp_path / "data" / "faces")
     shutil.copy(REPO / ".gitignore", tmp_path / ".gitignore")
     sh(tmp_path, "git", "init", "-q")

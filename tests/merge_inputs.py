@@ -44,7 +44,7 @@ def write_inputs(root: Path, samples: Path, robustness: Path, load_size: int = L
     for video in videos:
         shutil.copy(video["path"], raw / Path(video["path"]).name)
     frames = write_frames(root / "frames", videos)
-    params = DataParams(videos=(), load_size=load_size, margin=0.4, detect_every=5)
+    params = DataParams(load_size=load_size, margin=0.4, detect_every=5)
     crop_faces(frames, root / "faces", params)
     return {"raw": raw, "frames": frames, "faces": root / "faces"}
 

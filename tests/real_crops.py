@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from decoders import decode
+from pipeline.crop_outputs import train_crop_table
 
 BOX = (175.0, 150.0, 190.0)  # cx, cy, size in source pixels: the face of every GRID speaker
 
@@ -26,7 +27,7 @@ def crop(frames: np.ndarray, size: int) -> np.ndarray:
 
 
 def write_layout(out: Path, clips: list[dict]) -> None:
-    """Write `<domain>_<split>.npy` and `boxes.csv` as the crop stage does.
+    """Write `<domain>_<split>.npy`, `boxes.csv` and `train_crops.csv` as the crop stage does.
 
     Each clip is a dict: video, domain, split, crops (one per frame, in frame order), box (cx, cy,
     size), and optionally cuts (frames that start a new shot) and misses (frames without a face:
@@ -48,7 +49,9 @@ def write_layout(out: Path, clips: list[dict]) -> None:
                 array.append(pixels)
     for name, crops in arrays.items():
         np.save(out / f"{name}.npy", np.stack(crops))
-    pd.DataFrame(rows).to_csv(out / "boxes.csv", index=False)
+    boxes = pd.DataFrame(rows)
+    boxes.to_csv(out / "boxes.csv", index=False)
+    train_crop_table(boxes).to_csv(out / "train_crops.csv", index=False)
 
 
 def write_faces(out: Path, clips: dict[str, list[Path]], size: int, frames: int,

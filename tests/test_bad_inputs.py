@@ -31,7 +31,11 @@ def video(**changes) -> dict:
 
 
 def stage(tmp_path: Path, argv: list[str], params: dict, **env: str) -> subprocess.CompletedProcess:
-    """Run stages/<argv[0]>.py with `params` as params.yaml, in tmp_path, `env` added to its environment."""
+    """Run stages/<argv[0]>.py with `params` as params.yaml (its `videos` as videos.yaml), in tmp_path,
+    `env` added to its environment."""
+    params = dict(params)
+    if "videos" in params:
+        (tmp_path / "videos.yaml").write_text(yaml.safe_dump({"videos": params.pop("videos")}))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return subprocess.run([sys.executable, str(REPO / "stages" / f"{argv[0]}.py"), *argv[1:]], cwd=tmp_path,
                           capture_output=True, text=True, env=dict(ENV, **env), timeout=120)
@@ -51,31 +55,31 @@ def refuse(tmp_path: Path, argv: list[str], params: dict, **env: str) -> list[st
     before = files(tmp_path)
     result = stage(tmp_path, argv, params, **env)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    assert files(tmp_path) == sorted({*before, "params.yaml"})  # no output, no temp folder
+    assert set(files(tmp_path)) - {"params.yaml", "videos.yaml"} == set(before) - {"params.yaml", "videos.yaml"}  # no output, no temp folder
     return result.stderr.strip().splitlines()
 
 
 @pytest.mark.parametrize("argv, params, line", [
-    (train_argv(), {"cyclegan": dict(GROUPS["cyclegan"], lambda_cyc=-1)},
-     "train: error: params: cyclegan.lambda_cyc: must be >= 0, got -1.0"),
+    (train_argv(), {"lambda_cyc": -1, "cyclegan": GROUPS["cyclegan"]},
+     "train: error: params: lambda_cyc: must be >= 0, got -1.0"),
     (train_argv(), {"cyclegan": dict(GROUPS["cyclegan"], lamda_cyc=5)},
      "train: error: params: cyclegan: unknown key(s) ['lamda_cyc']; known: "),
     (train_argv("recyclegan"), {"recyclegan": dict(GROUPS["recyclegan"], crop_size=48)},
      "train: error: params: recyclegan.crop_size: must be a multiple of 2**predictor_downs = 32, got 48"),
     (["infer", "--faces", "faces", "--models", "models/cyclegan", "--out", "translated"], {"infer": 4},
      "infer: error: params: infer: must be a mapping, got 4"),
-    (["fetch", "--out", "raw"], {"data": {"videos": [video()], "fps": 0}},
-     "fetch: error: params: data.fps: must be > 0 (or null for the source rate), got 0.0"),
-    (["extract_frames", "--raw", "raw", "--out", "frames"], {"data": {"videos": [video()], "jpeg_quality": 101}},
+    (["extract_frames", "--raw", "raw", "--out", "frames"], {"data": {"fps": 0}},
+     "extract_frames: error: params: data.fps: must be > 0 (or null for the source rate), got 0.0"),
+    (["extract_frames", "--raw", "raw", "--out", "frames"], {"data": {"jpeg_quality": 101}},
      "extract_frames: error: params: data.jpeg_quality: must be in 1..100, got 101"),
-    (["fetch", "--out", "raw"], {"data": {"videos": [video(name=None)]}},
-     "fetch: error: params: data.videos[0].name: must be text, got None"),
-    (["fetch", "--out", "raw"], {"data": {"videos": [{"domain": "A", "path": str(REPO / CLIP)}]}},
-     "fetch: error: params: data.videos[0]: missing key(s) ['name']"),
-    (["fetch", "--out", "raw"], {"data": {"videos": [video(start=2, end=1)]}},
-     "fetch: error: params: data.videos[0].end: must be after start"),
-    (["fetch", "--out", "raw"], {"data": {"videos": [video(domain="C")]}},
-     "fetch: error: params: data.videos[0].domain: must be A or B, got 'C'"),
+    (["fetch", "--out", "raw"], {"videos": [video(name=None)]},
+     "fetch: error: videos.yaml: videos[0].name: must be text, got None"),
+    (["fetch", "--out", "raw"], {"videos": [{"domain": "A", "path": str(REPO / CLIP)}]},
+     "fetch: error: videos.yaml: videos[0]: missing key(s) ['name']"),
+    (["fetch", "--out", "raw"], {"videos": [video(), video(name="late", start=2, end=1)]},
+     "fetch: error: videos.yaml: videos[1].end: must be after start"),
+    (["fetch", "--out", "raw"], {"videos": [video(domain="C")]},
+     "fetch: error: videos.yaml: videos[0].domain: must be A or B, got 'C'"),
 ], ids=["negative lambda", "unknown key", "crop_size and predictor depth", "group not a mapping", "fps 0", "jpeg quality 101",
         "null name", "video without name", "end before start", "unknown domain"])
 def test_bad_params_are_refused_before_any_output(tmp_path, argv, params, line):
@@ -84,14 +88,13 @@ def test_bad_params_are_refused_before_any_output(tmp_path, argv, params, line):
 
 def fetched(tmp_path: Path, *videos: dict) -> tuple[list[str], dict]:
     """data/raw made by the fetch stage from `videos`; the extract_frames argv and params that read it."""
-    params = {"data": {"videos": list(videos)}}
-    done = stage(tmp_path, ["fetch", "--out", "raw"], params)
+    done = stage(tmp_path, ["fetch", "--out", "raw"], {"videos": list(videos)})
     assert done.returncode == 0, done.stderr
-    return ["extract_frames", "--raw", "raw", "--out", "frames"], params
+    return ["extract_frames", "--raw", "raw", "--out", "frames"], {"data": {}}
 
 
 def checksum_mismatch(tmp_path: Path, faces: Path) -> tuple[list[str], dict, str]:
-    return (["fetch", "--out", "raw"], {"data": {"videos": [video(sha256="0" * 64)]}},
+    return (["fetch", "--out", "raw"], {"videos": [video(sha256="0" * 64)]},
             f"fetch: error: video clip: {REPO / CLIP}: sha256 mismatch: expected {'0' * 64}, got ")
 
 
@@ -162,13 +165,13 @@ def test_a_diverging_training_stops_in_one_line_and_exports_no_model(tmp_path, t
 
 def test_a_failed_rerun_keeps_the_previous_output(tmp_path):
     """Run by hand, a stage that fails leaves the output of its last good run as it was."""
-    good = stage(tmp_path, ["fetch", "--out", "raw"], {"data": {"videos": [video()]}})
+    good = stage(tmp_path, ["fetch", "--out", "raw"], {"videos": [video()]})
     assert good.returncode == 0, good.stderr
     before = {p.name: p.read_bytes() for p in (tmp_path / "raw").iterdir()}
-    bad = stage(tmp_path, ["fetch", "--out", "raw"], {"data": {"videos": [video(), video(name="lost", path="lost.mpg")]}})
+    bad = stage(tmp_path, ["fetch", "--out", "raw"], {"videos": [video(), video(name="lost", path="lost.mpg")]})
     assert bad.stderr.strip().splitlines()[-1] == "fetch: error: video lost: lost.mpg: file not found"
     assert {p.name: p.read_bytes() for p in (tmp_path / "raw").iterdir()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "raw"]  # no temp folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "raw", "videos.yaml"]  # no temp folder left
 
 
 def test_under_dvc_a_failed_stage_output_comes_back_from_the_cache(tmp_path):
@@ -177,22 +180,22 @@ def test_under_dvc_a_failed_stage_output_comes_back_from_the_cache(tmp_path):
     copy_stages(tmp_path, "fetch")
     (tmp_path / CLIP).parent.mkdir(parents=True)
     shutil.copy(REPO / CLIP, tmp_path / CLIP)
-    params = {"data": {"videos": [video(path=str(CLIP))]}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    listed = {"videos": [video(path=str(CLIP))]}
+    (tmp_path / "videos.yaml").write_text(yaml.safe_dump(listed))
     sh(tmp_path, "git", "init", "-q")
     sh(tmp_path, "dvc", "init", "-q")
     sh(tmp_path, "dvc", "repro")
     before = (tmp_path / "data" / "raw" / "clip.mpg").read_bytes()
 
-    params["data"]["videos"].append(video(name="lost", path="data/samples/lost.mpg"))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    listed["videos"].append(video(name="lost", path="data/samples/lost.mpg"))
+    (tmp_path / "videos.yaml").write_text(yaml.safe_dump(listed))
     failed = subprocess.run(["dvc", "repro"], cwd=tmp_path, capture_output=True, text=True, env=ENV)
     assert failed.returncode != 0
     assert "fetch: error: video lost: data/samples/lost.mpg: file not found" in failed.stderr
     assert not (tmp_path / "data" / "raw").exists()
 
-    params["data"]["videos"].pop()
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    listed["videos"].pop()
+    (tmp_path / "videos.yaml").write_text(yaml.safe_dump(listed))
     sh(tmp_path, "dvc", "checkout", "fetch")
     assert (tmp_path / "data" / "raw" / "clip.mpg").read_bytes() == before
     assert "up to date" in sh(tmp_path, "dvc", "status").stdout

@@ -24,8 +24,7 @@ def run_crop(tmp_path, videos, write=True):
     """Write real frames for `videos` (unless `write` is false: they are there), run
     stages/crop_faces.py on them; return the finished process."""
     frames = write_frames(tmp_path / "frames", videos) if write else tmp_path / "frames"
-    params = {"data": {"videos": [{"name": v["name"], "domain": v["domain"], "path": str(v["path"])} for v in videos],
-                       "load_size": LOAD_SIZE, "margin": 0.4, "detect_every": 5, "split_seed": 0}}
+    params = {"data": {"load_size": LOAD_SIZE, "margin": 0.4, "detect_every": 5, "split_seed": 0}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return subprocess.run([sys.executable, str(REPO / "stages" / "crop_faces.py"), "--frames", str(frames),
                            "--out", str(tmp_path / "faces"), "--metrics", str(tmp_path / "crop.json"),

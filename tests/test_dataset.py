@@ -29,10 +29,10 @@ def test_triplets_never_cross_a_cut_a_missing_face_or_a_clip(faces):
 
 
 def test_triplet_rows_must_match_the_crop_array(faces, tmp_path):
-    with pytest.raises(FacecycleError, match="boxes.csv: lists 23 crops for A_train but the array holds 30"):
+    with pytest.raises(FacecycleError, match="train_crops.csv: lists 23 crops for A_train but the array holds 30"):
         triplet_starts(faces, "A", n_crops=30)
-    pd.read_csv(faces / "boxes.csv").drop(columns="shot").to_csv(tmp_path / "boxes.csv", index=False)
-    with pytest.raises(FacecycleError, match=r"boxes.csv: missing column\(s\) \['shot'\]"):
+    pd.read_csv(faces / "train_crops.csv").drop(columns="shot").to_csv(tmp_path / "train_crops.csv", index=False)
+    with pytest.raises(FacecycleError, match=r"train_crops.csv: missing column\(s\) \['shot'\]"):
         triplet_starts(tmp_path, "A", n_crops=23)
 
 

@@ -35,8 +35,7 @@ def fetched(tmp_path: Path, samples: Path, **trim) -> Path:
 
 def extract(tmp_path: Path, raw: Path, fps=None, out="frames", **data) -> subprocess.CompletedProcess:
     params = tmp_path / "params.yaml"
-    videos = [{"name": name, "domain": domain, "path": "unused"} for name, domain in CLIPS.items()]
-    params.write_text(yaml.safe_dump({"data": {"videos": videos, "fps": fps, **data}}))
+    params.write_text(yaml.safe_dump({"data": {"fps": fps, **data}}))
     return subprocess.run([sys.executable, str(REPO / "stages" / "extract_frames.py"), "--raw", str(raw),
                            "--out", str(tmp_path / out), "--params", str(params)], capture_output=True, text=True)
 
@@ -129,7 +128,8 @@ def test_dvc_repro_runs_fetch_and_extract_then_is_a_no_op(tmp_path, samples):
         (tmp_path / "data" / "samples" / domain).mkdir(parents=True, exist_ok=True)
         shutil.copy(samples / domain / f"{name}.mpg", tmp_path / "data" / "samples" / domain)
     videos = [{"name": n, "domain": d, "path": f"data/samples/{d}/{n}.mpg"} for n, d in CLIPS.items()]
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"videos": videos, "fps": 5, "jpeg_quality": 95}}))
+    (tmp_path / "videos.yaml").write_text(yaml.safe_dump({"videos": videos}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"fps": 5, "jpeg_quality": 95}}))
     sh(tmp_path, "git", "init", "-q")
     sh(tmp_path, "dvc", "init", "-q")
     first = sh(tmp_path, "dvc", "repro", "extract_frames").stdout

@@ -19,7 +19,7 @@ from pipeline.errors import FacecycleError
 from pipeline.fetch import COLUMNS, _DownloadBar, fetch_videos
 from pipeline.params import Video
 from pipeline.video import probe
-from processes import sh
+from processes import ENV, sh
 
 
 def sha256(path: Path) -> str:
@@ -118,10 +118,10 @@ def test_checksum_mismatch_shows_both_digests_and_leaves_no_file(tmp_path, sampl
 
 
 def run_stage(tmp_path: Path, videos: list[dict]) -> subprocess.CompletedProcess:
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"data": {"videos": videos}}))
+    listed = tmp_path / "videos.yaml"
+    listed.write_text(yaml.safe_dump({"videos": videos}))
     return subprocess.run([sys.executable, str(REPO / "stages" / "fetch.py"), "--out", str(tmp_path / "raw"),
-                           "--params", str(params)], capture_output=True, text=True, cwd=tmp_path)
+                           "--videos", str(listed)], capture_output=True, text=True, cwd=tmp_path)
 
 
 def test_stage_writes_videos_csv(tmp_path, samples, server):
@@ -146,21 +146,27 @@ def test_stage_failure_is_one_line_and_leaves_no_output(tmp_path, samples, serve
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("fetch: error: video b: ")
     assert "Traceback" not in result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # no raw/, no temp folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["videos.yaml"]  # no raw/, no temp folder
 
 
 def test_dvc_reruns_fetch_when_a_local_video_in_videos_changes(tmp_path, samples):
-    """videos/ is a dep of fetch: replacing a video there is a change `dvc repro` acts on."""
+    """videos/ is a dep of fetch and each video in it a DVC-tracked file (`dvc add`): replacing one
+    is a change `dvc repro` acts on, before and after it is added again. One not added is refused:
+    `dvc push` would not share it."""
     copy_stages(tmp_path, "fetch")
     shutil.copytree(samples, tmp_path / "data" / "samples")
-    (tmp_path / "videos").mkdir(exist_ok=True)
     shutil.copy(samples / "A" / "bbaf2n.mpg", tmp_path / "videos" / "me.mpg")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
-        {"data": {"videos": [{"name": "me", "domain": "A", "path": "videos/me.mpg"}]}}))
+    (tmp_path / "videos.yaml").write_text(yaml.safe_dump({"videos": [{"name": "me", "domain": "A", "path": "videos/me.mpg"}]}))
     sh(tmp_path, "git", "init", "-q")
     sh(tmp_path, "dvc", "init", "-q")
+    untracked = subprocess.run(["dvc", "repro"], cwd=tmp_path, env=ENV, capture_output=True, text=True)
+    assert untracked.returncode != 0 and ("fetch: error: video me: videos/me.mpg: not tracked by DVC, so `dvc push` "
+                                          "would not share it; run `dvc add videos/me.mpg`") in untracked.stderr
+    sh(tmp_path, "dvc", "add", "videos/me.mpg")
     assert "Running stage 'fetch'" in sh(tmp_path, "dvc", "repro").stdout
     assert "Data and pipelines are up to date." in sh(tmp_path, "dvc", "repro").stdout
     shutil.copy(samples / "A" / "sbat6n.mpg", tmp_path / "videos" / "me.mpg")
+    assert "modified:           videos" in sh(tmp_path, "dvc", "status").stdout
+    sh(tmp_path, "dvc", "add", "videos/me.mpg")
     assert "Running stage 'fetch'" in sh(tmp_path, "dvc", "repro").stdout
     assert (tmp_path / "data" / "raw" / "me.mpg").read_bytes() == (samples / "A" / "sbat6n.mpg").read_bytes()

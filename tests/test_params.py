@@ -1,17 +1,27 @@
-"""Params validation that the stages rely on before any work: one clear line naming `group.key`."""
+"""Validation that the stages rely on before any work: one clear line naming the file, the entry
+and the key (`videos.yaml: videos[0].name: ...`, `params: group.key: ...`)."""
+from pathlib import Path
+
 import pytest
+import yaml
 
 from pipeline.errors import FacecycleError
-from pipeline.params import DataParams, MergeParams, Video
+from pipeline.params import MergeParams, load_videos
 
 
-def data(*names: str) -> DataParams:
-    return DataParams(videos=tuple(Video(name=name, domain="A", path=f"{name}.mp4") for name in names))
+def videos_file(folder: Path, *entries: dict) -> Path:
+    path = folder / "videos.yaml"
+    path.write_text(yaml.safe_dump({"videos": list(entries)}))
+    return path
+
+
+def named(folder: Path, *names: str) -> Path:
+    return videos_file(folder, *({"name": name, "domain": "A", "path": f"{name}.mp4"} for name in names))
 
 
 @pytest.mark.parametrize("name", ["clip_01", "Take-2", "a"])
-def test_video_names_of_letters_digits_underscores_and_dashes_pass(name):
-    data(name).validate()
+def test_video_names_of_letters_digits_underscores_and_dashes_pass(name, tmp_path):
+    assert [v.name for v in load_videos(named(tmp_path, name))] == [name]
 
 
 @pytest.mark.parametrize("name, why", [
@@ -20,30 +30,41 @@ def test_video_names_of_letters_digits_underscores_and_dashes_pass(name):
     ("videos", "taken by the stages' own files"),  # data/frames/videos.csv beside <name>.csv
     ("interview_rec", "taken by the stages' own files"),  # infer writes <video>_rec.npy beside <video>.npy
 ])
-def test_video_names_that_would_collide_or_escape_their_folder_fail(name, why):
-    with pytest.raises(FacecycleError, match=r"params: data\.videos\[0\]\.name: .*" + why):
-        data(name).validate()
+def test_video_names_that_would_collide_or_escape_their_folder_fail(name, why, tmp_path):
+    with pytest.raises(FacecycleError, match=r"videos.yaml: videos\[0\]\.name: .*" + why):
+        load_videos(named(tmp_path, name))
 
 
-def test_names_differing_only_in_case_are_duplicates():
+def test_names_differing_only_in_case_are_duplicates(tmp_path):
     """One file per video, also on file systems where case does not count (macOS, Windows)."""
-    with pytest.raises(FacecycleError, match=r"data\.videos: duplicate names \['Clip', 'clip'\]"):
-        data("clip", "Clip").validate()
+    with pytest.raises(FacecycleError, match=r"videos.yaml: videos: duplicate names \['Clip', 'clip'\]"):
+        load_videos(named(tmp_path, "clip", "Clip"))
 
 
 @pytest.mark.parametrize("video, message", [
-    (Video(name="v", domain="A"), "give exactly one of path or url"),
-    (Video(name="v", domain="A", path="v.mp4", url="http://x/v.mp4"), "give exactly one of path or url"),
-    (Video(name="v", domain="C", path="v.mp4"), "domain: must be A or B"),
-    (Video(name="v", domain="A", path="v.mp4", split="val"), "split: must be train or test"),
-    (Video(name="v", domain="A", path="v.mp4", sha256="abc"), "sha256: must be 64 hex digits"),
-    (Video(name="v", domain="A", path="v.mp4", start=2.0, end=1.0), "end: must be after start"),
+    (dict(name="v", domain="A"), r"videos\[1\]: give exactly one of path or url"),
+    (dict(name="v", domain="A", path="v.mp4", url="http://x/v.mp4"), r"videos\[1\]: give exactly one of path or url"),
+    (dict(name="v", domain="C", path="v.mp4"), r"videos\[1\]\.domain: must be A or B, got 'C'"),
+    (dict(name="v", domain="A", path="v.mp4", split="val"), r"videos\[1\]\.split: must be train or test"),
+    (dict(name="v", domain="A", path="v.mp4", sha256="abc"), r"videos\[1\]\.sha256: must be 64 hex digits"),
+    (dict(name="v", domain="A", path="v.mp4", start=2.0, end=1.0), r"videos\[1\]\.end: must be after start"),
+    (dict(domain="A", path="v.mp4"), r"videos\[1\]: missing key\(s\) \['name'\]"),
+    (dict(name="v", domain="A", path="v.mp4", end="soon"), r"videos\[1\]\.end: must be a number, got 'soon'"),
 ])
-def test_bad_video_entries_name_the_entry_and_the_key(video, message):
-    with pytest.raises(FacecycleError, match=r"data\.videos\[0\]"):
-        DataParams(videos=(video,)).validate()
-    with pytest.raises(FacecycleError, match=message):
-        DataParams(videos=(video,)).validate()
+def test_bad_video_entries_name_the_file_the_entry_and_the_key(video, message, tmp_path):
+    good = dict(name="ok", domain="B", path="ok.mp4")
+    with pytest.raises(FacecycleError, match=r"/videos.yaml: " + message + "[^\\n]*$"):
+        load_videos(videos_file(tmp_path, good, video))
+
+
+def test_an_empty_or_missing_list_is_one_line(tmp_path):
+    with pytest.raises(FacecycleError, match=r"videos.yaml: videos: no videos listed"):
+        load_videos(videos_file(tmp_path))
+    (tmp_path / "videos.yaml").write_text("data: {}\n")
+    with pytest.raises(FacecycleError, match=r"videos.yaml: videos: missing"):
+        load_videos(tmp_path / "videos.yaml")
+    with pytest.raises(FacecycleError, match=r"other.yaml: file not found"):
+        load_videos(tmp_path / "other.yaml")
 
 
 @pytest.mark.parametrize("setting, message", [

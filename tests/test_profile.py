@@ -1,5 +1,5 @@
 """Profiles: params.yaml ships the demo profile, one command switches to the paper settings and back,
-and the training groups validate (including `-S cyclegan.lambda_cyc=5`, an int)."""
+and the training groups validate (including `-S lambda_cyc=5`, an int, read by both)."""
 import subprocess
 import sys
 
@@ -23,9 +23,9 @@ def test_switching_to_paper_and_back_keeps_everything_else(tmp_path):
     params.write_text(original)
     done = subprocess.run([sys.executable, "-m", "pipeline.profile", "paper", "--params", str(params)],
                           capture_output=True, text=True, check=True)
-    assert done.stdout == f"{params}: profile paper (data.load_size, cyclegan, recyclegan, infer.compile, metrics.identity_every, metrics.centroid_frames)\n"
+    assert done.stdout == f"{params}: profile paper (lambda_cyc, data.load_size, cyclegan, recyclegan, infer.compile, metrics.identity_every, metrics.centroid_frames)\n"
     paper, before = yaml.safe_load(params.read_text()), yaml.safe_load(original)
-    assert paper["data"]["load_size"] == 286 and paper["data"]["videos"] == before["data"]["videos"]
+    assert paper["data"]["load_size"] == 286 and paper["lambda_cyc"] == before["lambda_cyc"] == 10
     assert (paper["metrics"]["identity_every"], paper["metrics"]["centroid_frames"]) == (1, None)
     assert paper["metrics"]["face_rect"] == before["metrics"]["face_rect"]
     assert paper["infer"] == {**before["infer"], "compile": True} and before["infer"]["compile"] is False
@@ -37,7 +37,7 @@ def test_switching_to_paper_and_back_keeps_everything_else(tmp_path):
     assert (recyclegan.n_blocks, recyclegan.predictor_downs, recyclegan.pool_size, recyclegan.lambda_identity) == \
         (6, 8, 0, 0)
     assert cyclegan.flip and not recyclegan.flip  # the official loader flips, the authors' triplet loader does not
-    assert "# Samples: GRID corpus" in params.read_text()  # comments survive
+    assert "# One value for both models" in params.read_text()  # comments survive
     apply_profile("demo", params)
     assert params.read_text() == original
 
@@ -45,9 +45,18 @@ def test_switching_to_paper_and_back_keeps_everything_else(tmp_path):
 def test_training_groups_coerce_ints_and_name_unknown_keys_and_bad_values(tmp_path):
     params = tmp_path / "params.yaml"
     groups = yaml.safe_load((REPO / "params.yaml").read_text())
-    groups["cyclegan"]["lambda_cyc"] = 5  # what `dvc exp run -S cyclegan.lambda_cyc=5` writes
+    groups["lambda_cyc"] = 5  # what `dvc exp run -S lambda_cyc=5` writes
     params.write_text(yaml.safe_dump(groups))
-    assert load_group("cyclegan", params).lambda_cyc == 5.0
+    assert load_group("cyclegan", params).lambda_cyc == load_group("recyclegan", params).lambda_cyc == 5.0
+    groups["lambda_cyc"] = -1
+    params.write_text(yaml.safe_dump(groups))
+    with pytest.raises(FacecycleError, match=r"^params: lambda_cyc: must be >= 0, got -1.0$"):
+        load_group("recyclegan", params)
+    groups["lambda_cyc"], groups["cyclegan"]["lambda_cyc"] = 5, 20  # a second key for the one number
+    params.write_text(yaml.safe_dump(groups))
+    with pytest.raises(FacecycleError, match=r"cyclegan.lambda_cyc: set the top-level lambda_cyc instead"):
+        load_group("cyclegan", params)
+    del groups["cyclegan"]["lambda_cyc"]
     groups["recyclegan"]["crop_size"] = 96
     params.write_text(yaml.safe_dump(groups))
     with pytest.raises(FacecycleError, match=r"recyclegan.crop_size: must be a multiple of 2\*\*predictor_downs = 64"):
@@ -58,7 +67,7 @@ def test_training_groups_coerce_ints_and_name_unknown_keys_and_bad_values(tmp_pa
         load_group("cyclegan", params)
     groups["cyclegan"]["upsample"], groups["cyclegan"]["lamda_cyc"] = "resize", 5  # a typo of lambda_cyc
     params.write_text(yaml.safe_dump(groups))
-    with pytest.raises(FacecycleError, match=r"cyclegan: unknown key\(s\) \['lamda_cyc'\]; known: \[.*'lambda_cyc'"):
+    with pytest.raises(FacecycleError, match=r"cyclegan: unknown key\(s\) \['lamda_cyc'\]; known: \[.*'lambda_identity'"):
         load_group("cyclegan", params)
 
 
@@ -69,7 +78,7 @@ def profile_command(params, *args: str) -> subprocess.CompletedProcess:
 
 def test_bad_params_files_are_one_line_errors_and_stay_as_they_were(tmp_path):
     done = profile_command(tmp_path / "missing.yaml", "paper")
-    assert done.returncode == 1 and done.stderr.strip().endswith("missing.yaml: params file not found")
+    assert done.returncode == 1 and done.stderr.strip().endswith("missing.yaml: file not found")
     assert "Traceback" not in done.stderr
 
     params = tmp_path / "params.yaml"
@@ -78,11 +87,11 @@ def test_bad_params_files_are_one_line_errors_and_stay_as_they_were(tmp_path):
     done = profile_command(params)  # which profile: an empty group matches none
     assert done.returncode == 0 and done.stdout.endswith("custom (matches no profile)\n")
 
-    groups["data"]["videos"][0]["name"] = "two words"  # invalid: the switched file would not validate
+    groups["metrics"]["face_rect"] = "oval"  # invalid: the switched file would not validate
     params.write_text(yaml.safe_dump(groups))
     before = params.read_text()
     done = profile_command(params, "paper")
-    assert done.returncode == 1 and "data.videos[0].name" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 1 and "metrics.face_rect" in done.stderr and "Traceback" not in done.stderr
     assert params.read_text() == before
 
 

@@ -38,7 +38,8 @@ def test_shell_syntax_in_paths_and_urls_runs_nothing_and_in_names_is_refused(tmp
     clip.write_bytes((samples / "A" / "bbaf2n.mpg").read_bytes())
     videos = [{"name": "local", "domain": "A", "path": str(clip)},
               {"name": "url", "domain": "B", "url": f"{server}/sbat6n.mpg?q={SHELL}"}]
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"videos": videos, "fps": 5}}))
+    (tmp_path / "videos.yaml").write_text(yaml.safe_dump({"videos": videos}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"fps": 5}}))
     for argv in (["fetch", "--out", "raw"], ["extract_frames", "--raw", "raw", "--out", "frames"]):
         done = stage(tmp_path, *argv)
         assert done.returncode == 0, done.stderr
@@ -52,8 +53,8 @@ def test_shell_syntax_in_paths_and_urls_runs_nothing_and_in_names_is_refused(tmp
     with av.open(str(out)) as merged:
         assert [s.type for s in merged.streams] == ["video", "audio"]
 
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"videos": [dict(videos[0], name=SHELL)]}}))
+    (tmp_path / "videos.yaml").write_text(yaml.safe_dump({"videos": [dict(videos[0], name=SHELL)]}))
     refused = stage(tmp_path, "fetch", "--out", "named")  # a name becomes file names in every stage
-    assert refused.returncode == 1 and "data.videos[0].name" in refused.stderr.strip().splitlines()[-1]
+    assert refused.returncode == 1 and "videos.yaml: videos[0].name" in refused.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "named").exists()
     assert not list(tmp_path.rglob("pwned"))

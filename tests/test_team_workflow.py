@@ -1,10 +1,13 @@
-"""dvc.yaml as a team uses it, with real DVC commands in temporary git repos.
+"""dvc.yaml as a team uses it, with real DVC commands in temporary git repos (docs/team.md).
 
 The whole pipeline runs once on about a second of three real GRID clips (32 px crops, the tiny
 nets of conftest.GROUPS) and is pushed to a folder remote. A teammate's clone pulls the models
-and runs only inference; a queued sweep reruns CycleGAN and what follows it, nothing else. A
-training stage killed with SIGKILL resumes under `dvc repro` and `dvc exp run` and ends with the
-weights of an uninterrupted run.
+and runs only inference; forced reruns of every stage write the same bytes; `dvc exp run -S
+lambda_cyc=5` retrains both models and what follows them; a queued sweep of a CycleGAN param reruns
+CycleGAN and what follows it, nothing else; an own video in videos/ travels through the remote
+when added, replaced and removed, and retrains nothing as a test video. A training stage killed
+with SIGKILL resumes under `dvc repro` and `dvc exp run` and ends with the weights of an
+uninterrupted run.
 """
 import json
 import re
@@ -22,11 +25,26 @@ from processes import commit, kill_once_saved, sh
 
 CLIPS = [("bbaf2n", "A", "train", 1.0), ("sbat6n", "A", "test", 1.0), ("brbk7n", "B", None, 1.2)]  # name, domain, split, end
 MODELS = ("cyclegan", "recyclegan")
+# the .gitignore files a clone of the project has, DVC's own ones included
+SHIPPED_IGNORES = (".gitignore", "data/.gitignore", "data/translated/.gitignore", "results/.gitignore",
+                   "models/.gitignore")
+COMMIT_STEP = ("git", "add", "dvc.lock", "metrics", "logs")  # docs/team.md: what `dvc repro` leaves for git
+EXP_SHOW = ("dvc", "exp", "show", "--only-changed", "--drop", r"Created|train\.|.*/")  # docs/team.md
+UP_TO_DATE = "Data and pipelines are up to date."
+NO_TRAINING = ["fetch", "extract_frames", "crop_faces", "infer", "merge_video", "metrics"]
 
 
 def ran(output: str) -> list[str]:
     """The stages a dvc command ran, in order."""
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+
+
+def share(repo: Path, message: str, *paths: str) -> None:
+    """The docs' commit step after `dvc repro` (with `paths` besides), then `dvc push`; nothing is left for git."""
+    sh(repo, *COMMIT_STEP, *paths)
+    sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message)
+    assert sh(repo, "git", "status", "--porcelain").stdout == ""
+    sh(repo, "dvc", "push")
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +54,18 @@ def team(tmp_path_factory):
     lead, remote = root / "lead", root / "remote"
     lead.mkdir()
     stages = copy_stages(lead)
-    shutil.copy(REPO / ".gitignore", lead / ".gitignore")
+    for ignore in SHIPPED_IGNORES:
+        (lead / ignore).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / ignore, lead / ignore)
     videos = []
     for name, domain, split, end in CLIPS:
         clip = Path("data/samples") / domain / f"{name}.mpg"
         (lead / clip).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / clip, lead / clip)
         videos.append(dict(name=name, domain=domain, path=str(clip), start=0, end=end, **({"split": split} if split else {})))
-    params = yaml.safe_load((REPO / "params.yaml").read_text())  # every key, so `-S group.key=` finds it
-    params["data"].update(videos=videos, load_size=32)
+    (lead / "videos.yaml").write_text(yaml.safe_dump({"videos": videos}, default_flow_style=None, sort_keys=False))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())  # every key, so `-S key=` finds it
+    params["data"].update(load_size=32)
     for group, values in GROUPS.items():
         params[group].update(values)
     params["infer"]["device"] = "cpu"
@@ -54,11 +75,10 @@ def team(tmp_path_factory):
     sh(lead, "git", "init", "-q")
     sh(lead, "dvc", "init", "-q")
     shutil.copy(REPO / ".dvc" / "config", lead / ".dvc" / "config")
-    sh(lead, "dvc", "remote", "add", "-d", "team", str(remote))  # README: the one command a team runs
+    sh(lead, "dvc", "remote", "add", "-d", "team", str(remote))  # docs/team.md: the one command a team runs
     commit(lead, "pipeline")
     assert sorted(ran(sh(lead, "dvc", "repro").stdout)) == sorted(stages)
-    commit(lead, "trained")
-    sh(lead, "dvc", "push")
+    share(lead, "trained")
     return lead
 
 
@@ -81,7 +101,22 @@ def test_teammate_pulls_the_models_and_runs_only_inference(team, tmp_path):
         assert (mate / weights).read_bytes() == (team / weights).read_bytes()
         assert (mate / "results" / model / "sbat6n.mp4").stat().st_size > 0
     assert (mate / "results" / "compare" / "brbk7n.mp4").exists()
-    assert "Data and pipelines are up to date." in sh(mate, "dvc", "repro").stdout
+    assert UP_TO_DATE in sh(mate, "dvc", "repro").stdout
+    assert sh(mate, "git", "status", "--porcelain").stdout == "", sh(mate, "git", "diff").stdout  # the lead's bytes
+
+
+def test_every_stage_rerun_on_the_same_inputs_writes_the_same_bytes(team, tmp_path):
+    """A teammate reruns everything, training included (no checkpoint in a clone): dvc.lock, the
+    metrics and logs in git and every result file come out as the lead's."""
+    mate = clone(team, tmp_path / "mate")
+    sh(mate, "dvc", "pull")
+    before = {p: p.read_bytes() for p in sorted((mate / "results").rglob("*")) + sorted((mate / "metrics").rglob("*"))
+              if p.is_file()}
+    assert any(p.suffix == ".mp4" for p in before) and any(p.name == "summary.json" for p in before)
+    forced = sh(mate, "dvc", "repro", "--force")
+    assert sorted(ran(forced.stdout)) == sorted(yaml.safe_load((mate / "dvc.yaml").read_text())["stages"])
+    assert sh(mate, "git", "status", "--porcelain").stdout == "", sh(mate, "git", "diff").stdout
+    assert {p: p.read_bytes() for p in before} == before
 
 
 def exp_rows(repo: Path) -> tuple[dict, list[dict]]:
@@ -93,22 +128,121 @@ def exp_rows(repo: Path) -> tuple[dict, list[dict]]:
     return row(baseline["data"]), [row(exp["data"]) for branch in baseline["experiments"] for exp in branch["revs"]]
 
 
+def test_lambda_cyc_sets_both_models_and_exp_show_fits_a_terminal(team, tmp_path):
+    mate = clone(team, tmp_path / "mate")
+    sh(mate, "dvc", "pull")
+    run = sh(mate, "dvc", "exp", "run", "-S", "lambda_cyc=5")
+    stages = ran(run.stdout)
+    assert sorted(stages[:2]) == ["train_cyclegan", "train_recyclegan"]
+    assert stages[2:] == ["infer", "merge_video", "metrics"]
+    assert "other settings" not in run.stderr  # a clone has no checkpoints: both trainings start at step 0
+    params = yaml.safe_load((mate / "params.yaml").read_text())
+    assert params == dict(yaml.safe_load((team / "params.yaml").read_text()), lambda_cyc=5)
+
+    baseline, (experiment,) = exp_rows(mate)
+    assert experiment["params"]["lambda_cyc"] == 5 and baseline["params"]["lambda_cyc"] == 10
+    base, scores = (row["metrics"]["metrics/summary.json"] for row in (baseline, experiment))
+    for model in MODELS:
+        assert scores[model]["warping_error"] != base[model]["warping_error"], model
+
+    shown = sh(mate, *EXP_SHOW).stdout
+    lines = shown.splitlines()
+    assert max(len(line) for line in lines) <= 160 and "…" not in shown, shown
+    header = lines[1].split()  # the swept param and the summary figures that moved, nothing else
+    figures = {f"{model}.{figure}" for model in MODELS for figure in ("warping_error", "identity_share")}
+    assert header[0] == "Experiment" and {"lambda_cyc", "cyclegan.warping_error", "recyclegan.warping_error"} <= set(header)
+    assert set(header) <= {"Experiment", "lambda_cyc"} | figures
+
+
+def test_exp_run_set_rewrites_one_line_of_the_shipped_params(tmp_path):
+    """`-S lambda_cyc=5` on params.yaml as shipped changes that line alone, its comment kept."""
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"weight": {
+        "cmd": "python -c \"import yaml; print(yaml.safe_load(open('params.yaml'))['lambda_cyc'])\" > weight.txt",
+        "params": ["lambda_cyc"], "outs": ["weight.txt"]}}}))
+    sh(tmp_path, "git", "init", "-q")
+    sh(tmp_path, "dvc", "init", "-q")
+    commit(tmp_path, "init")
+    sh(tmp_path, "dvc", "exp", "run", "-S", "lambda_cyc=5")
+    assert (tmp_path / "weight.txt").read_text() == "5\n"
+    diff = sh(tmp_path, "git", "diff", "-U0", "params.yaml").stdout.splitlines()
+    assert [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")] == [
+        "-lambda_cyc: 10.0         # weight of the cycle-consistency terms of both models (both papers: 10)",
+        "+lambda_cyc: 5            # weight of the cycle-consistency terms of both models (both papers: 10)"]
+
+
 def test_queued_sweep_reruns_cyclegan_and_what_follows_only(team, tmp_path):
     mate = clone(team, tmp_path / "mate")
     sh(mate, "dvc", "pull")
-    assert "Data and pipelines are up to date." in sh(mate, "dvc", "repro").stdout
-    queued = sh(mate, "dvc", "exp", "run", "--queue", "-S", "cyclegan.lambda_cyc=5,20")
+    assert UP_TO_DATE in sh(mate, "dvc", "repro").stdout
+    queued = sh(mate, "dvc", "exp", "run", "--queue", "-S", "cyclegan.lambda_identity=0.25,1")
     assert queued.stdout.count("Queued experiment") == 2
     run = sh(mate, "dvc", "exp", "run", "--run-all")
     assert ran(run.stdout) == ["train_cyclegan", "infer", "merge_video", "metrics", "results_page"] * 2
 
     baseline, experiments = exp_rows(mate)
-    assert sorted(exp["params"]["cyclegan"]["lambda_cyc"] for exp in experiments) == [5, 20]
-    base = baseline["metrics"]["metrics/translation.json"]
+    assert sorted(exp["params"]["cyclegan"]["lambda_identity"] for exp in experiments) == [0.25, 1]
+    base = baseline["metrics"]["metrics/summary.json"]
     for exp in experiments:
-        scores = exp["metrics"]["metrics/translation.json"]
+        scores = exp["metrics"]["metrics/summary.json"]
         assert scores["recyclegan"] == base["recyclegan"]  # not retrained: same weights, same scores
-        assert scores["cyclegan"]["A2B"]["warping_error"] != base["cyclegan"]["A2B"]["warping_error"]
+        assert scores["cyclegan"]["warping_error"] != base["cyclegan"]["warping_error"]
+
+
+def set_own_video(repo: Path, listed: bool) -> None:
+    """List the own video `own` in videos.yaml as a test video, or take it off the list."""
+    videos = [v for v in yaml.safe_load((repo / "videos.yaml").read_text())["videos"] if v["name"] != "own"]
+    if listed:
+        videos.append({"name": "own", "domain": "A", "path": "videos/own.mpg", "split": "test", "end": 1.0})
+    (repo / "videos.yaml").write_text(yaml.safe_dump({"videos": videos}, default_flow_style=None, sort_keys=False))
+
+
+def teammate_is_up_to_date(mate: Path) -> None:
+    """docs/team.md: `git pull`, `git clean -f videos` (a video the lead removed), `dvc pull`; then nothing to run."""
+    sh(mate, "git", "pull", "-q")
+    sh(mate, "git", "clean", "-f", "videos")
+    sh(mate, "dvc", "pull")
+    assert UP_TO_DATE in sh(mate, "dvc", "status").stdout
+    assert UP_TO_DATE in sh(mate, "dvc", "repro").stdout
+    assert sh(mate, "git", "status", "--porcelain").stdout == ""
+
+
+def test_an_own_video_travels_with_the_project_and_as_a_test_video_retrains_nothing(team, tmp_path):
+    """The lead adds an own video in videos/ (`dvc add`), replaces it and removes it; each time a fresh
+    teammate clone or pull gets it with `dvc pull`, and neither model is retrained."""
+    lead = clone(team, tmp_path / "lead")
+    sh(lead, "dvc", "pull")
+    weights = {m: (lead / "models" / m / "generators.safetensors").read_bytes() for m in MODELS}
+    shutil.copy(REPO / "data/samples/A/sgib8n.mpg", lead / "videos" / "own.mpg")
+    sh(lead, "dvc", "add", "videos/own.mpg")
+    set_own_video(lead, listed=True)
+    assert ran(sh(lead, "dvc", "repro").stdout) == NO_TRAINING
+    assert (lead / "results" / "cyclegan" / "own.mp4").exists()
+    share(lead, "own video", "videos.yaml", "videos/own.mpg.dvc", "videos/.gitignore")
+
+    mate = clone(lead, tmp_path / "mate")
+    sh(mate, "dvc", "pull")
+    assert UP_TO_DATE in sh(mate, "dvc", "status").stdout
+    assert UP_TO_DATE in sh(mate, "dvc", "repro").stdout
+    assert (mate / "videos" / "own.mpg").read_bytes() == (REPO / "data/samples/A/sgib8n.mpg").read_bytes()
+
+    shutil.copy(REPO / "data/samples/A/srao1a.mpg", lead / "videos" / "own.mpg")  # replaced
+    sh(lead, "dvc", "add", "videos/own.mpg")
+    assert ran(sh(lead, "dvc", "repro").stdout) == NO_TRAINING
+    share(lead, "own video replaced", "videos/own.mpg.dvc")
+    teammate_is_up_to_date(mate)
+    assert (mate / "videos" / "own.mpg").read_bytes() == (REPO / "data/samples/A/srao1a.mpg").read_bytes()
+
+    sh(lead, "dvc", "remove", "videos/own.mpg.dvc")  # removed
+    (lead / "videos" / "own.mpg").unlink()
+    set_own_video(lead, listed=False)
+    assert ran(sh(lead, "dvc", "repro").stdout) == NO_TRAINING
+    assert not (lead / "results" / "cyclegan" / "own.mp4").exists()
+    share(lead, "own video removed", "videos", "videos.yaml")  # `git add <folder>` stages deletions too
+    teammate_is_up_to_date(mate)
+    assert not (mate / "videos" / "own.mpg").exists()
+    for model in MODELS:
+        assert (mate / "models" / model / "generators.safetensors").read_bytes() == weights[model]
 
 
 def tensors(repo: Path) -> dict[str, torch.Tensor]:

@@ -25,10 +25,10 @@ from real_crops import write_faces
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def params_file(path: Path, **changes) -> Path:
-    """A params.yaml with the tiny groups; `changes` as group=dict(key=value)."""
+def params_file(path: Path, lambda_cyc: float = 10.0, **changes) -> Path:
+    """A params.yaml with `lambda_cyc` and the tiny groups; `changes` as group=dict(key=value)."""
     groups = {name: dict(values, **changes.get(name, {})) for name, values in GROUPS.items()}
-    path.write_text(yaml.safe_dump(groups))
+    path.write_text(yaml.safe_dump({"lambda_cyc": lambda_cyc, **groups}))
     return path
 
 
@@ -134,10 +134,10 @@ def test_changed_params_or_inputs_start_over_and_unchanged_ones_resume(tiny_face
     assert f"at step {steps}" in capsys.readouterr().err
     assert all(torch.equal(v, checkpoint(tmp_path)["networks"][k]) for k, v in first["networks"].items())
 
-    changed = params_file(tmp_path / "params.yaml", cyclegan=dict(short, lambda_cyc=5))
+    changed = params_file(tmp_path / "params.yaml", lambda_cyc=5, cyclegan=short)
     train_into("cyclegan", changed, tiny_faces, tmp_path)
     err = capsys.readouterr().err
-    assert "other settings (cyclegan.lambda_cyc 10.0 -> 5.0); starting over" in err
+    assert "other settings (lambda_cyc 10.0 -> 5.0); starting over" in err
     assert checkpoint(tmp_path)["step"] == steps
 
     other = tmp_path / "faces"

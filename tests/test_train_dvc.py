@@ -1,5 +1,5 @@
 """The two train stages of dvc.yaml in a temporary git + DVC repo, on real GRID crops: `dvc repro`,
-metrics and plots for `dvc metrics/plots/exp show`, `dvc exp run -S cyclegan.lambda_cyc=5`
+metrics and plots for `dvc metrics/plots/exp show`, `dvc exp run -S cyclegan.lambda_identity=0.25`
 rerunning CycleGAN only, and a checkpoint (git-ignored, not a DVC output) that a forced rerun resumes from."""
 import json
 
@@ -26,13 +26,13 @@ def test_train_stages_run_log_and_resume_under_dvc(train_repo):
         assert (train_repo / "checkpoints" / model / "checkpoint.pt").exists()
         sh(train_repo, "git", "check-ignore", "-q", f"checkpoints/{model}/checkpoint.pt")
     assert sh(train_repo, "git", "ls-files", "checkpoints").stdout == ""  # `git add -A` left the checkpoints out
-    run = sh(train_repo, "dvc", "exp", "run", "-S", "cyclegan.lambda_cyc=5")
+    run = sh(train_repo, "dvc", "exp", "run", "-S", "cyclegan.lambda_identity=0.25")
     assert "Running stage 'train_cyclegan'" in run.stdout and "Running stage 'train_recyclegan'" not in run.stdout
-    assert "other settings (cyclegan.lambda_cyc 10.0 -> 5.0); starting over" in run.stderr
+    assert "other settings (cyclegan.lambda_identity 0.5 -> 0.25); starting over" in run.stderr
     experiments = json.loads(sh(train_repo, "dvc", "exp", "show", "--json").stdout)
-    lambdas = [exp["data"]["params"]["params.yaml"]["data"]["cyclegan"]["lambda_cyc"]
+    weights = [exp["data"]["params"]["params.yaml"]["data"]["cyclegan"]["lambda_identity"]
                for rev in experiments for branch in rev.get("experiments") or [] for exp in branch["revs"]]
-    assert lambdas == [5]
+    assert weights == [0.25]
 
     forced = sh(train_repo, "dvc", "repro", "--force", "--single-item", "train_cyclegan")
     # DVC leaves the undeclared checkpoint alone:
