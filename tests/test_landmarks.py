@@ -76,7 +76,7 @@ def hard_clips(robustness, samples, tmp_path_factory):
     for video in videos:
         (root / "raw" / Path(video["path"]).name).symlink_to(video["path"])
     frames = write_frames(root / "frames", videos)
-    crop_faces(frames, root / "faces", DataParams(videos=(), load_size=72))
+    crop_faces(frames, root / "faces", DataParams(load_size=72))
     return root
 
 

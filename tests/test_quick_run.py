@@ -72,7 +72,8 @@ def lead(tmp_path_factory, samples):
         videos.append(dict(name=name, domain=domain, path=str(clip), start=0, end=1.0,
                            **({"split": split} if split else {})))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["data"].update(videos=videos, load_size=36)
+    (repo / "videos.yaml").write_text(yaml.safe_dump({"videos": videos}, sort_keys=False))
+    params["data"].update(load_size=36)
     for group, values in GROUPS.items():
         params[group].update(values, n_epochs=0.5, n_epochs_decay=0.5)
     params["merge"].update(crf=30, sheet_frames=1)
