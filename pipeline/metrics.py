@@ -20,10 +20,10 @@ from pipeline.crop_outputs import load_crop_array, load_crops, read_boxes
 from pipeline.errors import FacecycleError
 from pipeline.identity import FaceDescriber
 from pipeline.identity_scores import centroid, frechet_distance, identity_transfer
+from pipeline.model_size import at_model_size
 from pipeline.motion_fidelity import FaceMotion, motion_fidelity
 from pipeline.params import MODELS, MetricsParams
 from pipeline.reconstruction import psnr, ssim
-from pipeline.runtime import at_model_size
 from pipeline.spread import evenly
 from pipeline.stabilise import TEMPORAL
 from pipeline.temporal import consecutive_pairs, input_motion, tof, warping_error

@@ -172,8 +172,8 @@ class InferParams:
     device: str = "auto"  # auto (CUDA when present), cuda or cpu
     compile: bool = False  # torch.compile the generators: 2-3x on CUDA, one compile per model first
     temporal: str = "none"  # none: each frame translated on its own; flow: stabilised along the input's motion
-    temporal_window: int = 2  # frames on each side averaged into each frame (flow)
-    temporal_sigma: float = 4.0  # input change (8-bit levels) at which a neighbour's weight falls to 0.61 (flow)
+    temporal_window: int = 3  # frames on each side averaged into each frame (flow)
+    temporal_sigma: float = 8.0  # input change (8-bit levels) at which a neighbour's weight falls to 0.61 (flow)
     temporal_flow: str = "medium"  # OpenCV DIS preset of the stabiliser's flow (flow)
 
     def validate(self) -> None:

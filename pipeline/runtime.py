@@ -106,12 +106,3 @@ def to_model_input(crops: torch.Tensor, size: int) -> torch.Tensor:
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """[B, 3, H, W] in [-1, 1] -> [B, H, W, 3] uint8."""
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-def at_model_size(crops: np.ndarray, size: int, chunk: int = 64) -> np.ndarray:
-    """Crops [N, S, S, 3] as the model was given them at `size` px (the infer stage's resize, back
-    in uint8), so a reconstruction is scored against its real input, not another resampling of it."""
-    if crops.shape[1:3] == (size, size):
-        return crops
-    return np.concatenate([to_uint8(to_model_input(torch.from_numpy(np.ascontiguousarray(crops[i:i + chunk])), size))
-                           for i in range(0, len(crops), chunk)])

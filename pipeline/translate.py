@@ -21,8 +21,9 @@ from tqdm import tqdm
 from pipeline.atomic import atomic_dir
 from pipeline.crop_outputs import load_crops, read_boxes
 from pipeline.errors import FacecycleError
+from pipeline.model_size import at_model_size
 from pipeline.nets import ResnetGenerator
-from pipeline.runtime import StepOptions, at_model_size, check_compiler, to_model_input, to_uint8
+from pipeline.runtime import StepOptions, check_compiler, to_model_input, to_uint8
 from pipeline.stabilise import TEMPORAL, Stabiliser
 
 WEIGHTS, ARCHITECTURE = "generators.safetensors", "architecture.json"

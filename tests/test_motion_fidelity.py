@@ -5,7 +5,7 @@ import pytest
 
 from pipeline.identity import FaceDescriber
 from pipeline.motion_fidelity import FaceMotion, correlation, motion_fidelity
-from pipeline.runtime import at_model_size
+from pipeline.model_size import at_model_size
 from translation_layout import MARGIN, grid_crops
 
 DELAY = 5

@@ -7,12 +7,12 @@ import pytest
 from decoders import decode
 from pipeline.faces import scene_cuts, shot_ids
 from pipeline.reconstruction import psnr
-from pipeline.runtime import at_model_size
+from pipeline.model_size import at_model_size
 from pipeline.stabilise import Stabiliser, segments
 from pipeline.temporal import consecutive_pairs, input_motion, warping_error
 from translation_layout import grid_crops
 
-STABILISER = Stabiliser(window=2, sigma=4.0)  # params.yaml's infer.temporal_* values
+STABILISER = Stabiliser(window=3, sigma=8.0)  # params.yaml's infer.temporal_* values
 
 
 @pytest.fixture(scope="module")
