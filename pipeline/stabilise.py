@@ -5,8 +5,8 @@ flicker (Bonneel et al., SIGGRAPH Asia 2015, and Lai et al., ECCV 2018, remove i
 with the input video's motion). Here each translated frame t becomes a weighted mean of the
 translated frames t-w..t+w of its segment, each warped onto frame t along the INPUT crops' optical
 flow. A neighbour's pixel counts as far as the INPUT neighbour, warped the same way, matches input
-frame t there (a Gaussian of their squared difference averaged over a 5x5 patch, `sigma` in 8-bit
-levels). Where the input changed (the mouth opens), or the flow is wrong (occlusion, a face
+frame t near there (a Gaussian of their squared difference, averaged over 3x3 px and the largest
+within 5x5 px, `sigma` in 8-bit levels). Where the input changed (the mouth opens), or the flow is wrong (occlusion, a face
 leaving the crop), the neighbours get no weight and frame t keeps its own translation: real
 change is kept, output change where the input stood still (flicker) is averaged away. This one
 photometric test stands in for a forward-backward flow check (which measured no better, and
@@ -31,7 +31,7 @@ from pipeline.temporal import warp
 DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}  # the names of params.FLOW_PRESETS
 TEMPORAL = "temporal.json"  # infer writes it beside the crops: which temporal mode <video>.npy holds
-PATCH = 5  # side of the box over which input differences are averaged (robust to single-pixel noise)
+SPREAD = 5  # side of the square over which the largest input change near a pixel is taken
 
 
 def segments(frame: np.ndarray, shot: np.ndarray) -> Iterator[tuple[int, int]]:
@@ -44,7 +44,9 @@ def segments(frame: np.ndarray, shot: np.ndarray) -> Iterator[tuple[int, int]]:
 
 
 class FlowCache:
-    """DIS flow between input frames i and j (uint8 RGB), each pair computed once while in use."""
+    """Flow between input frames i and j (uint8 RGB), each pair computed once while in use: DIS between
+    neighbours, composed along the frames between them for farther pairs (one DIS flow per pair of
+    neighbours and direction instead of one per pair in the window)."""
 
     def __init__(self, inputs: np.ndarray, preset: str):
         self.gray = [cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2GRAY) for im in inputs]
@@ -53,15 +55,22 @@ class FlowCache:
 
     def __call__(self, i: int, j: int) -> np.ndarray:
         if (i, j) not in self.flows:
-            self.flows[(i, j)] = self.dis.calc(self.gray[i], self.gray[j], None)
+            if abs(j - i) == 1:
+                self.flows[(i, j)] = self.dis.calc(self.gray[i], self.gray[j], None)
+            else:
+                step = i + (1 if j > i else -1)
+                first = self(i, step)
+                self.flows[(i, j)] = first + warp(self(step, j), first)
         return self.flows[(i, j)]
 
     def forget_before(self, row: int) -> None:
         self.flows = {k: v for k, v in self.flows.items() if min(k) >= row}
 
 
-def _local_mean(image: np.ndarray) -> np.ndarray:
-    return cv2.blur(image, (PATCH, PATCH), borderType=cv2.BORDER_REFLECT)
+def _near_change(squared: np.ndarray) -> np.ndarray:
+    """The largest 3x3 mean of `squared` within SPREAD px: a change anywhere near a pixel (a lip edge
+    that moved) counts at the pixel, so motion edges keep their own frame."""
+    return cv2.dilate(cv2.blur(squared, (3, 3), borderType=cv2.BORDER_REFLECT), np.ones((SPREAD, SPREAD), np.uint8))
 
 
 def stabilise_frame(t: int, rows: range, outputs: np.ndarray, inputs: np.ndarray, flow: FlowCache,
@@ -75,7 +84,7 @@ def stabilise_frame(t: int, rows: range, outputs: np.ndarray, inputs: np.ndarray
             continue
         forward = flow(t, k)
         both = warp(np.concatenate([inputs[k], outputs[k]], axis=-1).astype(np.float32), forward)
-        difference = _local_mean(((both[..., :3] - own_in) ** 2).mean(axis=-1))
+        difference = _near_change(((both[..., :3] - own_in) ** 2).mean(axis=-1))
         w = np.exp(-difference / (2 * sigma ** 2)).astype(np.float32)
         total += w[..., None] * both[..., 3:]
         weight += w
