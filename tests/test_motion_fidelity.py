@@ -45,7 +45,7 @@ def test_a_frozen_face_scores_about_zero(clip, source, measure):
 def test_a_mouth_five_frames_late_scores_less(clip, source, measure):
     delayed = measure(np.concatenate([np.repeat(clip[:1], DELAY, axis=0), clip[:-DELAY]]))
     late, = motion_fidelity(delayed, source, one_shot(clip))[:1]
-    assert late < 0.7  # measured 0.2
+    assert late < 0.7  # measured 0.64
     assert late < motion_fidelity(measure(clip), source, one_shot(clip))[0]
 
 

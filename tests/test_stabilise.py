@@ -36,7 +36,7 @@ def test_segments_break_at_cuts_and_gaps():
 def test_a_translator_that_returns_its_input_comes_out_unchanged(clip):
     """The option never invents motion: the input itself (a translator that changes nothing) stays
     within 40 dB of itself."""
-    assert psnr(clip, stabilised(clip, clip, *one_shot(len(clip)))) >= 40  # measured 49 dB
+    assert psnr(clip, stabilised(clip, clip, *one_shot(len(clip)))) >= 40  # measured 47.5 dB
 
 
 def test_independent_noise_per_frame_loses_at_least_half_its_warping_error(clip):
@@ -47,7 +47,7 @@ def test_independent_noise_per_frame_loses_at_least_half_its_warping_error(clip)
     motion = input_motion(clip, consecutive_pairs(frame, shot))
     before = warping_error(noisy, motion)
     after = warping_error(stabilised(noisy, clip, frame, shot), motion)
-    assert after <= before / 2  # measured 0.05x
+    assert after <= before / 2  # measured 0.03x
     assert psnr(clip, stabilised(noisy, clip, frame, shot)) > psnr(clip, noisy)  # the noise went, not the face
 
 
