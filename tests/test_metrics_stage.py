@@ -91,6 +91,7 @@ def test_stage_reports_what_each_stand_in_model_does(repro):
 
 @pytest.mark.parametrize("damage, message", [
     (lambda root: (root / "data/translated/recyclegan/sbat6n_rec.npy").unlink(), "sbat6n_rec.npy: not found"),
+    (lambda root: (root / "data/translated/cyclegan/temporal.json").unlink(), "temporal.json: not found"),
     (lambda root: np.save(root / "data/translated/cyclegan/lrwp9a.npy", np.zeros((3, 72, 72, 3), np.uint8)),
      "lrwp9a.npy: 3 crops, but boxes.csv lists 16 faces for it"),
     (lambda root: (root / "params.yaml").write_text((root / "params.yaml").read_text().replace(
