@@ -3,7 +3,10 @@ clips or on videos you name (at least two; they take domains A and B in turn).
 
 Decode is pipeline.video.iter_frames alone (the floor); extract is the extract_frames stage's work
 (decode + JPEG-encoding into the frame store, whose size it prints against raw frames); crop is the crop_faces stage's work (cuts, sparse detection, tracking,
-crops) with `data.detect_every` from params.yaml and, for comparison, with the detector on every frame.
+crops, and the 68 landmarks of the test faces) with `data.detect_every` and `data.test_share` from
+params.yaml (each clip's test segment) and, for comparison, with the detector on every frame.
+The landmarks' share of crop_faces is timed on its own over the same test faces (the shared CPU
+slows whole runs by different amounts; the two timings are taken back to back).
 
     python bench/data_speed.py [--repeat 3] [--videos a.mp4 b.mp4 ...]
 """
@@ -12,10 +15,14 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.crop import crop_faces
+from pipeline.crop_outputs import read_boxes
+from pipeline.frame_outputs import load_frames, read_videos
 from pipeline.frames import extract_frames
+from pipeline.landmarks import shape_predictor, predict_landmarks
 from pipeline.params import load_group
 from pipeline.video import iter_frames, probe
 from timing import best_seconds  # bench/, beside this script
@@ -26,6 +33,20 @@ REPO = Path(__file__).resolve().parents[1]
 def rate(work, frames: int, repeat: int) -> float:
     """Frames per second of the fastest of `repeat` runs of work()."""
     return frames / best_seconds(work, repeat)
+
+
+def landmark_seconds(frames_dir: Path, faces_dir: Path, margin: float, repeat: int) -> tuple[float, float, int]:
+    """Seconds to load the 68-point model and to predict the landmarks of every test face of `faces_dir`
+    (frames decoded beforehand), and the number of those faces."""
+    rows = read_boxes(faces_dir, "test")
+    rows = rows[rows["face"]]
+    frames = read_videos(frames_dir).set_index("name")["frames"]
+    work = []
+    for video, group in rows.groupby("video"):
+        store, _ = load_frames(frames_dir, video, int(frames[video]))
+        work += [(np.asarray(frame), r.cx, r.cy, r.size) for frame, r in zip(store.iter_at(group["frame"]), group.itertuples())]
+    load = best_seconds(lambda: (shape_predictor.cache_clear(), shape_predictor()), 1)
+    return load, best_seconds(lambda: [predict_landmarks(f, cx, cy, size, margin) for f, cx, cy, size in work], repeat), len(work)
 
 
 def main() -> None:
@@ -44,7 +65,7 @@ def main() -> None:
         names = [f"v{i}_{clip.stem}" for i, clip in enumerate(clips)]  # two clips may share a file name
         for name, clip in zip(names, clips):
             (raw / f"{name}{clip.suffix}").symlink_to(clip)
-        pd.DataFrame({"name": names, "domain": list(domains[:len(clips)]), "split": "train",
+        pd.DataFrame({"name": names, "domain": list(domains[:len(clips)]), "split": None,  # test_share of each
                       "file": [f"{n}{c.suffix}" for n, c in zip(names, clips)], "sha256": None, "start": None, "end": None}
                      ).to_csv(raw / "videos.csv", index=False)
         infos = [probe(clip) for clip in clips]
@@ -66,11 +87,16 @@ def main() -> None:
         dense = dataclasses.replace(params, detect_every=1)
         for name, setting in (("crop_faces", params), ("crop_faces, detector on every frame", dense)):
             rates[name] = rate(lambda: crop_faces(frames_dir, Path(tmp) / "faces", setting), count, args.repeat)
+        crop_seconds = best_seconds(lambda: crop_faces(frames_dir, Path(tmp) / "faces", params), args.repeat)
+        load, landmarks, faces = landmark_seconds(frames_dir, Path(tmp) / "faces", params.margin, args.repeat)
     decode = rates["decode (iter_frames)"]
     for name, fps in rates.items():
         print(f"{name:38s} {fps:8.1f} frames/s   {fps / decode:6.3f} x decode")
     print(f"crop_faces / extract_frames: {rates['crop_faces'] / rates['extract_frames']:.3f}; "
           f"sparse / dense detection: {rates['crop_faces'] / rates['crop_faces, detector on every frame']:.2f}x")
+    print(f"landmarks of the {faces} test faces: {1000 * landmarks / faces:.2f} ms/face, {landmarks:.2f} s of "
+          f"crop_faces' {crop_seconds:.2f} s (timed back to back): +{landmarks / (crop_seconds - landmarks):.1%} over "
+          f"the stage without them; loading the model once per run: {load:.2f} s")
 
 
 if __name__ == "__main__":

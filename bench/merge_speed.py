@@ -1,8 +1,9 @@
 """Throughput of the infer and merge_video stages on real GRID frames and crops (CPU unless CUDA is present).
 
 infer: crops per second of one generator pass plus the reconstruction pass, at several batch sizes.
-merge: milliseconds per frame of paste-back alone (with and without colour matching) and of the
-whole merge of one video (two models pasted, three H.264 encodes: two results and the comparison).
+merge: milliseconds per frame of paste-back alone for each mask and blend mode (with and without
+colour matching), and of the whole merge of one video with the default params (two models pasted,
+three H.264 encodes: two results and the comparison).
 
     python bench/merge_speed.py [--frames 75] [--load-size 72] [--crop-size 64] [--ngf 16] [--n-blocks 3]
 """
@@ -14,16 +15,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.crop_outputs import read_boxes
+from pipeline.crop_outputs import load_landmarks, read_boxes
 from pipeline.frame_outputs import load_frames
-from pipeline.merge import merge_test_videos, paste_face
+from pipeline.merge import merge_test_videos, merged_frames
 from pipeline.nets import ResnetGenerator, init_weights
-from pipeline.params import MergeParams
+from pipeline.params import BLENDS, MASKS, MergeParams
 from pipeline.runtime import pick_device
 from pipeline.translate import translate_batches
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+from clips.fetch_robustness import FOLDER as ROBUSTNESS  # noqa: E402 - the tests' fetched real clips
 from merge_inputs import write_inputs  # noqa: E402 - the tests' real-input helper
 from timing import best_seconds  # noqa: E402 - bench/, beside this script
 
@@ -36,11 +38,14 @@ def main() -> None:
     parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--n-blocks", type=int, default=3)
     args = parser.parse_args()
+    if not (ROBUSTNESS / "woman_occlusion_pexels.mp4").is_file():
+        sys.exit(f"merge_speed: error: {ROBUSTNESS}/woman_occlusion_pexels.mp4 missing: get it with "
+                 "`python tests/clips/fetch_robustness.py`")
     device = pick_device()
-    samples, shared = REPO / "data" / "samples", REPO.parent / "shared" / "data"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        inputs = write_inputs(tmp, samples, shared, load_size=args.load_size, test_frames=args.frames)
+        inputs = write_inputs(tmp, REPO / "data" / "samples", ROBUSTNESS, load_size=args.load_size,
+                              test_frames=args.frames)
         rows = read_boxes(inputs["faces"], "test")
         rows = rows[rows["video"] == "sbat6n"]
         crops = np.load(inputs["faces"] / "A_test.npy")
@@ -53,11 +58,15 @@ def main() -> None:
             took = best_seconds(lambda: list(translate_batches(G_A, G_B, batches, args.crop_size, device)))
             print(f"  infer batch {batch:3d}: {len(crops) / took:8.1f} crops/s (G_A + G_B)")
         faces = list(translate_batches(G_A, G_B, [crops], args.crop_size, device))[0][0]
-        boxes = rows[["cx", "cy", "size"]].to_numpy()
-        for color in (False, True):
-            took = best_seconds(lambda: [paste_face(np.asarray(frames[i]), faces[i], tuple(boxes[i]), 0.15,
-                                               crops[i] if color else None) for i in range(len(rows))])
-            print(f"  paste, color_match={color!s:5s}: {1000 * took / len(rows):6.2f} ms/frame")
+        landmarks = load_landmarks(inputs["faces"], rows)
+        for mask in MASKS:
+            for blend in BLENDS:
+                for color in (False, True):
+                    params = MergeParams(mask=mask, blend=blend, color_match=color)
+                    took = best_seconds(lambda: list(merged_frames(frames.iter_at(rows["frame"]), rows, faces, crops,
+                                                                   landmarks, params)))
+                    print(f"  paste, mask {mask:6s} blend {blend:7s} color_match={color!s:5s}: "
+                          f"{1000 * took / len(rows):6.2f} ms/frame (decode included)")
         for name in ("cyclegan", "recyclegan"):
             (tmp / "translated" / name).mkdir(parents=True)
             for video, n in rows.groupby("video").size().items():

@@ -1,8 +1,9 @@
-"""The crop_faces stage's work: extracted frames -> face boxes, train/test split, face crop arrays, summary.
+"""The crop_faces stage's work: extracted frames -> face boxes, train/test split, face crop arrays,
+landmarks of the test faces, summary.
 
 Two passes over each video's stored frames: first every box (so the size of each crop
-array is known), then the crops, written straight into `.npy` memory maps. Memory stays flat
-however many frames there are (the paper's 22,388 crops at 286 px are 5.5 GB).
+array is known), then the crops, written straight into `.npy` memory maps, and the landmarks.
+Memory stays flat however many frames there are (the paper's 22,388 crops at 286 px are 5.5 GB).
 """
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir
-from pipeline.crop_outputs import BOX_COLUMNS
+from pipeline.crop_outputs import BOX_COLUMNS, LANDMARKS
 from pipeline.errors import FacecycleError
 from pipeline.crop_geometry import crop_square
 from pipeline.faces import FaceDetector, ShotFilter, VideoBoxes, jitter, scene_cuts, track_faces
 from pipeline.frame_outputs import DOMAINS, load_frames, read_videos
 from pipeline.identity import FaceDescriber, main_person_shots
+from pipeline.landmarks import POINTS, predict_landmarks, smooth_landmarks
 from pipeline.params import DataParams
 from pipeline.split import frame_splits
 
@@ -83,7 +85,8 @@ def _finite(value: float):
 
 
 def crop_faces(frames_dir: Path, out_dir: Path, params: DataParams) -> dict:
-    """Write boxes.csv and `<domain>_<split>.npy` crops into `out_dir` (atomically); return the summary."""
+    """Write boxes.csv, `<domain>_<split>.npy` crops and landmarks.npy into `out_dir` (atomically);
+    return the summary."""
     videos = read_videos(frames_dir)
     detect = FaceDetector()
     keep_shots = functools.partial(main_person_shots, describe=FaceDescriber()) if params.one_person else None
@@ -96,6 +99,7 @@ def crop_faces(frames_dir: Path, out_dir: Path, params: DataParams) -> dict:
         boxes.loc[rows.index, "crop_index"] = np.arange(len(rows))
     counts = boxes[boxes["face"]].groupby(["domain", "split"]).size()
     size = params.load_size
+    landmarks = np.full((len(boxes), POINTS, 2), np.nan)
     with atomic_dir(out_dir) as tmp:
         arrays = {key: open_memmap(tmp / f"{key[0]}_{key[1]}.npy", mode="w+", dtype=np.uint8,
                                    shape=(int(counts.get(key, 0)), size, size, 3))
@@ -106,9 +110,14 @@ def crop_faces(frames_dir: Path, out_dir: Path, params: DataParams) -> dict:
                 rows = boxes[(boxes["video"] == video.name) & boxes["face"]]
                 for row, frame in zip(rows.itertuples(), frames.iter_at(rows["frame"])):
                     arrays[row.domain, row.split][row.crop_index] = crop_square(frame, row.cx, row.cy, row.size, size)
+                    if row.split == "test":
+                        landmarks[row.Index] = predict_landmarks(frame, row.cx, row.cy, row.size, params.margin)
                 bar.update(len(rows))
+                own = (boxes["video"] == video.name).to_numpy()
+                landmarks[own] = smooth_landmarks(landmarks[own], boxes.loc[own, "shot"].to_numpy(), float(video.fps))
         for array in arrays.values():
             array.flush()
         del arrays
         boxes[BOX_COLUMNS].to_csv(tmp / "boxes.csv", index=False)
+        np.save(tmp / LANDMARKS, landmarks.astype(np.float32))
     return crop_summary(boxes, detect.runs, sum(f.dropped_shots for f in found))

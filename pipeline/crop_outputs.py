@@ -1,4 +1,4 @@
-"""Readers of what the crop_faces stage writes (docs/contracts.md): crop arrays and boxes.csv.
+"""Readers of what the crop_faces stage writes (docs/contracts.md): crop arrays, boxes.csv, landmarks.
 
 Training, inference, merge and metrics all read these files; one checked reader each keeps their
 error messages alike and keeps dlib and torch out of the modules that only need the files.
@@ -14,6 +14,7 @@ from pipeline.errors import FacecycleError
 
 BOX_COLUMNS = ["video", "domain", "split", "frame", "time", "shot", "face", "cx", "cy", "size",
                "det_x0", "det_y0", "det_x1", "det_y1", "crop_index"]
+LANDMARKS = "landmarks.npy"  # float32 [rows of boxes.csv, 68, 2] (x, y) in frame pixels, NaN where none
 
 
 def load_crop_array(path: str | Path, rows: int | None = None, writer: str = "") -> np.ndarray:
@@ -54,3 +55,18 @@ def read_boxes(faces_dir: str | Path, split: str) -> pd.DataFrame:
         raise FacecycleError(f"{path}: missing column(s) {missing}")
     boxes["face"] = boxes["face"].astype(bool)
     return boxes[boxes["split"] == split].sort_values(["video", "frame"], kind="stable")
+
+
+def load_landmarks(faces_dir: str | Path, rows: pd.DataFrame) -> np.ndarray:
+    """Landmarks [len(rows), 68, 2] of `rows`, rows of `read_boxes(faces_dir, ...)` (their index is
+    the row number in boxes.csv); NaN where the frame has none (no face, or a train frame)."""
+    path = Path(faces_dir) / LANDMARKS
+    try:
+        landmarks = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise FacecycleError(f"{path}: not found (run crop_faces first)") from None
+    except ValueError as err:
+        raise FacecycleError(f"{path}: not a .npy array ({err})") from None
+    if landmarks.ndim != 3 or landmarks.shape[1:] != (68, 2) or (len(rows) and rows.index.max() >= len(landmarks)):
+        raise FacecycleError(f"{path}: expected [rows of boxes.csv, 68, 2] landmarks, got {list(landmarks.shape)}")
+    return np.asarray(landmarks[rows.index.to_numpy()], dtype=np.float64)

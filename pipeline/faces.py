@@ -152,6 +152,18 @@ def gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
     return np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(values.shape[1])], axis=1)
 
 
+def smooth_runs(values: np.ndarray, shots: np.ndarray, sigma: float) -> np.ndarray:
+    """`values` [n, ...] of consecutive frames, smoothed over time with a Gaussian of `sigma` frames
+    within each run of frames that have values (no NaN) in one shot: never across a cut or a gap."""
+    present = ~np.isnan(values.reshape(len(values), -1)).any(axis=1)
+    smooth = np.full(values.shape, np.nan)
+    run_id = np.cumsum(np.r_[True, (np.diff(shots) != 0) | (np.diff(present) != 0)])
+    for run in np.unique(run_id[present]):
+        rows = run_id == run
+        smooth[rows] = gaussian_smooth(values[rows].reshape(rows.sum(), -1), sigma).reshape(values[rows].shape)
+    return smooth
+
+
 def interpolate(track: Track, n_frames: int, max_gap: int) -> np.ndarray:
     """(cx, cy, size) per frame [n, 3] from detector boxes {frame: box}: gaps of up to `max_gap`
     frames between two detections linearly interpolated, longer gaps and the frames outside NaN."""
@@ -204,12 +216,8 @@ def track_faces(frames: Sequence[np.ndarray], fps: float, detect_every: int, det
             det[frame] = box
         raw[start:stop] = interpolate(track, n, max_gap)[start:stop]
     face = ~np.isnan(raw[:, 0])
-    smooth = np.full_like(raw, np.nan)
-    run_id = np.cumsum(np.r_[True, (np.diff(shots) != 0) | (np.diff(face) != 0)])
-    for run in np.unique(run_id[face]):
-        rows = run_id == run
-        smooth[rows, :2] = gaussian_smooth(raw[rows, :2], CENTRE_SMOOTH_SECONDS * fps)
-        smooth[rows, 2:] = gaussian_smooth(raw[rows, 2:], SIZE_SMOOTH_SECONDS * fps)
+    smooth = np.concatenate([smooth_runs(raw[:, :2], shots, CENTRE_SMOOTH_SECONDS * fps),
+                             smooth_runs(raw[:, 2:], shots, SIZE_SMOOTH_SECONDS * fps)], axis=1)
     table = pd.DataFrame({
         "frame": np.arange(n), "shot": shots, "face": face,
         "cx": smooth[:, 0], "cy": smooth[:, 1], "size": smooth[:, 2],

@@ -4,9 +4,10 @@ merge_video: videos.csv and, per video, its frames as one Motion-JPEG file index
 JPEG because raw frames cost height x width x 3 bytes each: ten minutes of 1080p would be 110 GB,
 and DVC's cache keeps a second copy. At quality 95 the sample clips shrink 13.7x, four larger
 shared clips 15.1x (13-20x per clip), at 42-52 dB PSNR (less than their own codec lost), and a
-frame decodes in 1-3 ms. One file per video because DVC hashes a 20,000-file folder ~4x slower
-than one packed file (DESIGN 5). The `.mjpeg` is the JPEG images back to back (`ffplay -f mjpeg`
-plays it); the table's `offset` and `bytes` columns say where each frame lies.
+frame decodes in 1-3 ms. One file per video because every DVC command costs ~4x more on a
+20,000-file folder than on one packed file (measured: docs/data.md). The `.mjpeg` is the JPEG
+images back to back (`ffplay -f mjpeg` plays it); the table's `offset` and `bytes` columns say
+where each frame lies.
 """
 from __future__ import annotations
 

@@ -17,11 +17,13 @@ import yaml
 
 from pipeline.errors import FacecycleError
 
-DEFAULT_TEST_SHARE = 5903 / (16485 + 5903)  # the reference project's split (DESIGN 1)
+DEFAULT_TEST_SHARE = 5903 / (16485 + 5903)  # the reference project's split (docs/data.md)
 MODELS = ("cyclegan", "recyclegan")
 UPSAMPLE_MODES = ("transpose", "resize")  # the paper's transposed convolution, or resize-then-convolve
 TEMPORAL_MODES = ("none", "flow")  # infer.temporal: per-frame translation, or stabilised along the input's flow
 FLOW_PRESETS = ("ultrafast", "fast", "medium")  # OpenCV DIS presets (pipeline.stabilise)
+MASKS = ("face", "square")  # merge.mask: landmark face outline, or the whole crop box
+BLENDS = ("alpha", "poisson")  # merge.blend: feathered weighted mean, or Poisson cloning then the mask
 
 
 def _check(ok: bool, where: str, why: str) -> None:
@@ -93,7 +95,7 @@ class DataParams:
 
 @dataclass(frozen=True)
 class GANParams:
-    """Training settings shared by both models; defaults are the official CycleGAN ones (DESIGN 3.1).
+    """Training settings shared by both models; defaults are the official CycleGAN code's.
 
     An epoch is max(|A|, |B|) samples. The learning rate stays constant for `n_epochs` epochs, then
     decays linearly to 0 over `n_epochs_decay` epochs (fractions allowed, for short demo runs).
@@ -139,14 +141,14 @@ class GANParams:
 
 @dataclass(frozen=True)
 class CycleGANParams(GANParams):
-    """Group `cyclegan` (DESIGN 3.1)."""
+    """Group `cyclegan`: recipe of junyanz/pytorch-CycleGAN-and-pix2pix (Zhu et al., ICCV 2017)."""
 
     group: typing.ClassVar[str] = "cyclegan"
 
 
 @dataclass(frozen=True)
 class RecycleGANParams(GANParams):
-    """Group `recyclegan` (DESIGN 3.2): defaults from the authors' script and loader (resnet_6blocks,
+    """Group `recyclegan`: defaults of aayushbansal/Recycle-GAN's script and loader (resnet_6blocks,
     unet_256, identity 0, pool 0, no flip)."""
 
     group: typing.ClassVar[str] = "recyclegan"
@@ -190,12 +192,20 @@ class InferParams:
 class MergeParams:
     """Group `merge`: how translated faces are pasted back and the videos encoded."""
 
-    feather: float = 0.15      # share of the box size over which the pasted face fades out at each edge
-    color_match: bool = True   # match the face's Lab mean/std to the source crop before pasting
+    mask: str = "face"         # face: landmark hull raised over the forehead; square: the whole crop box
+    mask_erode: float = 0.05   # face mask: erosion, as a share of the face size
+    mask_blur: float = 0.1     # face mask: width of the Gaussian edge, as a share of the face size
+    feather: float = 0.15      # square mask: share of the box size over which the face fades out at each edge
+    blend: str = "alpha"       # alpha: weighted by the mask; poisson: OpenCV seamlessClone, then the mask
+    color_match: bool = True   # match the face's Lab mean/std to the source crop, over the mask, before pasting
     crf: int = 18              # H.264 quality (0 lossless .. 51 worst)
     sheet_frames: int = 4      # frames on each contact sheet
 
     def validate(self) -> None:
+        _check(self.mask in MASKS, "merge.mask", f"must be one of {list(MASKS)}, got {self.mask!r}")
+        _check(0 <= self.mask_erode <= 0.3, "merge.mask_erode", f"must be in [0, 0.3], got {self.mask_erode}")
+        _check(0 <= self.mask_blur <= 0.5, "merge.mask_blur", f"must be in [0, 0.5], got {self.mask_blur}")
+        _check(self.blend in BLENDS, "merge.blend", f"must be one of {list(BLENDS)}, got {self.blend!r}")
         _check(0 <= self.feather <= 0.5, "merge.feather", f"must be in [0, 0.5], got {self.feather}")
         _check(0 <= self.crf <= 51, "merge.crf", f"must be in [0, 51], got {self.crf}")
         _check(self.sheet_frames >= 1, "merge.sheet_frames", f"must be >= 1, got {self.sheet_frames}")

@@ -1,4 +1,4 @@
-"""Switch params.yaml between the `demo` and `paper` profiles: `python -m pipeline.profile paper`.
+"""Switch params.yaml between the profiles (`demo`, `paper`, `quick`): `python -m pipeline.profile paper`.
 
 A profile (profiles/<name>.yaml) holds whole `cyclegan` and `recyclegan` groups and single keys of
 `data` (the crop size), `infer` (compile or not) and `metrics` (how many frames are described).

@@ -9,6 +9,7 @@ import pandas as pd
 
 from pipeline.atomic import atomic_dir, atomic_file
 from pipeline.charts import COLOURS, grouped_bars
+from pipeline.errors import FacecycleError
 from pipeline.identity_scores import SAME_PERSON
 from pipeline.metrics import DRIFT_GAP, INPUT, Evaluation
 
@@ -143,14 +144,40 @@ def plot(evaluation: Evaluation, out_dir: Path) -> None:
         grouped_bars(out_dir / f"{metric}.png", METRICS[metric][0], groups, series, colours)
 
 
-def write_report(evaluation: Evaluation, out_dir: str | Path) -> None:
-    """metrics/translation.json (DVC metrics), translation.csv, report.md and plots/, each written atomically."""
+def read_changed(path: str | Path) -> pd.DataFrame:
+    """merge_video's changed.csv: per video and model, the share of frame pixels the merge changed."""
+    path = Path(path)
+    try:
+        changed = pd.read_csv(path, dtype={"video": str, "model": str})
+    except FileNotFoundError:
+        raise FacecycleError(f"{path}: not found (the merge_video stage writes it)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise FacecycleError(f"{path}: not a table of changed pixels ({err})") from None
+    missing = [c for c in ("video", "model", "changed_share", "changed_max") if c not in changed.columns]
+    if missing:
+        raise FacecycleError(f"{path}: missing column(s) {missing}")
+    return changed
+
+
+def changed_section(changed: pd.DataFrame) -> str:
+    """Report lines: how much of each merged frame each model changed (the rest is the source video)."""
+    lines = ["", "## Pixels changed by merge_video", "",
+             "Share of the frame's pixels that differ from the source frame in the merged video, before encoding "
+             "(mean over the video's frames, and its largest frame); everything else is the source untouched.", "",
+             "| video | model | changed (mean) | changed (max) |", "|---|---|---|---|"]
+    lines += [f"| {r.video} | {r.model} | {r.changed_share:.1%} | {r.changed_max:.1%} |" for r in changed.itertuples()]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(evaluation: Evaluation, out_dir: str | Path, changed: pd.DataFrame | None = None) -> None:
+    """metrics/translation.json (DVC metrics), translation.csv, report.md (with `changed`, merge_video's
+    changed.csv, when given) and plots/, each written atomically."""
     out_dir = Path(out_dir)
     with atomic_dir(out_dir / "plots") as tmp:
         plot(evaluation, tmp)
     with atomic_file(out_dir / "translation.csv") as tmp:
         evaluation.videos.to_csv(tmp, index=False)
     with atomic_file(out_dir / "report.md") as tmp:
-        tmp.write_text(markdown(evaluation))
+        tmp.write_text(markdown(evaluation) + (changed_section(changed) if changed is not None else ""))
     with atomic_file(out_dir / "translation.json") as tmp:
         tmp.write_text(json.dumps(_json_safe(evaluation.overall), indent=2) + "\n")

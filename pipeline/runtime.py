@@ -39,7 +39,7 @@ class StepOptions:
     padding and elementwise chains; layout_opt: see compile_options; cuda_graphs: each compiled
     graph replays as one CUDA graph (inductor's "reduce-overhead" mode) instead of hundreds of
     launches (for launch-bound steps such as the paper's batch 1; CUDA only, needs compile; under
-    test, docs/gpu_speed.md).
+    test, docs/speed.md).
     """
 
     channels_last: bool = False
@@ -51,7 +51,7 @@ class StepOptions:
 
     @classmethod
     def for_device(cls, device: torch.device, compile: bool = False) -> "StepOptions":
-        """bf16 and fused Adam on CUDA, fused Adam only on the CPU; NCHW on both (docs/gpu_speed.md).
+        """bf16 and fused Adam on CUDA, fused Adam only on the CPU; NCHW on both (docs/speed.md).
 
         Measured on an H100, NCHW beats channels_last in every case (eager training 1.27x, compiled
         1.06x, translation 1.24x / 1.06x): torch's group norm copies a channels_last input to NCHW
@@ -65,7 +65,7 @@ class StepOptions:
         layout optimisation forced on unless layout_opt is off: compiled graphs then keep
         activations channels_last between their own kernels while the norms stay fused (inductor's
         heuristic leaves it off for CycleGAN's 64->3 and 512->1 convolutions). Measured on an H200,
-        batch 8: 104.9 -> 113.7 img/s (docs/gpu_speed.md). On the CPU inductor already picks it
+        batch 8: 104.9 -> 113.7 img/s (docs/speed.md). On the CPU inductor already picks it
         for oneDNN convolutions."""
         if device.type != "cuda":
             return None

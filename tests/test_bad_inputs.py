@@ -173,7 +173,7 @@ def test_a_failed_rerun_keeps_the_previous_output(tmp_path):
 
 def test_under_dvc_a_failed_stage_output_comes_back_from_the_cache(tmp_path):
     """`dvc repro` deletes a stage's old output before running it; when the stage fails, the old
-    output is still in the DVC cache and `dvc checkout` restores it (README "Bad inputs")."""
+    output is still in the DVC cache and `dvc checkout` restores it (docs/robustness.md)."""
     copy_stages(tmp_path, "fetch")
     (tmp_path / CLIP).parent.mkdir(parents=True)
     shutil.copy(REPO / CLIP, tmp_path / CLIP)

@@ -91,15 +91,14 @@ def test_grid_outputs_follow_the_contract(grid_run):
     assert same.sum() == 4 * (75 - 2)  # Recycle-GAN triplets: rows t, t+1, t+2 of one shot
 
 
-def test_hard_videos_run_through(tmp_path, shared_data, samples):
-    robust = shared_data / "robustness"
+def test_hard_videos_run_through(tmp_path, robustness, samples):
     result = run_crop(tmp_path, [
-        {"name": "megamind", "domain": "A", "path": robust / "Megamind.avi", "limit": 210},
+        {"name": "megamind", "domain": "A", "path": robustness / "Megamind.avi", "limit": 210},
         {"name": "bbaf2n", "domain": "A", "split": "train", "path": samples / "A" / "bbaf2n.mpg", "limit": 20},
-        {"name": "occlusion", "domain": "B", "split": "train", "path": robust / "woman_occlusion_pexels.mp4",
+        {"name": "occlusion", "domain": "B", "split": "train", "path": robustness / "woman_occlusion_pexels.mp4",
          "limit": 240},
         # real footage without a face: the wooden wall left of the woman, as a test video
-        {"name": "wall", "domain": "B", "split": "test", "path": robust / "woman_occlusion_pexels.mp4",
+        {"name": "wall", "domain": "B", "split": "test", "path": robustness / "woman_occlusion_pexels.mp4",
          "limit": 48, "region": (0, 0, 160, 360)},
     ])
     assert result.returncode == 0, result.stderr
@@ -127,9 +126,9 @@ def test_hard_videos_run_through(tmp_path, shared_data, samples):
      "domain A has no training frames"),
     ([{"name": "bbaf2n", "domain": "A", "split": "train"}], "no video of domain B"),
 ])
-def test_errors_are_one_line_and_leave_no_output(tmp_path, samples, shared_data, videos, message):
+def test_errors_are_one_line_and_leave_no_output(tmp_path, samples, robustness, videos, message):
     paths = {"bbaf2n": samples / "A" / "bbaf2n.mpg", "brbk7n": samples / "B" / "brbk7n.mpg",
-             "wall": shared_data / "robustness" / "woman_occlusion_pexels.mp4"}
+             "wall": robustness / "woman_occlusion_pexels.mp4"}
     result = run_crop(tmp_path, [dict(v, path=paths[v["name"]], limit=12) for v in videos])
     assert result.returncode == 1
     error = result.stderr.strip().splitlines()[-1]

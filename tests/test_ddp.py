@@ -3,15 +3,16 @@ weights of a one-process run with the same global batch, on real GRID crops.
 
 Each process takes every other sample of the global batch of 4; with instance norm every sample's
 maths is independent, so the averaged gradients are the batch gradient up to the order of the
-sums (~1e-7 relative): the losses of both steps agree to 1e-5. Weights after two steps and the
-exported generators' outputs must agree to 1e-5 plus twice what a summation order alone moves
-them: where a gradient is near zero, Adam's g / (sqrt(v) + eps) turns rounding into a step of up to
-lr either way, which the same one-process run on 2 threads instead of 1 shows (measured: 1-2% of
-Recycle-GAN's G_A and P_B weights, by up to 1.6 lr; G_A's outputs by 5.7e-4; CycleGAN ~1e-7).
+sums (~1e-7 relative): the losses of step 2 come from weights one update apart, 1e-4 as in
+test_fast_path. Weights after two steps, the pooled fakes and the exported generators' outputs
+must agree to 1e-5 plus twice what a summation order alone moves them: where a gradient is near
+zero, Adam's g / (sqrt(v) + eps) turns rounding into a step of up to lr either way, which the same
+one-process run on 2 threads instead of 1 shows (docs/test_tolerances.md).
 Not compared: the conv biases that feed an instance norm. The norm subtracts them, so their
 gradient is all rounding noise.
 Later steps are not compared: early GAN training turns any rounding change chaotic (test_fast_path).
 """
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,15 @@ from pipeline.translate import load_generators
 from processes import ENV, kill_once_saved
 
 STEPS = dict(batch_size=4, n_epochs=0.4, n_epochs_decay=0, log_every=1)  # 2 steps of 4 of the 20 samples
+
+
+def adam_step_bound(step: int, beta1: float, beta2: float = 0.999) -> float:
+    """The most Adam's step number `step` moves a weight, in units of lr: the bias-corrected moments
+    are m = sum a_i g_i and v = sum b_i g_i^2 over the steps so far, so |m| / sqrt(v) <=
+    sqrt(sum a_i^2 / b_i) (Cauchy-Schwarz); 1 at step 1, 1.23 at step 4 with beta1 0.5."""
+    a = [(1 - beta1) * beta1 ** (step - i) / (1 - beta1 ** step) for i in range(1, step + 1)]
+    b = [(1 - beta2) * beta2 ** (step - i) / (1 - beta2 ** step) for i in range(1, step + 1)]
+    return math.sqrt(sum(x * x / y for x, y in zip(a, b)))
 
 
 def normed_biases(model) -> set[str]:
@@ -88,9 +98,11 @@ def test_two_processes_train_the_weights_of_one_with_the_same_global_batch(model
         if key not in skipped:
             spread = (rounding["networks"][key] - value).abs().max().item()
             torch.testing.assert_close(got["networks"][key], value, rtol=0, atol=1e-5 + 2 * spread, msg=key)
-    assert got["losses"] == pytest.approx(expected["losses"], rel=1e-5)  # the mean over both processes' shares
+    assert got["losses"] == pytest.approx(expected["losses"], rel=1e-4)  # the mean over both processes' shares
     assert got["pools"]["fake_A"]["count"] == 4  # one global pool, filled from both processes' fakes
-    torch.testing.assert_close(got["pools"]["fake_A"]["images"], expected["pools"]["fake_A"]["images"], rtol=0, atol=1e-5)
+    pooled = expected["pools"]["fake_A"]["images"]
+    spread = (rounding["pools"]["fake_A"]["images"] - pooled).abs().max().item()
+    torch.testing.assert_close(got["pools"]["fake_A"]["images"], pooled, rtol=0, atol=1e-5 + 2 * spread)
 
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     ours, theirs, other_order = (load_generators(path)[0] for path in (two / f"models/{model}", one / "models",
@@ -117,11 +129,19 @@ def test_a_global_batch_that_does_not_split_over_the_processes_is_a_one_line_err
 
 def test_a_checkpoint_of_two_processes_resumes_in_one(tiny_faces, tmp_path, capfd):
     """The checkpoint holds the global batch's sampler, pools and optimisers, not per-process state:
-    two processes killed after step 2 of 4, one process resumes and ends where one process ends
-    alone. Rounding differs (two processes sum in another order, and Adam turns that into up to lr
-    where a gradient is near zero: measured 1.7e-5 on 1% of a layer, losses 1.6e-5 relative), so
-    99% of every tensor within 1e-5, all within one sign flip per step, losses to 1e-4; a sampler,
-    pool or optimiser state that resumed wrong would move the step-4 losses by percents."""
+    two processes killed after step 2 of 4, one process resumes and ends where two processes end
+    uninterrupted. Both take steps 3 and 4 from the same state, so they differ only by what their
+    summation orders (a batch of 4 in one process; two halves all-reduced) round. The step-4
+    losses come from weights one update apart: 1e-4 (test_fast_path's derivation; an lr 1% off
+    moves them 10x that, docs/test_tolerances.md). Adam's step t moves a weight by lr * m / sqrt(v), the moments of all steps so
+    far: where they hold a gradient above rounding, a rounded gradient changes the step by about
+    its relative rounding, eps * sqrt(K) ~ 4e-6 for the K ~ 4 * 32 * 32 terms of a weight's
+    gradient, times the cancellation in instance norm's backward. lr / 20 over two steps of at
+    most 1.23 lr allows a relative change of 2%: a cancellation of 5000x. Only the biases before
+    an instance norm have a gradient that is all rounding (the norm subtracts them): rounding
+    sets their steps' directions, so they end at most 2 * (adam_step_bound(3) + (4)) lr apart.
+    A sampler, pool or optimiser state that resumed wrong moves the step-4 losses by >= 1% and
+    most weights by ~lr."""
     params = params_file(tmp_path / "params.yaml", n_epochs=0.8, checkpoint_every=2)  # 4 steps
     two = tmp_path / "two"
     two.mkdir()
@@ -132,12 +152,15 @@ def test_a_checkpoint_of_two_processes_resumes_in_one(tiny_faces, tmp_path, capf
     recipe = load_group("cyclegan", params)
     train("cyclegan", recipe, tiny_faces, two / "models/cyclegan", saved.parent, two / "logs/cyclegan")
     assert f"resuming from {saved} at step 2" in capfd.readouterr().err
-    one = train_in_process("cyclegan", params, tiny_faces, tmp_path / "one", threads=1)
-    expected, got = (torch.load(path, weights_only=True) for path in (one / "checkpoints/checkpoint.pt", saved))
+    whole = tmp_path / "whole"
+    done = torchrun("cyclegan", params, tiny_faces, whole)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected, got = (torch.load(path, weights_only=True)
+                     for path in (whole / "checkpoints/cyclegan/checkpoint.pt", saved))
     assert got["step"] == expected["step"] == 4
     assert got["losses"] == pytest.approx(expected["losses"], rel=1e-4)
     skipped = normed_biases(MODEL_CLASSES["cyclegan"][0](recipe, torch.device("cpu")))
+    rounded_directions = 2 * recipe.lr * sum(adam_step_bound(t, recipe.beta1) for t in (3, 4))
     for key, value in expected["networks"].items():
-        if key not in skipped:
-            off = (got["networks"][key] - value).abs()
-            assert off.max() <= 2 * got["step"] * recipe.lr and (off > 1e-5).float().mean() <= 0.01, key
+        off = (got["networks"][key] - value).abs().max()
+        assert off <= (rounded_directions if key in skipped else recipe.lr / 20), key

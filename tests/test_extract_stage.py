@@ -104,12 +104,12 @@ def test_jpeg_quality_trades_size_for_fidelity(tmp_path, samples):
     assert source.nbytes > 5 * sizes[1]  # even quality 100 is far smaller than raw frames
 
 
-def test_bad_videos_are_one_line_errors_and_leave_no_output(tmp_path, samples, shared_data):
+def test_bad_videos_are_one_line_errors_and_leave_no_output(tmp_path, samples, robustness):
     raw = fetched(tmp_path, samples)
     noise = raw / "lrwp9a.mpg"
     noise.write_bytes(np.random.default_rng(1).bytes(noise.stat().st_size))
     cut = raw / "bbaf2n.avi"  # an AVI cut short: fewer frames than its header declares
-    cut.write_bytes((shared_data / "robustness" / "Megamind.avi").read_bytes()[:600_000])
+    cut.write_bytes((robustness / "Megamind.avi").read_bytes()[:600_000])
     listing = pd.read_csv(raw / "videos.csv")
     listing["file"] = ["bbaf2n.avi", "lrwp9a.mpg"]
     listing.to_csv(raw / "videos.csv", index=False)

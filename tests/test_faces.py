@@ -12,14 +12,14 @@ MEGAMIND_FPS = 23.976
 
 
 @pytest.fixture(scope="module")
-def megamind(shared_data):
-    return decode(shared_data / "robustness" / "Megamind.avi")
+def megamind(robustness):
+    return decode(robustness / "Megamind.avi")
 
 
 @pytest.fixture(scope="module")
-def occlusion(shared_data):
+def occlusion(robustness):
     """The first 300 frames: the hand covers mouth, nose or cheek from about frame 60 to 240."""
-    return decode(shared_data / "robustness" / "woman_occlusion_pexels.mp4", limit=300)
+    return decode(robustness / "woman_occlusion_pexels.mp4", limit=300)
 
 
 @pytest.fixture(scope="module")

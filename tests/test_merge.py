@@ -1,4 +1,5 @@
-"""Paste-back, colour matching and video merge on real clips: frame count, fps, audio, identity round trip."""
+"""Paste-back, masks, colour matching and video merge on real clips: frame count, fps, audio, identity
+round trip, only the face changed, the changed-pixel table."""
 import subprocess
 import sys
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -13,16 +15,18 @@ import yaml
 from conftest import REPO
 from decoders import pyav_frames
 from merge_inputs import write_models
-from pipeline.crop_outputs import read_boxes
+from pipeline.crop_outputs import load_landmarks, read_boxes
 from pipeline.errors import FacecycleError
 from pipeline.crop_geometry import crop_window
+from pipeline.face_mask import blur_radius, feather_mask, hull_mask
 from pipeline.frame_outputs import load_frames
-from pipeline.merge import LABELS, feather_mask, match_color, merged_frames, merge_test_videos, paste_face
-from pipeline.params import MergeParams
+from pipeline.merge import LABELS, match_color, merged_frames, merge_test_videos, paste_face
+from pipeline.params import BLENDS, MASKS, MergeParams
 from pipeline.reconstruction import psnr
 from pipeline.translate import translate_videos
 
-PARAMS = MergeParams(feather=0.15, color_match=True, crf=18, sheet_frames=4)
+PARAMS = MergeParams(mask="face", mask_erode=0.05, mask_blur=0.1, blend="alpha", color_match=True, crf=18,
+                     sheet_frames=4)
 LABEL_HEIGHT = 28
 
 
@@ -55,7 +59,8 @@ def merge_stage(inputs: dict, translated: list[Path], out: Path, params: Path) -
 def results(stage_inputs, translated):
     """The merge_video stage script run on the real inputs."""
     root = translated.parent
-    (root / "params.yaml").write_text(yaml.safe_dump({"merge": dict(feather=0.15, color_match=True, crf=18,
+    (root / "params.yaml").write_text(yaml.safe_dump({"merge": dict(mask="face", mask_erode=0.05, mask_blur=0.1,
+                                                                    blend="alpha", color_match=True, crf=18,
                                                                     sheet_frames=4)}))
     result = merge_stage(stage_inputs, [translated / "cyclegan", translated / "recyclegan"], root / "results",
                          root / "params.yaml")
@@ -65,12 +70,13 @@ def results(stage_inputs, translated):
 
 @pytest.fixture(scope="module")
 def grid(stage_inputs):
-    """The GRID test clip: its frames, its test rows of boxes.csv and its input crops (one per face row)."""
+    """The GRID test clip: its frames, its test rows of boxes.csv, its input crops (one per face row)
+    and its landmarks (one per row)."""
     frames, _ = load_frames(stage_inputs["frames"], "sbat6n", 30)
     rows = read_boxes(stage_inputs["faces"], "test")
     rows = rows[rows["video"] == "sbat6n"]
     crops = np.load(stage_inputs["faces"] / "A_test.npy", mmap_mode="r")
-    return frames, rows, crops
+    return frames, rows, crops, load_landmarks(stage_inputs["faces"], rows)
 
 
 def test_feather_mask_fades_smoothly_to_the_edges():
@@ -84,7 +90,7 @@ def test_feather_mask_fades_smoothly_to_the_edges():
 
 
 def test_match_color_moves_lab_statistics_to_the_reference(stage_inputs, grid):
-    _, _, crops = grid
+    _, _, crops, _ = grid
     man = crops[0].astype(np.float32) / 255
     woman = np.load(stage_inputs["faces"] / "B_train.npy")[0].astype(np.float32) / 255
     weight = feather_mask(man.shape[0], 0.15)
@@ -94,24 +100,65 @@ def test_match_color_moves_lab_statistics_to_the_reference(stage_inputs, grid):
     assert np.abs(lab_stats(man, weight)[0] - lab_stats(woman, weight)[0]).max() > 3  # the match had work to do
 
 
-@pytest.mark.parametrize("feather, color_match", [(0.0, False), (0.15, False), (0.15, True)])
-def test_identity_translator_returns_the_input(grid, feather, color_match):
-    """translated = the crops themselves: resize back, feather and colour match must undo the crop (> 40 dB)."""
-    frames, rows, crops = grid
+@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize("blend", BLENDS)
+@pytest.mark.parametrize("color_match", [False, True])
+def test_identity_translator_returns_the_input(grid, mask, blend, color_match):
+    """translated = the crops themselves: resize back, mask, blend and colour match must undo the crop (> 40 dB)."""
+    frames, rows, crops, landmarks = grid
     identity = crops[rows.loc[rows["face"], "crop_index"].to_numpy()]
-    merged = list(merged_frames(frames.iter_at(rows["frame"]), rows, identity, crops, feather, color_match))
+    params = MergeParams(mask=mask, blend=blend, color_match=color_match)
+    merged = list(merged_frames(frames.iter_at(rows["frame"]), rows, identity, crops, landmarks, params))
     assert len(merged) == len(rows) == 30 and rows["face"].all()
     values = [psnr(out, frames[i]) for out, i in zip(merged, rows["frame"])]
     assert min(values) > 40, values
+    assert any((out != frame).any() for out, frame in zip(merged, frames))  # it did paste
+
+
+def test_face_mask_changes_only_the_face(stage_inputs, grid):
+    """Another person's face pasted with the face mask: every pixel of the frames handed to the encoder
+    outside the landmark hull, grown by the blur radius, is the decoded source pixel; inside, the face changed."""
+    frames, rows, crops, landmarks = grid
+    women = np.load(stage_inputs["faces"] / "B_train.npy")
+    faces = women[np.arange(len(rows)) % len(women)]
+    for blend in BLENDS:
+        params = MergeParams(mask="face", mask_erode=0.05, mask_blur=0.1, blend=blend)
+        merged = merged_frames(frames.iter_at(rows["frame"]), rows, faces, crops, landmarks, params)
+        for out, row, points, frame in zip(merged, rows.itertuples(), landmarks, frames, strict=True):
+            height, width = frame.shape[:2]
+            hull = hull_mask(points, (0, 0), max(height, width))[:height, :width]
+            reach = np.ones((2 * blur_radius(points, params.mask_blur) + 1,) * 2, np.uint8)
+            grown = cv2.dilate(hull, reach) > 0
+            np.testing.assert_array_equal(out[~grown], frame[~grown])
+            inner = cv2.erode(hull, reach) > 0
+            assert np.abs(out[inner].astype(int) - frame[inner]).mean() > 5
+            assert grown.sum() < 0.6 * row.size ** 2  # the face, not the crop box
+
+
+def test_face_without_usable_landmarks_passes_through(grid):
+    """Rows whose landmarks are missing (NaN) or off the face box keep their frame; the others still change,
+    each with its own translated face."""
+    frames, rows, crops, landmarks = grid
+    faces = np.ascontiguousarray(crops[rows["crop_index"].to_numpy()][:, ::-1])  # upside down: a visible change
+    broken = landmarks.copy()
+    broken[::3] = np.nan
+    broken[1::3] += 1000.0  # far outside the crop window
+    merged = merged_frames(frames.iter_at(rows["frame"]), rows, faces, crops, broken, PARAMS)
+    for i, (out, frame) in enumerate(zip(merged, frames, strict=True)):
+        if i % 3 < 2:
+            np.testing.assert_array_equal(out, frame)
+        else:
+            assert (out != frame).any(axis=2).mean() > 0.03
 
 
 def test_paste_changes_only_the_box(stage_inputs, grid):
-    frames, rows, crops = grid
+    frames, rows, crops, _ = grid
     row = rows.iloc[0]
     woman = np.load(stage_inputs["faces"] / "B_train.npy")[0]
     frame = np.asarray(frames[row["frame"]])
-    out = paste_face(frame, woman, (row["cx"], row["cy"], row["size"]), 0.15, crops[row["crop_index"]])
     x0, y0, side = crop_window(row["cx"], row["cy"], row["size"])
+    out = paste_face(frame, woman, (row["cx"], row["cy"], row["size"]), feather_mask(side, 0.15), "alpha",
+                     crops[row["crop_index"]])
     outside = np.ones(frame.shape[:2], bool)
     outside[max(y0, 0):y0 + side, max(x0, 0):x0 + side] = False
     np.testing.assert_array_equal(out[outside], frame[outside])
@@ -120,9 +167,9 @@ def test_paste_changes_only_the_box(stage_inputs, grid):
 
 
 def test_paste_clips_a_box_that_leaves_the_frame(grid):
-    frames, _, crops = grid
+    frames, _, crops, _ = grid
     frame = np.asarray(frames[0])
-    out = paste_face(frame, np.asarray(crops[0][::-1]), (20.0, 250.0, 120.0), 0.15)  # lower-left corner
+    out = paste_face(frame, np.asarray(crops[0][::-1]), (20.0, 250.0, 120.0), feather_mask(120, 0.15))  # lower-left
     assert out.shape == frame.shape
     np.testing.assert_array_equal(out[:, 80:], frame[:, 80:])
     np.testing.assert_array_equal(out[:190], frame[:190])
@@ -157,12 +204,13 @@ def test_merged_videos_keep_frame_count_fps_and_audio(results, stage_inputs, fol
 
 
 def test_merged_face_video_is_the_pasted_frames(results, translated, grid):
-    frames, rows, crops = grid
+    frames, rows, crops, landmarks = grid
     expected = merged_frames(frames.iter_at(rows["frame"]), rows, np.load(translated / "cyclegan" / "sbat6n.npy"),
-                             crops, 0.15, True)
+                             crops, landmarks, PARAMS)
     for out, want, source in zip(pyav_frames(results / "cyclegan" / "sbat6n.mp4"), expected, frames, strict=True):
         assert psnr(out, want) > 30  # H.264 at crf 18 of noisy MPEG-1 footage
-        assert psnr(want, source) < 25  # the face really changed
+        changed = (want != source).any(axis=2)
+        assert changed.mean() > 0.04 and np.abs(want[changed].astype(int) - source[changed]).mean() > 10  # the face
 
 
 def test_faceless_video_passes_through(results, stage_inputs):
@@ -171,7 +219,7 @@ def test_faceless_video_passes_through(results, stage_inputs):
     rows = rows[rows["video"] == "wall"]
     assert not rows["face"].any()
     unchanged = list(merged_frames(frames.iter_at(rows["frame"]), rows, np.zeros((0, 64, 64, 3), np.uint8), None,
-                                   0.15, True))
+                                   load_landmarks(stage_inputs["faces"], rows), PARAMS))
     np.testing.assert_array_equal(np.stack(unchanged), frames)
     for folder in ("cyclegan", "recyclegan"):
         out = pyav_frames(results / folder / "wall.mp4")
@@ -179,14 +227,14 @@ def test_faceless_video_passes_through(results, stage_inputs):
 
 
 def test_compare_video_and_contact_sheet_show_input_and_both_models(results, translated, grid):
-    frames, rows, crops = grid
+    frames, rows, crops, landmarks = grid
     compare = pyav_frames(results / "compare" / "sbat6n.mp4")
     assert psnr(compare[5][LABEL_HEIGHT:, :360], frames[5]) > 30
     assert compare[5][:LABEL_HEIGHT].max() > 200 and compare[5][:LABEL_HEIGHT].mean() < 60  # white text on black
     sheet = cv2.cvtColor(cv2.imread(str(results / "compare" / "sbat6n.png")), cv2.COLOR_BGR2RGB)
     assert sheet.shape == (LABEL_HEIGHT + 4 * 288, 3 * 360, 3)
     merged = {model: list(merged_frames(frames.iter_at(rows["frame"]), rows, np.load(translated / model / "sbat6n.npy"),
-                                         crops, 0.15, True))
+                                         crops, landmarks, PARAMS))
               for model in LABELS}
     for row, frame in enumerate((0, 10, 19, 29)):  # evenly spaced face frames, lossless in the PNG
         cells = sheet[LABEL_HEIGHT + row * 288:LABEL_HEIGHT + (row + 1) * 288]
@@ -195,6 +243,22 @@ def test_compare_video_and_contact_sheet_show_input_and_both_models(results, tra
         np.testing.assert_array_equal(cells[:, 720:], merged["recyclegan"][frame])
     wall = cv2.imread(str(results / "compare" / "wall.png"))
     assert wall.shape == (LABEL_HEIGHT + 4 * 360, 3 * 160, 3)
+
+
+def test_changed_table_lists_the_share_of_pixels_each_model_changed(results, translated, grid):
+    frames, rows, crops, landmarks = grid
+    table = pd.read_csv(results / "changed.csv")
+    assert list(table.columns) == ["video", "model", "frames", "changed_share", "changed_max"]
+    assert set(zip(table["video"], table["model"])) == {(v, m) for v in ("sbat6n", "wall") for m in LABELS}
+    wall = table[table["video"] == "wall"]
+    assert (wall["changed_share"] == 0).all() and (wall["frames"] == 12).all()
+    merged = merged_frames(frames.iter_at(rows["frame"]), rows, np.load(translated / "cyclegan" / "sbat6n.npy"),
+                           crops, landmarks, PARAMS)
+    shares = [(out != frame).any(axis=2).mean() for out, frame in zip(merged, frames)]
+    row = table[(table["video"] == "sbat6n") & (table["model"] == "cyclegan")].iloc[0]
+    assert row["changed_share"] == pytest.approx(np.mean(shares)) and row["changed_max"] == pytest.approx(max(shares))
+    box_share = (rows["size"] ** 2).mean() / (360 * 288)
+    assert 0.02 < row["changed_share"] < 0.5 * box_share  # the face, well under half of the crop box
 
 
 def test_missing_translation_fails_before_writing_anything(stage_inputs, translated, tmp_path):

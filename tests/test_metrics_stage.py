@@ -39,6 +39,10 @@ def workdir(samples, tmp_path_factory):
         write_translated(root / "data" / "translated", "cyclegan", video, (inputs * gain).round(), inputs)
         write_translated(root / "data" / "translated", "recyclegan", video, other_person[video],
                          (inputs + noise).clip(0, 255).round())
+    (root / "results").mkdir()
+    pd.DataFrame({"video": ["sbat6n", "sbat6n"], "model": ["cyclegan", "recyclegan"], "frames": FRAMES,
+                  "changed_share": [0.081, 0.092], "changed_max": [0.09, 0.1]}).to_csv(root / "results" / "changed.csv",
+                                                                                      index=False)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["metrics"].update(identity_every=4, centroid_frames=8)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
@@ -82,6 +86,7 @@ def test_stage_reports_what_each_stand_in_model_does(repro):
     report = (repro / "metrics" / "report.md").read_text()
     assert "| sbat6n | A2B | cyclegan |" in report and "| lrwp9a | B2A | recyclegan |" in report
     assert "FID is not reported" in report
+    assert "| sbat6n | recyclegan | 9.2% | 10.0% |" in report  # merge_video's changed pixels
     images = [line.rsplit("](", 1)[1][:-1] for line in report.splitlines() if line.startswith("![")]
     assert len(images) == 9  # report.PLOTS but PSNR to raw: no stabilised rows here
     for image in images:

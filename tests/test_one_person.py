@@ -1,4 +1,4 @@
-"""One person per video: across a video's shots only the main person's face is kept (DESIGN 2,
+"""One person per video: across a video's shots only the main person's face is kept (stage
 crop_faces "keep one identity"), told apart by dlib's face descriptors. Megamind.avi cuts between
 two characters: a woman (shots 1 and 3, 143 frames) and a man with glasses (shots 2 and 4, 126)."""
 import functools
@@ -15,8 +15,8 @@ SHOTS = [(1, 98), (98, 154), (154, 200), (200, 270)]  # after the black frame 0:
 
 
 @pytest.fixture(scope="module")
-def megamind(shared_data):
-    return decode(shared_data / "robustness" / "Megamind.avi")
+def megamind(robustness):
+    return decode(robustness / "Megamind.avi")
 
 
 @pytest.fixture(scope="module")

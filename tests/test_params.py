@@ -2,7 +2,7 @@
 import pytest
 
 from pipeline.errors import FacecycleError
-from pipeline.params import DataParams, Video
+from pipeline.params import DataParams, MergeParams, Video
 
 
 def data(*names: str) -> DataParams:
@@ -44,3 +44,14 @@ def test_bad_video_entries_name_the_entry_and_the_key(video, message):
         DataParams(videos=(video,)).validate()
     with pytest.raises(FacecycleError, match=message):
         DataParams(videos=(video,)).validate()
+
+
+@pytest.mark.parametrize("setting, message", [
+    (dict(mask="hull"), r"merge\.mask: must be one of \['face', 'square'\], got 'hull'"),
+    (dict(blend="seamless"), r"merge\.blend: must be one of \['alpha', 'poisson'\], got 'seamless'"),
+    (dict(mask_erode=-0.1), r"merge\.mask_erode: must be in \[0, 0\.3\]"),
+    (dict(mask_blur=0.8), r"merge\.mask_blur: must be in \[0, 0\.5\]"),
+])
+def test_bad_merge_settings_name_the_key(setting, message):
+    with pytest.raises(FacecycleError, match=message):
+        MergeParams(**setting).validate()

@@ -84,3 +84,26 @@ def test_bad_params_files_are_one_line_errors_and_stay_as_they_were(tmp_path):
     done = profile_command(params, "paper")
     assert done.returncode == 1 and "data.videos[0].name" in done.stderr and "Traceback" not in done.stderr
     assert params.read_text() == before
+
+
+def test_quick_profile_is_the_papers_networks_at_128_px_and_switches_back(tmp_path):
+    """`quick`: width 64, 9 / 6 blocks, unet_128, load 143 -> crop 128, batch 16 at the square-root lr,
+    compiled training, eager translation; lambda_cyc stays params.yaml's; demo comes back byte for byte."""
+    params = tmp_path / "params.yaml"
+    original = (REPO / "params.yaml").read_text()
+    params.write_text(original)
+    apply_profile("quick", params)
+    assert matching(params) == ["quick"]
+    cyclegan, recyclegan = load_group("cyclegan", params), load_group("recyclegan", params)
+    data, infer = load_group("data", params), load_group("infer", params)
+    assert (data.load_size, cyclegan.crop_size, recyclegan.crop_size) == (143, 128, 128)
+    assert (cyclegan.ngf, cyclegan.ndf, cyclegan.n_blocks, recyclegan.ngf, recyclegan.n_blocks) == (64, 64, 9, 64, 6)
+    assert 2 ** recyclegan.predictor_downs == recyclegan.crop_size  # unet_128: down to 1x1 as unet_256 at 256 px
+    for group in (cyclegan, recyclegan):
+        assert group.lr == pytest.approx(2e-4 * group.batch_size ** 0.5) and group.compile
+        assert group.lambda_cyc == 10.0  # not set by the profile
+    assert cyclegan.flip and not recyclegan.flip and not infer.compile
+    assert (cyclegan.lambda_identity, cyclegan.pool_size, recyclegan.lambda_identity, recyclegan.pool_size) == \
+        (0.5, 50, 0, 0)
+    apply_profile("demo", params)
+    assert params.read_text() == original

@@ -74,7 +74,7 @@ def test_teammate_pulls_the_models_and_runs_only_inference(team, tmp_path):
     assert not (mate / "data" / "translated" / "cyclegan").exists()
 
     stages = ran(sh(mate, "dvc", "repro").stdout)  # a plain repro: the models are there, nothing retrains
-    assert stages[:2] == ["infer", "merge_video"] and set(stages) <= {"infer", "merge_video", "metrics"}
+    assert stages[:2] == ["infer", "merge_video"] and set(stages) <= {"infer", "merge_video", "metrics", "results_page"}
     assert not (mate / "checkpoints").exists() and not (mate / ".dvc" / "tmp" / "exps").exists()
     for model in MODELS:
         weights = Path("models") / model / "generators.safetensors"
@@ -100,7 +100,7 @@ def test_queued_sweep_reruns_cyclegan_and_what_follows_only(team, tmp_path):
     queued = sh(mate, "dvc", "exp", "run", "--queue", "-S", "cyclegan.lambda_cyc=5,20")
     assert queued.stdout.count("Queued experiment") == 2
     run = sh(mate, "dvc", "exp", "run", "--run-all")
-    assert ran(run.stdout) == ["train_cyclegan", "infer", "merge_video", "metrics"] * 2
+    assert ran(run.stdout) == ["train_cyclegan", "infer", "merge_video", "metrics", "results_page"] * 2
 
     baseline, experiments = exp_rows(mate)
     assert sorted(exp["params"]["cyclegan"]["lambda_cyc"] for exp in experiments) == [5, 20]

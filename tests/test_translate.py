@@ -52,8 +52,11 @@ def test_a_videos_go_through_g_a_and_back_through_g_b(stage_inputs, models, tran
     crops = video_crops(stage_inputs["faces"], "sbat6n")
     (fake, rec), = translate_batches(generators["G_A"], generators["G_B"], [crops], CROP_SIZE, CPU)
     (other, _), = translate_batches(generators["G_B"], generators["G_A"], [crops], CROP_SIZE, CPU)
-    np.testing.assert_array_equal(np.load(translated / "sbat6n.npy"), fake)
-    np.testing.assert_array_equal(np.load(translated / "sbat6n_rec.npy"), rec)
+    # the stage ran batches of 4, this one batch of 30: the convolutions sum in another order, so the
+    # floats differ by rounding (~1e-6 of the [-1, 1] range) and a pixel near a rounding edge moves 1 level
+    for name, ours in (("sbat6n", fake), ("sbat6n_rec", rec)):
+        stage = np.load(translated / f"{name}.npy")
+        assert np.abs(stage.astype(int) - ours).max() <= 1 and (stage == ours).mean() > 0.99, name
     assert np.abs(fake.astype(int) - other).mean() > 1
 
 

@@ -23,8 +23,8 @@ def grid_clip(samples) -> Path:
 
 
 @pytest.fixture(scope="module")
-def megamind(shared_data) -> Path:
-    return shared_data / "robustness" / "Megamind.avi"
+def megamind(robustness) -> Path:
+    return robustness / "Megamind.avi"
 
 
 @pytest.fixture(scope="module")
@@ -128,12 +128,16 @@ def test_end_beyond_the_video_stops_at_its_last_frame(grid_clip):
     assert select_frames(probe(grid_clip), start=2.9, end=100.0) == [73, 74]
 
 
-def test_megamind_sequential_decode_is_exact(megamind):
-    """Old XviD AVI, where decord's random access returns wrong frames: the sequential read must be exact."""
+def test_megamind_sequential_decode_gives_every_frame_in_order(megamind):
+    """Old XviD AVI, where decord's random access returns wrong frames: the sequential read must
+    give each frame. Checked against PyAV, another FFmpeg build: XviD's IDCT is bit-exact in every
+    build, but the two convert YUV to RGB with their own fixed-point code (C or SIMD by CPU), which
+    may round a channel a level or two apart; a neighbouring frame differs by far more somewhere."""
     frames = [rgb for _, _, rgb in iter_frames(megamind)]
     assert len(frames) == 270
     reference = pyav_frames(megamind)  # an independent decoder, also read in order
-    assert all(np.array_equal(a, b) for a, b in zip(frames, reference))
+    assert len(reference) == 270
+    assert all(np.abs(a.astype(np.int16) - b).max() <= 2 for a, b in zip(frames, reference))
     assert frames[0].max() == 0  # the black first frame
     change = np.array([np.abs(frames[i + 1].astype(np.int16) - frames[i]).mean() for i in range(269)])
     cuts = set(np.argsort(change)[-3:] + 1)

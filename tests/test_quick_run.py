@@ -1,0 +1,218 @@
+"""The GPU round trip of docs/quick.md on the CPU, at tiny size: pack the crops here, run
+bench/quick_run.sh in a copy of the working tree with a Python that, like the GPU image, has no
+DVC of its own (only the packed copy), bring the results back, `dvc commit` them, and `dvc repro`
+runs merge_video and metrics alone.
+
+Real GRID clips, real stages, real DVC in a temporary git repo; tiny networks for a few steps.
+"""
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from safetensors import safe_open
+
+from conftest import GROUPS, REPO, copy_stages
+from processes import ENV, commit, sh
+from pipeline.offload import DEVICE_LACKS, PART_BYTES
+
+CLIPS = [("bbaf2n", "A", "train"), ("sbat6n", "A", "test"), ("brbk7n", "B", None)]
+MODELS = ("cyclegan", "recyclegan")
+# Absent from the GPU image besides DEVICE_LACKS: compiled speed-ups that DVC's packages fall back
+# from, git bindings, and the CPU stages' decoders and face models.
+ALSO_ABSENT = ("_ruamel_yaml", "orjson", "wcwidth", "pygit2", "git", "decord", "av", "dlib", "face_recognition_models")
+# sitecustomize for the emulated GPU Python: DEVICE_LACKS load only from the carried folder.
+GPU_IMAGE = '''
+import importlib.abc, importlib.machinery, os, sys
+
+class GpuImage(importlib.abc.MetaPathFinder):
+    lacks, absent, site = (os.environ[k] for k in ("GPU_LACKS", "GPU_ABSENT", "GPU_SITE"))
+
+    def find_spec(self, name, path, target=None):
+        top = name.split(".")[0]
+        if top in self.absent.split(","):
+            raise ModuleNotFoundError(f"No module named {name!r} on the GPU machine", name=name)
+        if path is not None or top not in self.lacks.split(","):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, [self.site])
+        if spec is None:
+            raise ModuleNotFoundError(f"No module named {name!r}: not in the carried packages", name=name)
+        return spec
+
+sys.meta_path.insert(0, GpuImage())
+'''
+
+
+def ran(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+
+
+@pytest.fixture(scope="module")
+def lead(tmp_path_factory, samples):
+    """A git + DVC repo with all of dvc.yaml on tiny settings, the offload code, and crop_faces run."""
+    repo = tmp_path_factory.mktemp("quick") / "lead"
+    repo.mkdir()
+    copy_stages(repo)
+    shutil.copytree(REPO / "pipeline", repo / "pipeline", ignore=shutil.ignore_patterns("__pycache__"),
+                    dirs_exist_ok=True)
+    (repo / "bench").mkdir()
+    shutil.copy(REPO / "bench" / "quick_run.sh", repo / "bench")
+    shutil.copy(REPO / ".gitignore", repo / ".gitignore")
+    videos = []
+    for name, domain, split in CLIPS:
+        clip = Path("data/samples") / domain / f"{name}.mpg"
+        (repo / clip).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(samples / domain / f"{name}.mpg", repo / clip)
+        videos.append(dict(name=name, domain=domain, path=str(clip), start=0, end=1.0,
+                           **({"split": split} if split else {})))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"].update(videos=videos, load_size=36)
+    for group, values in GROUPS.items():
+        params[group].update(values, n_epochs=0.5, n_epochs_decay=0.5)
+    params["merge"].update(crf=30, sheet_frames=1)
+    params["metrics"].update(face_rect="crop", face_size=150, identity_every=1000, centroid_frames=2)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(repo, "git", "init", "-q")
+    sh(repo, "dvc", "init", "-q")
+    sh(repo, "dvc", "config", "core.analytics", "false")
+    commit(repo, "pipeline")
+    assert ran(sh(repo, "dvc", "repro", "crop_faces").stdout) == ["fetch", "extract_frames", "crop_faces"]
+    commit(repo, "crops")
+    return repo
+
+
+def gpu_copy(lead: Path, to: Path) -> Path:
+    """What the device tool sends: git's files of the working tree plus the carried .quick/inputs."""
+    files = sh(lead, "git", "ls-files", "--cached", "--others", "--exclude-standard").stdout.split()
+    for file in files:
+        (to / file).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(lead / file, to / file)
+    shutil.copytree(lead / ".quick" / "inputs", to / ".quick" / "inputs")
+    return to
+
+
+def quick_run(copy: Path, work: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
+    image = work.parent / "gpu_image"
+    image.mkdir(exist_ok=True)
+    (image / "sitecustomize.py").write_text(GPU_IMAGE)
+    env = dict(ENV, OUT=str(out), WORK=str(work), PYTHON=sys.executable, PYTHONPATH=str(image),
+               GPU_LACKS=",".join(DEVICE_LACKS), GPU_ABSENT=",".join(ALSO_ABSENT), GPU_SITE=str(work / "site"))
+    done = subprocess.run(["bash", "bench/quick_run.sh", *args], cwd=copy, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_gpu_round_trip_then_dvc_runs_only_merge_and_metrics(lead, tmp_path):
+    packed = sh(lead, sys.executable, "-m", "pipeline.offload", "pack-inputs").stdout
+    assert "faces.tar" in packed and "site.tar.xz" in packed
+    assert "?? .quick" not in sh(lead, "git", "status", "--porcelain").stdout  # git-ignored: travels by `carry`
+    copy, work, out = gpu_copy(lead, tmp_path / "gpu"), tmp_path / "work", tmp_path / "out"
+    for model in MODELS:
+        log = quick_run(copy, work, out, model).stdout
+        assert f"{model}: " in log and "img/s overall" in log and "img/s at the end" in log and f"infer {model}: " in log
+    for split in ("train", "test"):  # the train crops arrive bit for bit; the test crops as JPEG
+        for domain in "AB":
+            sent, got = (np.load(d / f"{domain}_{split}.npy") for d in (lead / "data" / "faces", work / "faces"))
+            assert sent.shape == got.shape
+            if split == "train":
+                assert (work / "faces" / f"{domain}_{split}.npy").read_bytes() == \
+                    (lead / "data" / "faces" / f"{domain}_{split}.npy").read_bytes()
+            else:
+                assert 10 * np.log10(255 ** 2 / np.mean((sent.astype(float) - got) ** 2)) > 38  # PSNR, dB
+    returned = sorted(p.name for p in out.iterdir())
+    assert returned == ["cyclegan.log", "cyclegan.tgz.00", "recyclegan.log", "recyclegan.tgz.00"]
+    assert all(p.stat().st_size <= PART_BYTES for p in out.iterdir())
+
+    placed = sh(lead, sys.executable, "-m", "pipeline.offload", "finish", str(out)).stdout
+    for model in MODELS:
+        assert f"placed data/translated/{model}" in placed
+        with safe_open(lead / "models" / model / "generators.safetensors", "pt") as f:
+            assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.bfloat16"}
+        assert json.loads((lead / "logs" / model / "metrics.json").read_text())["step"] > 0
+        for video in ("sbat6n", "brbk7n"):
+            fake, rec = (np.load(lead / "data" / "translated" / model / f"{video}{s}.npy") for s in ("", "_rec"))
+            assert fake.shape == rec.shape and fake.shape[1:] == (32, 32, 3) and len(fake) > 0
+    sh(lead, "dvc", "commit", "-f", "train_cyclegan", "train_recyclegan", "infer")
+    assert ran(sh(lead, "dvc", "repro").stdout) == ["merge_video", "metrics"]
+    assert (lead / "results" / "compare" / "sbat6n.png").exists()
+    figures = json.loads((lead / "metrics" / "translation.json").read_text())
+    assert set(figures) == {"input", *MODELS}
+    assert "Data and pipelines are up to date" in sh(lead, "dvc", "repro").stdout
+
+
+def test_a_variant_goes_to_its_own_folder_with_its_params(lead, tmp_path):
+    sh(lead, sys.executable, "-m", "pipeline.offload", "pack-inputs")
+    copy, work, out = gpu_copy(lead, tmp_path / "gpu"), tmp_path / "work", tmp_path / "out"
+    log = quick_run(copy, work, out, "cyclegan", "b2", "cyclegan.batch_size=2", "cyclegan.lr=0.0004").stdout
+    assert "steps of 2 in" in log
+    assert sorted(p.name for p in out.iterdir()) == ["b2_cyclegan.log", "b2_cyclegan.tgz.00"]
+    placed = sh(lead, sys.executable, "-m", "pipeline.offload", "finish", str(out)).stdout.splitlines()
+    assert placed == [f"placed variants/b2/{p}" for p in ("models/cyclegan", "logs/cyclegan", "data/translated/cyclegan")]
+    variant = lead / "variants" / "b2"
+    assert (variant / "models" / "cyclegan" / "generators.safetensors").exists()
+    assert (variant / "data" / "translated" / "cyclegan" / "sbat6n.npy").exists()
+    sh(lead, sys.executable, str(lead / "stages" / "metrics.py"), "--faces", "data/faces", "--translated",
+       str(variant / "data" / "translated"), "--models", "cyclegan", "--out", str(variant / "metrics"))
+    assert "cyclegan" in json.loads((variant / "metrics" / "translation.json").read_text())
+    assert "variants" not in sh(lead, "git", "status", "--porcelain").stdout  # git-ignored
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, lead):
+    done = subprocess.run([sys.executable, "-m", "pipeline.offload", "finish", str(tmp_path)], cwd=lead, env=ENV,
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "no result parts" in done.stderr and "Traceback" not in done.stderr
+    for broken in (b"not a tar", gzip.compress(b"0" * 10000)[:200]):  # not an archive; one cut short
+        (tmp_path / "cyclegan.tgz.00").write_bytes(broken)
+        done = subprocess.run([sys.executable, "-m", "pipeline.offload", "finish", str(tmp_path)], cwd=lead, env=ENV,
+                              capture_output=True, text=True)
+        assert done.returncode == 1 and "not a complete result archive" in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "pipeline.offload", "variant", "params.yaml", str(tmp_path / "p.yaml"),
+                           "cyclegan.batch_size=0"], cwd=lead, env=ENV, capture_output=True, text=True)
+    assert done.returncode == 1 and "cyclegan.batch_size: must be >= 1" in done.stderr
+
+
+def test_bf16_generators_translate_as_the_fp32_ones_under_bf16_autocast(tmp_path, samples):
+    """Why the GPU sends the generators back in bfloat16: autocast, as infer runs on CUDA, rounds each
+    convolution's weights to bf16, so the rounded file gives the same translations bit for bit."""
+    import torch
+    from safetensors.torch import save_file
+
+    from pipeline.nets import ResnetGenerator
+    from pipeline.offload import to_bf16
+    from pipeline.runtime import StepOptions
+    from pipeline.translate import load_generators, translate_batches
+
+    torch.manual_seed(0)
+    generator = dict(input_nc=3, output_nc=3, ngf=8, n_blocks=2, upsample="transpose")
+    nets = {name: ResnetGenerator(**generator) for name in ("G_A", "G_B")}
+    for net in nets.values():
+        for weight in net.parameters():
+            torch.nn.init.normal_(weight, 0, 0.02)
+    model = tmp_path / "model"
+    model.mkdir()
+    weights = {f"{n}.{k}": v for n, net in nets.items() for k, v in net.state_dict().items()}
+    save_file(weights, model / "generators.safetensors")
+    (model / "architecture.json").write_text(json.dumps({"model": "cyclegan", "crop_size": 32, "load_size": 36,
+                                                         "generator": generator}))
+    crops = np.random.default_rng(0).integers(0, 256, (4, 36, 36, 3), dtype=np.uint8)
+    options, cpu = StepOptions(bf16=True), torch.device("cpu")
+
+    def translate() -> tuple[np.ndarray, np.ndarray]:
+        generators, _ = load_generators(model)
+        return next(translate_batches(generators["G_A"], generators["G_B"], [crops], 32, cpu, options))
+
+    before = translate()
+    to_bf16(model)
+    with safe_open(model / "generators.safetensors", "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}
+    after = translate()
+    assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+    fp32 = StepOptions()
+    generators, _ = load_generators(model)
+    assert not np.array_equal(before[0], next(translate_batches(generators["G_A"], None, [crops], 32, cpu, fp32))[0])
