@@ -112,14 +112,15 @@ def test_queued_sweep_reruns_cyclegan_and_what_follows_only(team, tmp_path):
 
 
 def test_turning_the_stabiliser_off_reruns_inference_and_what_follows_only(team, tmp_path):
-    """infer.temporal is an infer param: switching it reruns infer, merge_video and metrics, and the
-    per-frame rows stay as they were (the option never changes the translation it starts from)."""
+    """infer.temporal is an infer param: switching it reruns infer and what reads its output (merge_video,
+    metrics, the results page), and the per-frame rows stay as they were (the option never changes
+    the translation it starts from)."""
     mate = clone(team, tmp_path / "mate")
     sh(mate, "dvc", "pull")
     before = json.loads((mate / "metrics" / "translation.json").read_text())
     assert set(before) == {"input", *MODELS, *(f"{m}+flow" for m in MODELS)}  # params.yaml ships temporal: flow
     run = sh(mate, "dvc", "exp", "run", "-S", "infer.temporal=none")
-    assert ran(run.stdout) == ["infer", "merge_video", "metrics"]
+    assert ran(run.stdout) == ["infer", "merge_video", "metrics", "results_page"]
     after = json.loads((mate / "metrics" / "translation.json").read_text())
     assert set(after) == {"input", *MODELS}
     for model, ways in after.items():
