@@ -44,7 +44,8 @@ METRICS = {
     "ssim": ("SSIM", "the same reconstruction, SSIM (scikit-image, 7x7 window) averaged over frames; 1 is identical."),
     "failures": ("no face", "described frames in which no face was found (no descriptor)."),
 }
-PLOTS = ("warping_error", "drift", "tof", "mouth_motion", "raw_psnr", "identity_share", "target_distance", "frechet", "psnr", "ssim")
+PLOTS = ("warping_error", "drift", "tof", "mouth_motion", "raw_psnr", "identity_share", "target_distance", "frechet",
+         "psnr", "ssim")
 FID_NOTE = ("FID is not reported: it needs Inception weights, which cannot be obtained offline; the Fréchet distance "
             "above uses dlib's face descriptor instead and is not comparable with published FID values.")
 
