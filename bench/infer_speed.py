@@ -6,7 +6,9 @@ uint8 results back on the host; `--compile` as with `infer.compile: true`. The g
 the profile's architecture (paper by default; only speed is measured, so their weights are the
 initial ones); `--size` shrinks the crops to run on a CPU. `--no-reconstruction` times the
 translation alone, `--channels-last` the other layout. FLOPs come from FlopCounterMode on one
-eager batch.
+eager batch. Then the temporal stabiliser (`infer.temporal: flow`, params.yaml's settings, always
+on the CPU) on consecutive real crops at 64 and 256 px: ms per frame, and its share of the
+translation's time per frame at the timed size.
 
     python bench/infer_speed.py [--model cyclegan] [--profile paper] [--batch-size 64] [--size 256]
                                 [--batches 20] [--warmup 3] [--no-reconstruction] [--compile]
@@ -17,17 +19,24 @@ import dataclasses
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from pipeline.crop_outputs import load_crops
 from pipeline.dataset import Domain
 from pipeline.nets import ResnetGenerator, init_weights
+from pipeline.params import load_group
 from pipeline.runtime import pick_device
+from pipeline.stabilise import Stabiliser
 from pipeline.train import MODEL_CLASSES
 from pipeline.translate import translate_batches
+from timing import best_seconds  # bench/, beside this script
 from train_speed import (REPO, count_flops, device_line, figures, layout, recipe, resized,  # bench/, beside this script
                          step_options, synchronize)
+
+INFER = load_group("infer", REPO / "params.yaml")
+STABILISER = Stabiliser(INFER.temporal_window, INFER.temporal_sigma, INFER.temporal_flow)
 
 
 def main() -> None:
@@ -44,6 +53,7 @@ def main() -> None:
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
                         help="activation layout (default: the infer stage's, NCHW)")
     parser.add_argument("--faces", type=Path, default=REPO / "data" / "faces")
+    parser.add_argument("--stabilise-frames", type=int, default=40, help="consecutive crops the stabiliser is timed on")
     args = parser.parse_args()
     device = pick_device()
     options = step_options(device, args.compile, args.channels_last)
@@ -71,6 +81,22 @@ def main() -> None:
           f"{load_size} -> {params.crop_size} px, compile {'on' if args.compile else 'off'}, "
           f"{layout(options)}: "
           + figures(seconds, flops, args.batch_size, device, "batch", "frames/s", "frame"), flush=True)
+    per_frame = seconds / args.batch_size
+    clip = np.asarray(load_crops(args.faces, "A", "train")[:args.stabilise_frames])
+    for size in (64, 256):
+        ms = stabilise_ms(clip, size)
+        ratio = f", {ms / 1000 / per_frame:.2f}x the translation's time per frame" if size == params.crop_size else ""
+        print(f"stabilise  {size} px on the CPU, {STABILISER.settings()}: {ms:.1f} ms/frame{ratio}", flush=True)
+
+
+def stabilise_ms(clip: np.ndarray, size: int) -> float:
+    """Milliseconds per frame of the stabiliser on `clip` resized to `size` (the translation: the input
+    with its own noise per frame, so every neighbour carries weight as in a real translation)."""
+    inputs = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA if size < c.shape[0] else cv2.INTER_CUBIC)
+                       for c in clip])
+    outputs = (inputs + np.random.default_rng(0).normal(0, 6, inputs.shape)).clip(0, 255).astype(np.uint8)
+    frame, shot = np.arange(len(clip)), np.zeros(len(clip), np.int64)
+    return best_seconds(lambda: list(STABILISER(outputs, inputs, frame, shot))) * 1000 / len(clip)
 
 
 if __name__ == "__main__":

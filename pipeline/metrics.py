@@ -8,27 +8,30 @@ identity share and Frechet distance from all described frames of that direction 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 from pipeline.crop_outputs import load_crop_array, load_crops, read_boxes
 from pipeline.errors import FacecycleError
 from pipeline.identity import FaceDescriber
 from pipeline.identity_scores import centroid, frechet_distance, identity_transfer
+from pipeline.model_size import at_model_size
+from pipeline.motion_fidelity import FaceMotion, motion_fidelity
 from pipeline.params import MODELS, MetricsParams
 from pipeline.reconstruction import psnr, ssim
-from pipeline.runtime import to_model_input, to_uint8
 from pipeline.spread import evenly
-from pipeline.temporal import Motion, consecutive_pairs, input_motion, tof, warping_error
+from pipeline.stabilise import TEMPORAL
+from pipeline.temporal import consecutive_pairs, input_motion, tof, warping_error
 
 INPUT = "input"  # the reference row: the untranslated test crops
 TARGET = {"A": "B", "B": "A"}
-MEANS_OVER_VIDEOS = ("warping_error", "tof", "psnr", "ssim")
+MEANS_OVER_VIDEOS = ("warping_error", "drift", "tof", "mouth_motion", "eye_motion", "raw_psnr", "psnr", "ssim")
+DRIFT_GAP = 5  # frames between the pairs of the long-range warping error
 
 
 def read_test_faces(faces_dir: Path) -> pd.DataFrame:
@@ -38,15 +41,6 @@ def read_test_faces(faces_dir: Path) -> pd.DataFrame:
     if test.empty:
         raise FacecycleError(f"{faces_dir / 'boxes.csv'}: no test faces to evaluate")
     return test
-
-
-def at_model_size(crops: np.ndarray, size: int, chunk: int = 64) -> np.ndarray:
-    """Crops [N, S, S, 3] as the model was given them at `size` px (the infer stage's resize, back
-    in uint8), so a reconstruction is scored against its real input, not another resampling of it."""
-    if crops.shape[1:3] == (size, size):
-        return crops
-    return np.concatenate([to_uint8(to_model_input(torch.from_numpy(np.ascontiguousarray(crops[i:i + chunk])), size))
-                           for i in range(0, len(crops), chunk)])
 
 
 @dataclass(frozen=True)
@@ -73,27 +67,45 @@ def describe_real_faces(train: dict[str, tuple[Path, np.ndarray]], describe: Fac
     return RealFaces(descriptors, centroids)
 
 
-def evaluate_video(faces: pd.DataFrame, inputs: np.ndarray, translated: dict[str, tuple[np.ndarray, np.ndarray]],
-                   describe: FaceDescriber, real: RealFaces, every: int) -> tuple[list[dict], dict[str, np.ndarray]]:
-    """Rows for the input and each model's (translated, reconstructed) crops of one video, and the
-    descriptors of their every `every`-th frame. The input is scored at the models' crop size (the
-    smallest, should they differ), as the model was given it: the like-for-like floor."""
+@dataclass(frozen=True)
+class Translation:
+    """One row's crops: the translation scored, its reconstruction, and for a stabilised row the
+    per-frame translation it was made from (the fidelity guard)."""
+
+    output: np.ndarray
+    rec: np.ndarray | None = None
+    raw: np.ndarray | None = None
+
+
+def evaluate_video(faces: pd.DataFrame, inputs: np.ndarray, translated: dict[str, Translation],
+                   describe: FaceDescriber, real: RealFaces, every: int, motion_of: FaceMotion
+                   ) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Rows for the input and each model's translation of one video, and the descriptors of their
+    every `every`-th frame. The input is scored at the models' crop size (the smallest, should
+    they differ), as the model was given it: the like-for-like floor."""
     video, domain = faces["video"].iloc[0], faces["domain"].iloc[0]
-    pairs = consecutive_pairs(faces["frame"].to_numpy(), faces["shot"].to_numpy())
-    sizes = sorted({output.shape[1] for output, _ in translated.values()})
+    frame, shot = faces["frame"].to_numpy(), faces["shot"].to_numpy()
+    sizes = sorted({t.output.shape[1] for t in translated.values()})
     given = {size: at_model_size(inputs, size) for size in sizes}  # the input as each model size saw it
-    motions: dict[int, Motion] = {size: input_motion(given[size], pairs) for size in sizes}
+    motions = {(size, gap): input_motion(given[size], consecutive_pairs(frame, shot, gap), gap)
+               for size in sizes for gap in (1, DRIFT_GAP)}
+    moves = {size: motion_of(given[size], f"landmarks input {video}") for size in sizes}
     rows, described = [], {}
-    for model, (output, rec) in {INPUT: (given[sizes[0]], None), **translated}.items():
+    for model, t in {INPUT: Translation(given[sizes[0]]), **translated}.items():
+        output = np.asarray(t.output)
         size = output.shape[1]
-        output = np.asarray(output)
         described[model] = describe(output[::every], f"{model} {video}")
+        mouth, eyes = motion_fidelity(motion_of(output, f"landmarks {model} {video}"), moves[size], shot)
         row = {"video": video, "domain": domain, "direction": f"{domain}2{TARGET[domain]}", "model": model,
-               "frames": len(output), "pairs": len(pairs), "warping_error": warping_error(output, motions[size]),
+               "frames": len(output), "pairs": len(motions[size, 1].pairs),
+               "warping_error": warping_error(output, motions[size, 1]),
+               "drift": warping_error(output, motions[size, DRIFT_GAP]), "mouth_motion": mouth, "eye_motion": eyes,
                **real.score(described[model], domain)}
-        if rec is not None:
-            rec = np.asarray(rec)
-            row.update(tof=tof(output, motions[size]), psnr=psnr(given[size], rec), ssim=ssim(given[size], rec))
+        if t.rec is not None:
+            rec = np.asarray(t.rec)
+            row.update(tof=tof(output, motions[size, 1]), psnr=psnr(given[size], rec), ssim=ssim(given[size], rec))
+        if t.raw is not None:
+            row["raw_psnr"] = psnr(np.asarray(t.raw), output)
         rows.append(row)
     return rows, described
 
@@ -117,12 +129,38 @@ class Evaluation:
     overall: dict         # {model: {direction: {metric: value}}}
     params: MetricsParams
     real_faces: dict      # {domain: train crops described for its centroid}
+    temporal: dict        # {model: infer's temporal.json}: which mode the merged videos show
 
 
-def open_videos(faces_dir: Path, translated_dir: Path, models: tuple[str, ...]) -> list[tuple]:
-    """(face rows, input crops, {model: (translated, reconstructed)}) of every test video, all
-    checked before any work starts so that a missing or short file fails in a second."""
+def temporal_mode(model_dir: Path) -> dict:
+    """The infer stage's temporal.json of a model folder: which temporal mode `<video>.npy` holds."""
+    path = model_dir / TEMPORAL
+    try:
+        mode = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FacecycleError(f"{path}: not found (run infer)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise FacecycleError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(mode, dict) or not isinstance(mode.get("temporal"), str):
+        raise FacecycleError(f"{path}: expected an object with a 'temporal' name")
+    return mode
+
+
+def _translations(folder: Path, model: str, video: str, count: int, mode: str) -> dict[str, Translation]:
+    """The rows of one model and video: `model` (per frame) and, when infer stabilised it,
+    `model+mode` (what the merged videos show)."""
+    load = lambda suffix: load_crop_array(folder / f"{video}{suffix}.npy", count, "infer")  # noqa: E731
+    if mode == "none":
+        return {model: Translation(load(""), load("_rec"))}
+    raw = load("_raw")
+    return {model: Translation(raw, load("_raw_rec")), f"{model}+{mode}": Translation(load(""), load("_rec"), raw)}
+
+
+def open_videos(faces_dir: Path, translated_dir: Path, models: tuple[str, ...]) -> tuple[list[tuple], dict]:
+    """(face rows, input crops, {row: Translation}) of every test video, all checked before any
+    work starts so that a missing or short file fails in a second; and each model's temporal mode."""
     test = read_test_faces(faces_dir)
+    modes = {model: temporal_mode(translated_dir / model) for model in models}
     videos = []
     for video, faces in test.groupby("video", sort=True):
         domain = faces["domain"].iloc[0]
@@ -130,27 +168,30 @@ def open_videos(faces_dir: Path, translated_dir: Path, models: tuple[str, ...]) 
         if index.min() < 0 or index.max() >= len(crops):
             raise FacecycleError(f"{faces_dir / 'boxes.csv'}: crop_index of {video} out of range for "
                                  f"{faces_dir / f'{domain}_test.npy'} ({len(crops)} crops)")
-        translated = {model: (load_crop_array(translated_dir / model / f"{video}.npy", len(faces), "infer"),
-                              load_crop_array(translated_dir / model / f"{video}_rec.npy", len(faces), "infer"))
-                      for model in models}
+        translated = {}
+        for model in models:
+            translated.update(_translations(translated_dir / model, model, video, len(faces),
+                                            modes[model]["temporal"]))
         videos.append((faces, np.asarray(crops[index]), translated))
-    return videos
+    return videos, modes
 
 
 def evaluate(faces_dir: str | Path, translated_dir: str | Path, params: MetricsParams, margin: float,
              models: tuple[str, ...] = MODELS) -> Evaluation:
     """Score the test videos of `faces_dir/boxes.csv` for each model in `translated_dir/<model>/`."""
     faces_dir, translated_dir = Path(faces_dir), Path(translated_dir)
-    videos = open_videos(faces_dir, translated_dir, models)
+    videos, modes = open_videos(faces_dir, translated_dir, models)
     train = {d: (faces_dir / f"{d}_train.npy", load_crops(faces_dir, d, "train")) for d in TARGET}
     describe = FaceDescriber(params.face_rect, params.face_size, margin)
+    motion_of = FaceMotion(params.face_size, describe.centre)
     real = describe_real_faces(train, describe, params.centroid_frames)
     rows, described = [], {}
     for faces, inputs, translated in tqdm(videos, desc="metrics", unit="video"):
-        video_rows, video_described = evaluate_video(faces, inputs, translated, describe, real, params.identity_every)
+        video_rows, video_described = evaluate_video(faces, inputs, translated, describe, real, params.identity_every,
+                                                     motion_of)
         rows += video_rows
         for model, descriptors in video_described.items():
             described.setdefault((model, video_rows[0]["direction"]), []).append(descriptors)
     table = pd.DataFrame(rows).sort_values(["direction", "video"], kind="stable", ignore_index=True)
     return Evaluation(table, overall_figures(table, described, real), params,
-                      {d: len(x) for d, x in real.descriptors.items()})
+                      {d: len(x) for d, x in real.descriptors.items()}, modes)

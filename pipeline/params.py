@@ -24,6 +24,8 @@ TOP_LEVEL = ("lambda_cyc",)
 DEFAULT_TEST_SHARE = 5903 / (16485 + 5903)  # the reference project's split (docs/data.md)
 MODELS = ("cyclegan", "recyclegan")
 UPSAMPLE_MODES = ("transpose", "resize")  # the paper's transposed convolution, or resize-then-convolve
+TEMPORAL_MODES = ("none", "flow")  # infer.temporal: per-frame translation, or stabilised along the input's flow
+FLOW_PRESETS = ("ultrafast", "fast", "medium")  # OpenCV DIS presets (pipeline.stabilise)
 MASKS = ("face", "square")  # merge.mask: landmark face outline, or the whole crop box
 BLENDS = ("alpha", "poisson")  # merge.blend: feathered weighted mean, or Poisson cloning then the mask
 
@@ -50,9 +52,10 @@ class Video:
     def validate(self, where: str, source: str) -> None:
         _check(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", self.name or "") is not None, f"{where}.name",
                f"{self.name!r}: use letters, digits, _ and - (it names the video's files in every stage)", source)
-        # videos.csv lists the videos next to their frame files; infer writes <name>_rec.npy beside <name>.npy
-        _check(self.name.lower() != "videos" and not self.name.endswith("_rec"), f"{where}.name",
-               f"{self.name!r} is taken by the stages' own files (videos.csv, <video>_rec.npy)", source)
+        # videos.csv lists the videos next to their frame files; infer writes <name>_rec.npy and
+        # <name>_raw.npy beside <name>.npy
+        _check(self.name.lower() != "videos" and not self.name.endswith(("_rec", "_raw")), f"{where}.name",
+               f"{self.name!r} is taken by the stages' own files (videos.csv, <video>_rec.npy, <video>_raw.npy)", source)
         _check(self.domain in ("A", "B"), f"{where}.domain", f"must be A or B, got {self.domain!r}", source)
         _check((self.path is None) != (self.url is None), where, "give exactly one of path or url", source)
         _check(self.split in (None, "train", "test"), f"{where}.split", f"must be train or test, got {self.split!r}", source)
@@ -169,10 +172,19 @@ class InferParams:
     batch_size: int = 16
     device: str = "auto"  # auto (CUDA when present), cuda or cpu
     compile: bool = False  # torch.compile the generators: 2-3x on CUDA, one compile per model first
+    temporal: str = "none"  # none: each frame translated on its own; flow: stabilised along the input's motion
+    temporal_window: int = 3  # frames on each side averaged into each frame (flow)
+    temporal_sigma: float = 8.0  # input change (8-bit levels) at which a neighbour's weight falls to 0.61 (flow)
+    temporal_flow: str = "medium"  # OpenCV DIS preset of the stabiliser's flow (flow)
 
     def validate(self) -> None:
         _check(self.batch_size >= 1, "infer.batch_size", f"must be >= 1, got {self.batch_size}")
         _check(self.device in ("auto", "cuda", "cpu"), "infer.device", f"must be auto, cuda or cpu, got {self.device!r}")
+        _check(self.temporal in TEMPORAL_MODES, "infer.temporal", f"must be none or flow, got {self.temporal!r}")
+        _check(self.temporal_window >= 1, "infer.temporal_window", f"must be >= 1, got {self.temporal_window}")
+        _check(self.temporal_sigma > 0, "infer.temporal_sigma", f"must be > 0, got {self.temporal_sigma}")
+        _check(self.temporal_flow in FLOW_PRESETS, "infer.temporal_flow",
+               f"must be one of {', '.join(FLOW_PRESETS)}, got {self.temporal_flow!r}")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pipeline.atomic import atomic_dir, atomic_file
 from pipeline.charts import COLOURS, grouped_bars
 from pipeline.errors import FacecycleError
 from pipeline.identity_scores import SAME_PERSON
-from pipeline.metrics import INPUT, Evaluation
+from pipeline.metrics import DRIFT_GAP, INPUT, Evaluation
 
 # metric -> (column header, what it says); the order of the tables
 METRICS = {
@@ -21,8 +21,17 @@ METRICS = {
                       "pixels kept by the forward-backward occlusion check, averaged over consecutive pairs of one shot. "
                       "Lower is steadier; the `input` row (scored at the models' crop size) is what a translator that moves "
                       "exactly like the input scores."),
+    "drift": (f"warping error t+{DRIFT_GAP}", f"the same between frames t and t+{DRIFT_GAP} (Farneback flow between them): "
+              "long-range consistency, where a stabiliser that drifts away from the input's motion would show."),
     "tof": ("tOF", "TecoGAN (Chu et al. 2020): mean length in pixels of the difference between the output's own flow and "
             "the input's flow for each pair; 0 means the output moves exactly like the input."),
+    "mouth_motion": ("mouth motion", "motion fidelity: Pearson correlation over time between the output's and the input's "
+                     "mouth opening (inner-lip gap over the distance between the eyes, dlib's 68 landmarks in the same "
+                     "face rectangle of both), per shot of >= 10 frames, averaged weighted by frames. 1: the mouth moves "
+                     "as the input's does; ~0: a frozen face, however low its warping error."),
+    "eye_motion": ("eye motion", "the same for the eye aspect ratio (Soukupova and Cech 2016): do the blinks follow?"),
+    "raw_psnr": ("PSNR to raw (dB)", "stabilised rows only: PSNR between the stabilised and the per-frame translation "
+                 "it was made from, how much the stabiliser changed (fidelity to the translator)."),
     "identity_share": ("identity share", "share of described frames whose dlib face descriptor is nearer the target "
                        "domain's centroid than the source domain's (centroids from real train crops; a frame with no "
                        "face found counts as not nearer). Higher means the identity was transferred."),
@@ -36,7 +45,8 @@ METRICS = {
     "ssim": ("SSIM", "the same reconstruction, SSIM (scikit-image, 7x7 window) averaged over frames; 1 is identical."),
     "failures": ("no face", "described frames in which no face was found (no descriptor)."),
 }
-PLOTS = ("warping_error", "tof", "identity_share", "target_distance", "frechet", "psnr", "ssim")
+PLOTS = ("warping_error", "drift", "tof", "mouth_motion", "raw_psnr", "identity_share", "target_distance", "frechet",
+         "psnr", "ssim")
 FID_NOTE = ("FID is not reported: it needs Inception weights, which cannot be obtained offline; the Fréchet distance "
             "above uses dlib's face descriptor instead and is not comparable with published FID values.")
 
@@ -75,6 +85,19 @@ def _models(evaluation: Evaluation) -> list[str]:
     return [INPUT] + [m for m in evaluation.videos["model"].unique() if m != INPUT]
 
 
+def temporal_line(evaluation: Evaluation) -> str:
+    """Which translation the merged videos (results/) show, per model."""
+    parts = []
+    for model, mode in evaluation.temporal.items():
+        if mode["temporal"] == "none":
+            parts.append(f"{model}: per-frame translation (row `{model}`)")
+        else:
+            settings = ", ".join(f"{k} {v}" for k, v in mode.items() if k != "temporal")
+            parts.append(f"{model}: stabilised along the input's motion, {settings} (row `{model}+{mode['temporal']}`; "
+                         f"row `{model}` is the per-frame translation)")
+    return "Merged videos (results/) show: " + "; ".join(parts) + "."
+
+
 def markdown(evaluation: Evaluation) -> str:
     """The report: overall and per-video tables comparing the models, what each figure means, the plots."""
     videos, params = evaluation.videos, evaluation.params
@@ -83,7 +106,7 @@ def markdown(evaluation: Evaluation) -> str:
     lines = ["# Translation metrics", "",
              f"{len(first)} test videos ({counts}). Models: {', '.join(_models(evaluation)[1:])}; the `input` rows "
              "score the untranslated test crops the same way (their reference for temporal figures, and the starting "
-             "point for identity).", "", "## Overall", ""]
+             "point for identity).", "", temporal_line(evaluation), "", "## Overall", ""]
     for way in sorted(videos["direction"].unique()):
         rows = pd.DataFrame([{"model": m, **evaluation.overall[m][way]} for m in _models(evaluation)
                              if way in evaluation.overall.get(m, {})])

@@ -19,10 +19,12 @@ import numpy as np
 _FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
 
 
-def consecutive_pairs(frame: np.ndarray, shot: np.ndarray) -> np.ndarray:
-    """Indices i such that rows i and i+1 are consecutive frames of the same shot."""
+def consecutive_pairs(frame: np.ndarray, shot: np.ndarray, gap: int = 1) -> np.ndarray:
+    """Indices i such that rows i..i+gap are consecutive frames of the same shot."""
     frame, shot = np.asarray(frame), np.asarray(shot)
-    return np.flatnonzero((np.diff(frame) == 1) & (shot[1:] == shot[:-1]))
+    if len(frame) <= gap:
+        return np.zeros(0, np.int64)
+    return np.flatnonzero((frame[gap:] - frame[:-gap] == gap) & (shot[gap:] == shot[:-gap]))
 
 
 def optical_flow(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
@@ -65,26 +67,28 @@ def valid_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Motion:
-    """The input clip's flow for each usable pair (i, i+1), computed once, shared by all outputs."""
+    """The input clip's flow for each usable pair (i, i+gap), computed once, shared by all outputs."""
 
-    pairs: np.ndarray         # [P] index i of each pair (i, i+1)
-    forward: list[np.ndarray]  # flow from frame i to i+1
+    pairs: np.ndarray         # [P] index i of each pair (i, i+gap)
+    forward: list[np.ndarray]  # flow from frame i to i+gap
     valid: list[np.ndarray]    # valid_mask of each pair
+    gap: int = 1
 
 
-def input_motion(frames: np.ndarray, pairs: np.ndarray) -> Motion:
-    """Forward and backward Farneback flow of the input `frames` [N, H, W, 3] uint8 for `pairs`."""
+def input_motion(frames: np.ndarray, pairs: np.ndarray, gap: int = 1) -> Motion:
+    """Forward and backward Farneback flow of the input `frames` [N, H, W, 3] uint8 for `pairs` (i, i+gap)."""
     forward, valid = [], []
     for i in pairs:
-        fw = optical_flow(frames[i], frames[i + 1])
-        bw = optical_flow(frames[i + 1], frames[i])
+        fw = optical_flow(frames[i], frames[i + gap])
+        bw = optical_flow(frames[i + gap], frames[i])
         forward.append(fw)
         valid.append(valid_mask(fw, bw))
-    return Motion(np.asarray(pairs), forward, valid)
+    return Motion(np.asarray(pairs), forward, valid, gap)
 
 
 def warping_error(output: np.ndarray, motion: Motion) -> float:
-    """Lai et al.'s warping error of `output` [N, H, W, 3] uint8 along the input's motion.
+    """Lai et al.'s warping error of `output` [N, H, W, 3] uint8 along the input's motion (with a
+    gap of several frames: how far the output drifts from the input's motion over that span).
 
     Per pair: squared differences over valid pixels and channels, divided by their count
     (all pixels when none is valid); the clip's value is the mean over its pairs (NaN if none).
@@ -92,7 +96,7 @@ def warping_error(output: np.ndarray, motion: Motion) -> float:
     errors = []
     for i, fw, ok in zip(motion.pairs, motion.forward, motion.valid):
         prev = output[i].astype(np.float32) / 255
-        warped = warp(output[i + 1].astype(np.float32) / 255, fw)
+        warped = warp(output[i + motion.gap].astype(np.float32) / 255, fw)
         diff = (warped - prev)[ok] if ok.any() else warped - prev
         errors.append(float(np.mean(diff ** 2)))
     return float(np.mean(errors)) if errors else float("nan")
@@ -100,6 +104,6 @@ def warping_error(output: np.ndarray, motion: Motion) -> float:
 
 def tof(output: np.ndarray, motion: Motion) -> float:
     """TecoGAN's tOF: mean per-pixel length of flow(output pair) - flow(input pair); NaN if no pair."""
-    errors = [np.linalg.norm(optical_flow(output[i], output[i + 1]) - fw, axis=-1).mean()
+    errors = [np.linalg.norm(optical_flow(output[i], output[i + motion.gap]) - fw, axis=-1).mean()
               for i, fw in zip(motion.pairs, motion.forward)]
     return float(np.mean(errors)) if errors else float("nan")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,8 +21,10 @@ from tqdm import tqdm
 from pipeline.atomic import atomic_dir
 from pipeline.crop_outputs import load_crops, read_boxes
 from pipeline.errors import FacecycleError
+from pipeline.model_size import at_model_size
 from pipeline.nets import ResnetGenerator
 from pipeline.runtime import StepOptions, check_compiler, to_model_input, to_uint8
+from pipeline.stabilise import TEMPORAL, Stabiliser
 
 WEIGHTS, ARCHITECTURE = "generators.safetensors", "architecture.json"
 GENERATOR_OF_DOMAIN = {"A": ("G_A", "G_B"), "B": ("G_B", "G_A")}  # (translate, translate back)
@@ -109,14 +111,34 @@ def translate_batches(forward: nn.Module, backward: nn.Module | None, batches: I
         yield to_uint8(fake[:count]), (to_uint8(rec[:count]) if rec is not None else None)
 
 
+def _write(paths: Sequence[Path], chunks: Iterable[tuple[np.ndarray, ...]], count: int, size: int, desc: str) -> None:
+    """Stream tuples of uint8 [b, size, size, 3] batches into one memory-mapped .npy file per part."""
+    outs = [open_memmap(path, mode="w+", dtype=np.uint8, shape=(count, size, size, 3)) for path in paths]
+    done = 0
+    with tqdm(total=count, desc=desc, unit="face") as bar:
+        for parts in chunks:
+            for out, part in zip(outs, parts):
+                out[done:done + len(part)] = part
+            done += len(parts[0])
+            bar.update(len(parts[0]))
+    for out in outs:
+        out.flush()
+
+
+def _batches(crops: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    return (crops[i:i + batch_size] for i in range(0, len(crops), batch_size))
+
+
 def translate_videos(model_dir: str | Path, faces_dir: str | Path, out_dir: str | Path, batch_size: int,
-                     device: torch.device, compile: bool = False) -> list[str]:
+                     device: torch.device, compile: bool = False, stabiliser: Stabiliser | None = None) -> list[str]:
     """Write `<video>.npy` and `<video>_rec.npy` in `out_dir` for every test video of `faces_dir/boxes.csv`.
 
     Rows follow each video's face rows in boxes.csv (split test); A videos go through G_A, B
     videos through G_B. Results stream into memory-mapped .npy files batch by batch; `out_dir`
     appears only when all videos are done. `compile`: torch.compile the generators, every batch
-    padded to `batch_size`. Returns the videos written.
+    padded to `batch_size`. With a `stabiliser`, `<video>.npy` is the stabilised translation and
+    `_rec` its reconstruction, and the per-frame translation is kept as `<video>_raw.npy` and
+    `_raw_rec.npy`; `temporal.json` says which (docs/contracts.md). Returns the videos written.
     """
     model_dir, faces_dir = Path(model_dir), Path(faces_dir)
     if compile:
@@ -128,19 +150,23 @@ def translate_videos(model_dir: str | Path, faces_dir: str | Path, out_dir: str 
     with atomic_dir(out_dir) as tmp:
         for video, rows in test.groupby("video", sort=True):
             domain = rows["domain"].iloc[0]
-            index = rows.loc[rows["face"], "crop_index"].to_numpy()
-            crops = load_crops(faces_dir, domain, "test") if len(index) else None
-            fake_out, rec_out = (open_memmap(tmp / f"{video}{suffix}.npy", mode="w+", dtype=np.uint8,
-                                             shape=(len(index), size, size, 3)) for suffix in ("", "_rec"))
+            faces = rows[rows["face"]]
+            crops = (load_crops(faces_dir, domain, "test")[faces["crop_index"].to_numpy()] if len(faces)
+                     else np.zeros((0, size, size, 3), np.uint8))
             forward, backward = (generators[name] for name in GENERATOR_OF_DOMAIN[domain])
-            batches = (crops[index[i:i + batch_size]] for i in range(0, len(index), batch_size))
-            done = 0
-            with tqdm(total=len(index), desc=f"infer {model_dir.name} {video}", unit="face") as bar:
-                for fake, rec in translate_batches(forward, backward, batches, size, device, options,
-                                                   batch_size if compile else 0):
-                    fake_out[done:done + len(fake)], rec_out[done:done + len(rec)] = fake, rec
-                    done += len(fake)
-                    bar.update(len(fake))
-            fake_out.flush(), rec_out.flush()
-            del fake_out, rec_out
+            pad = batch_size if compile else 0
+            main, raw = tmp / f"{video}.npy", tmp / f"{video}{'_raw' if stabiliser else ''}.npy"
+            _write([raw, raw.with_name(f"{raw.stem}_rec.npy")],
+                   translate_batches(forward, backward, _batches(crops, batch_size), size, device, options, pad),
+                   len(crops), size, f"infer {model_dir.name} {video}")
+            if stabiliser:
+                steady = stabiliser(np.load(raw, mmap_mode="r"), at_model_size(crops, size), faces["frame"].to_numpy(),
+                                    faces["shot"].to_numpy())
+                _write([main], ((frame[None],) for frame in steady), len(crops), size,
+                       f"stabilise {model_dir.name} {video}")
+                back = translate_batches(backward, None, _batches(np.load(main, mmap_mode="r"), batch_size), size,
+                                         device, options, pad)
+                _write([tmp / f"{video}_rec.npy"], ((rec,) for rec, _ in back), len(crops), size,
+                       f"reconstruct {model_dir.name} {video}")
+        (tmp / TEMPORAL).write_text(json.dumps(stabiliser.settings() if stabiliser else {"temporal": "none"}) + "\n")
     return sorted(test["video"].unique())

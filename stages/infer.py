@@ -5,6 +5,7 @@ from pathlib import Path
 from pipeline.cli import run_stage
 from pipeline.params import load_group
 from pipeline.runtime import pick_device
+from pipeline.stabilise import Stabiliser
 from pipeline.translate import translate_videos
 
 
@@ -18,10 +19,12 @@ def main() -> None:
     args = parser.parse_args()
     params = load_group("infer", args.params)
     device = pick_device(params.device, "infer.device")
+    stabiliser = (Stabiliser(params.temporal_window, params.temporal_sigma, params.temporal_flow)
+                  if params.temporal == "flow" else None)
     for model_dir in map(Path, args.models):
         videos = translate_videos(model_dir, args.faces, Path(args.out) / model_dir.name, params.batch_size, device,
-                                  params.compile)
-        print(f"infer: {model_dir.name}: {len(videos)} test videos translated on {device}")
+                                  params.compile, stabiliser)
+        print(f"infer: {model_dir.name}: {len(videos)} test videos translated on {device}, temporal {params.temporal}")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,8 @@ def test_infer_bench_times_translation_with_and_without_the_reconstruction(faces
         ms, frames, gflop[passes], tflops, peak = map(float, figures)
         assert min(ms, frames, tflops, peak) > 0
         assert frames == pytest.approx(4000 / ms, rel=0.01)
+        stabilise = dict(re.findall(rf"^stabilise +(64|256) px on the CPU, .*: {NUMBER} ms/frame", out, re.M))
+        assert set(stabilise) == {"64", "256"} and float(stabilise["256"]) > float(stabilise["64"]) > 0, out
     assert gflop["G + reconstruction"] == pytest.approx(2 * gflop["G only"], rel=0.15)  # printed to 0.01
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pipeline.errors import FacecycleError
-from pipeline.metrics import at_model_size
+from pipeline.model_size import at_model_size
 from pipeline.runtime import pick_device, to_model_input, to_uint8
 
 

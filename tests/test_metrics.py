@@ -3,10 +3,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline.identity import FaceDescriber
-from pipeline.metrics import INPUT, at_model_size, describe_real_faces, evaluate_video
+from pipeline.metrics import INPUT, Translation, describe_real_faces, evaluate_video
+from pipeline.motion_fidelity import FaceMotion
+from pipeline.model_size import at_model_size
 from translation_layout import MARGIN, grid_crops
 
-FRAMES = 8
+FRAMES = 12  # >= motion_fidelity.MIN_FRAMES
 
 
 def test_the_input_row_is_scored_as_the_models_were_given_it(samples):
@@ -18,8 +20,15 @@ def test_the_input_row_is_scored_as_the_models_were_given_it(samples):
     faces = pd.DataFrame({"video": "sbat6n", "domain": "A", "frame": np.arange(FRAMES), "shot": 0})
     describe = FaceDescriber("crop", margin=MARGIN)
     real = describe_real_faces({"A": (a, inputs), "B": (b, grid_crops(b, FRAMES, size=72))}, describe, None)
-    rows, _ = evaluate_video(faces, inputs, {"cyclegan": (given, given)}, describe, real, every=4)
-    source, model = rows
-    assert (source["model"], model["model"]) == (INPUT, "cyclegan")
+    frozen = np.repeat(given[:1], FRAMES, axis=0)
+    translated = {"cyclegan": Translation(given, given), "cyclegan+flow": Translation(frozen, given, given)}
+    rows, _ = evaluate_video(faces, inputs, translated, describe, real, 4, FaceMotion(216, describe.centre))
+    source, model, steady = rows
+    assert [row["model"] for row in rows] == [INPUT, "cyclegan", "cyclegan+flow"]
     assert source["warping_error"] > 0 and model["warping_error"] == source["warping_error"]
+    assert model["drift"] == source["drift"] > source["warping_error"]  # 5 frames apart: more change than 1
     assert model["tof"] == 0 and np.isinf(model["psnr"])
+    assert model["mouth_motion"] == source["mouth_motion"] == 1
+    assert "raw_psnr" not in model
+    # a "stabilised" row that froze the face: no mouth motion, and far from the translation it came from
+    assert steady["mouth_motion"] == 0 and steady["raw_psnr"] < 35  # measured 33 dB

@@ -94,7 +94,7 @@ def test_stage_reports_what_each_stand_in_model_does(repro):
     assert "FID is not reported" in report
     assert "| sbat6n | recyclegan | 9.2% | 10.0% |" in report  # merge_video's changed pixels
     images = [line.rsplit("](", 1)[1][:-1] for line in report.splitlines() if line.startswith("![")]
-    assert len(images) == 7
+    assert len(images) == 9  # report.PLOTS but PSNR to raw: no stabilised rows here
     for image in images:
         with Image.open(repro / "metrics" / image) as png:
             assert png.format == "PNG" and png.width > 300
@@ -102,11 +102,12 @@ def test_stage_reports_what_each_stand_in_model_does(repro):
 
 @pytest.mark.parametrize("damage, message", [
     (lambda root: (root / "data/translated/recyclegan/sbat6n_rec.npy").unlink(), "sbat6n_rec.npy: not found"),
+    (lambda root: (root / "data/translated/cyclegan/temporal.json").unlink(), "temporal.json: not found"),
     (lambda root: np.save(root / "data/translated/cyclegan/lrwp9a.npy", np.zeros((3, 72, 72, 3), np.uint8)),
      "lrwp9a.npy: 3 crops, but boxes.csv lists 16 faces for it"),
     (lambda root: (root / "params.yaml").write_text((root / "params.yaml").read_text().replace(
         "face_rect: detect", "face_rect: hog")), "metrics.face_rect: must be detect or crop"),
-], ids=["missing reconstruction", "short array", "bad param"])
+], ids=["missing reconstruction", "no temporal.json", "short array", "bad param"])
 def test_bad_input_is_one_line_and_leaves_no_output(workdir, tmp_path, damage, message):
     root = tmp_path / "work"
     shutil.copytree(workdir, root, ignore=shutil.ignore_patterns("metrics"))

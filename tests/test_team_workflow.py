@@ -245,6 +245,25 @@ def test_an_own_video_travels_with_the_project_and_as_a_test_video_retrains_noth
         assert (mate / "models" / model / "generators.safetensors").read_bytes() == weights[model]
 
 
+def test_turning_the_stabiliser_off_reruns_inference_and_what_follows_only(team, tmp_path):
+    """infer.temporal is an infer param: switching it reruns infer and what reads its output (merge_video,
+    metrics, the results page), and the per-frame rows stay as they were (the option never changes
+    the translation it starts from)."""
+    mate = clone(team, tmp_path / "mate")
+    sh(mate, "dvc", "pull")
+    before = json.loads((mate / "metrics" / "translation.json").read_text())
+    assert set(before) == {"input", *MODELS, *(f"{m}+flow" for m in MODELS)}  # params.yaml ships temporal: flow
+    run = sh(mate, "dvc", "exp", "run", "-S", "infer.temporal=none")
+    assert ran(run.stdout) == ["infer", "merge_video", "metrics", "results_page"]
+    after = json.loads((mate / "metrics" / "translation.json").read_text())
+    assert set(after) == {"input", *MODELS}
+    for model, ways in after.items():
+        for way, figures in ways.items():
+            assert figures == {key: before[model][way][key] for key in figures}
+            assert set(before[model][way]) - set(figures) <= {"raw_psnr"}  # a column of the stabilised rows only
+    assert not list((mate / "data" / "translated" / "cyclegan").glob("*_raw.npy"))
+
+
 def tensors(repo: Path) -> dict[str, torch.Tensor]:
     return load_file(repo / "models" / "cyclegan" / "generators.safetensors")
 

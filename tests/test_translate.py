@@ -14,6 +14,7 @@ from merge_inputs import CROP_SIZE, write_models
 from payloads import write_pickle, write_torch_save
 from pipeline.crop_outputs import read_boxes
 from pipeline.errors import FacecycleError
+from pipeline.stabilise import Stabiliser
 from pipeline.translate import load_generators, translate_batches, translate_videos
 
 CPU = torch.device("cpu")
@@ -77,6 +78,25 @@ def test_compiled_generators_translate_as_eager_ones_and_compile_once(stage_inpu
     for suffix in ("", "_rec"):
         eager = np.load(translated / f"sbat6n{suffix}.npy").astype(int)
         assert np.abs(np.load(tmp_path / "compiled" / f"sbat6n{suffix}.npy") - eager).max() <= 1  # fused rounding
+
+
+def test_stabilised_inference_keeps_the_per_frame_translation_beside_it(stage_inputs, models, translated, tmp_path):
+    """infer.temporal: flow: `<video>.npy` is the stabilised translation and `_rec` its reconstruction;
+    the per-frame one (as without the option) stays as `_raw`; temporal.json says which."""
+    out = tmp_path / "flow"
+    translate_videos(models["cyclegan"], stage_inputs["faces"], out, batch_size=4, device=CPU,
+                     stabiliser=Stabiliser(3, 8.0))
+    for suffix in ("", "_rec"):
+        np.testing.assert_array_equal(np.load(out / f"sbat6n_raw{suffix}.npy"), np.load(translated / f"sbat6n{suffix}.npy"))
+    steady, raw = np.load(out / "sbat6n.npy"), np.load(translated / "sbat6n.npy")
+    assert steady.shape == raw.shape and 0 < np.abs(steady.astype(int) - raw).mean() < 20  # an untrained G: 8
+    generators, _ = load_generators(models["cyclegan"])
+    (back, _), = translate_batches(generators["G_B"], None, [steady], CROP_SIZE, CPU)
+    np.testing.assert_array_equal(np.load(out / "sbat6n_rec.npy"), back)
+    assert json.loads((out / "temporal.json").read_text()) == {"temporal": "flow", "window": 3, "sigma": 8.0,
+                                                               "flow": "DIS medium"}
+    assert json.loads((translated / "temporal.json").read_text()) == {"temporal": "none"}
+    assert np.load(out / "wall_raw.npy").shape == np.load(out / "wall.npy").shape == (0, CROP_SIZE, CROP_SIZE, 3)
 
 
 def test_inference_runs_without_autograd(stage_inputs, models):

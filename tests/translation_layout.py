@@ -46,7 +46,8 @@ def write_faces(faces: Path, clips: list[tuple[Path, str, str]], count: int, siz
 
 
 def write_translated(translated: Path, model: str, video: str, fake: np.ndarray, rec: np.ndarray) -> None:
-    """`<model>/<video>.npy` and `<video>_rec.npy` as infer writes them."""
+    """`<model>/<video>.npy` and `<video>_rec.npy` as infer writes them (`infer.temporal: none`)."""
     (translated / model).mkdir(parents=True, exist_ok=True)
+    (translated / model / "temporal.json").write_text('{"temporal": "none"}\n')
     np.save(translated / model / f"{video}.npy", fake.astype(np.uint8))
     np.save(translated / model / f"{video}_rec.npy", rec.astype(np.uint8))

@@ -1,0 +1,59 @@
+"""Motion fidelity (pipeline.motion_fidelity) on a real talking clip: the man of sbat6n says a GRID
+sentence, so his mouth opens and closes many times in 3 s."""
+import numpy as np
+import pytest
+
+from pipeline.identity import FaceDescriber
+from pipeline.motion_fidelity import FaceMotion, correlation, motion_fidelity
+from pipeline.model_size import at_model_size
+from translation_layout import MARGIN, grid_crops
+
+DELAY = 5
+
+
+@pytest.fixture(scope="module")
+def measure():
+    return FaceMotion(216, FaceDescriber("crop", 216, MARGIN).centre)
+
+
+@pytest.fixture(scope="module")
+def clip(samples):
+    """All 75 frames of the test clip, as a 64 px model is given them."""
+    return at_model_size(grid_crops(samples / "A" / "sbat6n.mpg", 75), 64)
+
+
+@pytest.fixture(scope="module")
+def source(clip, measure):
+    return measure(clip)
+
+
+def one_shot(clip):
+    return np.zeros(len(clip), np.int64)
+
+
+def test_the_talking_input_scored_against_itself_gives_one(clip, source):
+    mouth = source[:, 0]
+    assert mouth.max() - mouth.min() > 0.1  # he talks: the inner-lip gap varies by >10% of the eye distance
+    np.testing.assert_allclose(motion_fidelity(source, source, one_shot(clip)), [1, 1])
+
+
+def test_a_frozen_face_scores_about_zero(clip, source, measure):
+    frozen = measure(np.repeat(clip[:1], len(clip), axis=0))
+    assert motion_fidelity(frozen, source, one_shot(clip))[0] <= 0.1
+
+
+def test_a_mouth_five_frames_late_scores_less(clip, source, measure):
+    delayed = measure(np.concatenate([np.repeat(clip[:1], DELAY, axis=0), clip[:-DELAY]]))
+    late, = motion_fidelity(delayed, source, one_shot(clip))[:1]
+    assert late < 0.7  # measured 0.64
+    assert late < motion_fidelity(measure(clip), source, one_shot(clip))[0]
+
+
+def test_shots_are_scored_apart_and_short_ones_left_out():
+    rising = np.c_[np.arange(30.0), np.arange(30.0)]
+    falling = rising[::-1].copy()
+    shot = np.repeat([0, 1, 2], [10, 15, 5])
+    both = np.r_[rising[:10], falling[:15], rising[:5]]  # shot 1 moves against the source, shot 2 is too short
+    score = motion_fidelity(both, np.r_[rising[:10], rising[:15], falling[:5]], shot)
+    np.testing.assert_allclose(score, (10 * 1 - 15 * 1) / 25)
+    assert correlation(np.ones(5), np.arange(5.0)) == 0.0
