@@ -19,6 +19,7 @@ from pipeline.crop_outputs import load_landmarks, read_boxes
 from pipeline.frame_outputs import load_frames
 from pipeline.merge import merge_test_videos, merged_frames
 from pipeline.nets import ResnetGenerator, init_weights
+from pipeline.models import MODELS
 from pipeline.params import BLENDS, MASKS, MergeParams
 from pipeline.runtime import pick_device
 from pipeline.translate import translate_batches
@@ -67,7 +68,7 @@ def main() -> None:
                                                                    landmarks, params)))
                     print(f"  paste, mask {mask:6s} blend {blend:7s} color_match={color!s:5s}: "
                           f"{1000 * took / len(rows):6.2f} ms/frame (decode included)")
-        for name in ("cyclegan", "recyclegan"):
+        for name in MODELS:
             (tmp / "translated" / name).mkdir(parents=True)
             for video, n in rows.groupby("video").size().items():
                 np.save(tmp / "translated" / name / f"{video}.npy", faces[:n])

@@ -26,11 +26,11 @@ from pipeline.errors import FacecycleError
 from pipeline.crop_geometry import crop_window
 from pipeline.face_mask import face_mask, feather_mask, landmarks_usable
 from pipeline.frame_outputs import Frames, load_frames, read_videos
+from pipeline.models import label
 from pipeline.params import MergeParams
 from pipeline.spread import evenly
 from pipeline.video import VideoWriter
 
-LABELS = {"cyclegan": "CycleGAN", "recyclegan": "Recycle-GAN"}
 CHANGED = "changed.csv"  # per video and model: the share of frame pixels the merge changed
 CHANGED_COLUMNS = ["video", "model", "frames", "changed_share", "changed_max"]
 _LABEL_HEIGHT = 28
@@ -183,7 +183,7 @@ def merge_video(video: str, frames: Frames, rows: pd.DataFrame, translated: dict
     frame's time to the last frame's time plus one frame.
     """
     height, width = frames.shape[1:3]
-    labels = ["input"] + [LABELS.get(model, model) for model in translated]
+    labels = ["input"] + [label(model) for model in translated]
     span = dict(audio_from=audio, audio_start=float(rows["time"].iloc[0]),
                 audio_end=float(rows["time"].iloc[-1]) + 1.0 / fps, crf=params.crf)
     sheet_at, sheet = _sheet_positions(rows, params.sheet_frames), []

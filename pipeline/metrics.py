@@ -20,9 +20,11 @@ from pipeline.crop_outputs import load_crop_array, load_crops, read_boxes
 from pipeline.errors import FacecycleError
 from pipeline.identity import FaceDescriber
 from pipeline.identity_scores import centroid, frechet_distance, identity_transfer
+from pipeline.metric_definitions import DRIFT_GAP
 from pipeline.model_size import at_model_size
 from pipeline.motion_fidelity import FaceMotion, motion_fidelity
-from pipeline.params import MODELS, MetricsParams
+from pipeline.models import MODELS
+from pipeline.params import MetricsParams
 from pipeline.reconstruction import psnr, ssim
 from pipeline.spread import evenly
 from pipeline.stabilise import TEMPORAL
@@ -31,7 +33,6 @@ from pipeline.temporal import consecutive_pairs, input_motion, tof, warping_erro
 INPUT = "input"  # the reference row: the untranslated test crops
 TARGET = {"A": "B", "B": "A"}
 MEANS_OVER_VIDEOS = ("warping_error", "drift", "tof", "mouth_motion", "eye_motion", "raw_psnr", "psnr", "ssim")
-DRIFT_GAP = 5  # frames between the pairs of the long-range warping error
 
 
 def read_test_faces(faces_dir: Path) -> pd.DataFrame:
@@ -177,7 +178,7 @@ def open_videos(faces_dir: Path, translated_dir: Path, models: tuple[str, ...]) 
 
 
 def evaluate(faces_dir: str | Path, translated_dir: str | Path, params: MetricsParams, margin: float,
-             models: tuple[str, ...] = MODELS) -> Evaluation:
+             models: tuple[str, ...] = tuple(MODELS)) -> Evaluation:
     """Score the test videos of `faces_dir/boxes.csv` for each model in `translated_dir/<model>/`."""
     faces_dir, translated_dir = Path(faces_dir), Path(translated_dir)
     videos, modes = open_videos(faces_dir, translated_dir, models)

@@ -22,7 +22,6 @@ from pipeline.errors import FacecycleError
 # papers' full objective) for CycleGAN and Recycle-GAN at once.
 TOP_LEVEL = ("lambda_cyc",)
 DEFAULT_TEST_SHARE = 5903 / (16485 + 5903)  # the reference project's split (docs/data.md)
-MODELS = ("cyclegan", "recyclegan")
 UPSAMPLE_MODES = ("transpose", "resize")  # the paper's transposed convolution, or resize-then-convolve
 TEMPORAL_MODES = ("none", "flow")  # infer.temporal: per-frame translation, or stabilised along the input's flow
 FLOW_PRESETS = ("ultrafast", "fast", "medium")  # OpenCV DIS presets (pipeline.stabilise)

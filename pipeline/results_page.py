@@ -22,8 +22,8 @@ import pandas as pd
 
 from pipeline.atomic import atomic_file
 from pipeline.errors import FacecycleError
-from pipeline.merge import LABELS
-from pipeline.report import FID_NOTE, METRICS, _number
+from pipeline.metric_definitions import FID_NOTE, METRICS, format_number
+from pipeline.models import label
 
 _CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; color: #222; max-width: 1280px; margin: 0 auto; padding: 0 16px 32px; }
@@ -66,7 +66,7 @@ def _prose(text: str) -> str:
 def _cell(value) -> str:
     """A table cell: numbers (and missing figures, shown as a dash) right-aligned."""
     numeric = value is None or isinstance(value, (int, float)) and not isinstance(value, bool)
-    return f'<td class="n">{_text(_number(value))}</td>' if numeric else f"<td>{_text(_number(value))}</td>"
+    return f'<td class="n">{_text(format_number(value))}</td>' if numeric else f"<td>{_text(format_number(value))}</td>"
 
 
 def _table(rows: Sequence[dict]) -> str:
@@ -123,13 +123,13 @@ def _videos_section(results_dir: Path, models: Sequence[str], directions: dict[s
     """Each compare video (input and every model side by side), its contact sheet a click away."""
     compare = _required(results_dir / "compare", "merge_video")
     parts = ['<h2 id="videos">Translated test videos</h2>',
-             f"<p>Each video shows {_text(', '.join(['the input'] + [LABELS.get(m, m) for m in models]))} "
+             f"<p>Each video shows {_text(', '.join(['the input'] + [label(m) for m in models]))} "
              "side by side, with the source audio if it has any (unmute it in the controls); its contact sheet shows "
              "a few frames at a glance.</p>", '<div class="grid wide">']
     for video in sorted(compare.glob("*.mp4")):
         name = video.stem
         caption = f"{name} ({directions[name]})" if name in directions else name
-        alone = [f'<a href="{_href(results_dir / m / video.name, page_dir)}">{_text(LABELS.get(m, m))}</a>'
+        alone = [f'<a href="{_href(results_dir / m / video.name, page_dir)}">{_text(label(m))}</a>'
                  for m in models if (results_dir / m / video.name).exists()]
         sheet = compare / f"{name}.png"
         parts += ["<figure>", f"<figcaption>{_text(caption)}</figcaption>",
@@ -167,7 +167,7 @@ def _training_section(logs_dir: Path, models: Sequence[str], page_dir: Path) -> 
     for model in models:
         images = sorted(_required(logs_dir / model / "plots" / "images", f"train_{model}").glob("*.png"))
         summary = _read_json(logs_dir / model / "metrics.json", f"train_{model}")
-        parts += [f"<h3>{_text(LABELS.get(model, model))}</h3>", '<div class="grid">',
+        parts += [f"<h3>{_text(label(model))}</h3>", '<div class="grid">',
                   *(_image(image, page_dir, f"{model} {image.stem}") for image in images), "</div>",
                   "<p>Last logged values:</p>", _key_values(summary)]
     return "\n".join(parts)

@@ -3,7 +3,8 @@ import argparse
 
 from pipeline.cli import run_stage
 from pipeline.metrics import evaluate
-from pipeline.params import MODELS, load_group
+from pipeline.models import MODELS
+from pipeline.params import load_group
 from pipeline.report import read_changed, write_report
 
 

@@ -2,7 +2,7 @@
 import argparse
 
 from pipeline.cli import run_stage
-from pipeline.params import MODELS
+from pipeline.models import MODELS
 from pipeline.results_page import write_results_page
 
 

@@ -77,3 +77,12 @@ def test_top_level_params_are_listed_by_every_stage_that_reads_them():
 
     for name in ("train_cyclegan", "train_recyclegan"):
         assert set(TOP_LEVEL) <= set(STAGES[name]["params"]), name
+
+
+def test_every_model_of_the_registry_has_a_training_stage_and_a_class():
+    from pipeline.models import MODELS
+    from pipeline.train import MODEL_CLASSES
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert MODEL_CLASSES.keys() == MODELS.keys()
+    assert {name for name in stages if name.startswith("train_")} == {f"train_{m}" for m in MODELS}

@@ -20,7 +20,8 @@ from pipeline.errors import FacecycleError
 from pipeline.crop_geometry import crop_window
 from pipeline.face_mask import blur_radius, feather_mask, hull_mask
 from pipeline.frame_outputs import load_frames
-from pipeline.merge import LABELS, match_color, merged_frames, merge_test_videos, paste_face
+from pipeline.models import MODELS
+from pipeline.merge import match_color, merged_frames, merge_test_videos, paste_face
 from pipeline.params import BLENDS, MASKS, MergeParams
 from pipeline.reconstruction import psnr
 from pipeline.translate import translate_videos
@@ -235,7 +236,7 @@ def test_compare_video_and_contact_sheet_show_input_and_both_models(results, tra
     assert sheet.shape == (LABEL_HEIGHT + 4 * 288, 3 * 360, 3)
     merged = {model: list(merged_frames(frames.iter_at(rows["frame"]), rows, np.load(translated / model / "sbat6n.npy"),
                                          crops, landmarks, PARAMS))
-              for model in LABELS}
+              for model in MODELS}
     for row, frame in enumerate((0, 10, 19, 29)):  # evenly spaced face frames, lossless in the PNG
         cells = sheet[LABEL_HEIGHT + row * 288:LABEL_HEIGHT + (row + 1) * 288]
         np.testing.assert_array_equal(cells[:, :360], frames[frame])
@@ -249,7 +250,7 @@ def test_changed_table_lists_the_share_of_pixels_each_model_changed(results, tra
     frames, rows, crops, landmarks = grid
     table = pd.read_csv(results / "changed.csv")
     assert list(table.columns) == ["video", "model", "frames", "changed_share", "changed_max"]
-    assert set(zip(table["video"], table["model"])) == {(v, m) for v in ("sbat6n", "wall") for m in LABELS}
+    assert set(zip(table["video"], table["model"])) == {(v, m) for v in ("sbat6n", "wall") for m in MODELS}
     wall = table[table["video"] == "wall"]
     assert (wall["changed_share"] == 0).all() and (wall["frames"] == 12).all()
     merged = merged_frames(frames.iter_at(rows["frame"]), rows, np.load(translated / "cyclegan" / "sbat6n.npy"),

@@ -20,10 +20,10 @@ from safetensors import safe_open
 
 from conftest import GROUPS, REPO, copy_stages
 from processes import ENV, commit, sh
+from pipeline.models import MODELS
 from pipeline.offload import DEVICE_LACKS, PART_BYTES
 
 CLIPS = [("bbaf2n", "A", "train"), ("sbat6n", "A", "test"), ("brbk7n", "B", None)]
-MODELS = ("cyclegan", "recyclegan")
 # Absent from the GPU image besides DEVICE_LACKS: compiled speed-ups that DVC's packages fall back
 # from, git bindings, and the CPU stages' decoders and face models.
 ALSO_ABSENT = ("_ruamel_yaml", "orjson", "wcwidth", "pygit2", "git", "decord", "av", "dlib", "face_recognition_models")

@@ -15,9 +15,9 @@ import yaml
 from browser import CHROMIUM, loaded, screenshot
 from conftest import GROUPS, REPO, copy_stages, train_into
 from processes import ENV, commit, sh
+from pipeline.models import MODELS
 
 LOAD_SIZE = 40
-MODELS = ("cyclegan", "recyclegan")
 
 
 class Links(HTMLParser):
@@ -108,14 +108,14 @@ def test_page_shows_every_output_of_the_run_by_relative_links(repo):
 def test_page_holds_the_figures_definitions_and_params_of_the_run(repo):
     import pandas as pd
 
-    from pipeline.report import FID_NOTE, METRICS, _number
+    from pipeline.metric_definitions import FID_NOTE, METRICS, format_number
 
     page = (repo / "results" / "index.html").read_text(encoding="utf-8")
     table = pd.read_csv(repo / "metrics" / "translation.csv")
     for column in table.columns:  # every column the metrics stage wrote, under the report's name
         assert f"<th>{METRICS[column][0] if column in METRICS else column}</th>" in page
     for value in table["warping_error"]:
-        assert f">{_number(value)}</td>" in page
+        assert f">{format_number(value)}</td>" in page
     text = " ".join(Links(page).text)
     for header, meaning in [*METRICS.values(), ("", FID_NOTE)]:  # as the reader sees them: markdown marks gone
         assert f"{header} {meaning.replace('`', '').replace('*', '')}".strip() in text

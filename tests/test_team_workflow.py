@@ -22,9 +22,9 @@ from safetensors.torch import load_file
 
 from conftest import GROUPS, REPO, copy_stages
 from processes import commit, kill_once_saved, sh
+from pipeline.models import MODELS
 
 CLIPS = [("bbaf2n", "A", "train", 1.0), ("sbat6n", "A", "test", 1.0), ("brbk7n", "B", None, 1.2)]  # name, domain, split, end
-MODELS = ("cyclegan", "recyclegan")
 # the .gitignore files a clone of the project has, DVC's own ones included
 SHIPPED_IGNORES = (".gitignore", "data/.gitignore", "data/translated/.gitignore", "results/.gitignore",
                    "models/.gitignore")
