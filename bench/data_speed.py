@@ -2,11 +2,12 @@
 clips or on videos you name (at least two; they take domains A and B in turn).
 
 Decode is pipeline.video.iter_frames alone (the floor); extract is the extract_frames stage's work
-(decode + JPEG-encoding into the frame store, whose size it prints against raw frames); crop is the crop_faces stage's work (cuts, sparse detection, tracking,
-crops, and the 68 landmarks of the test faces) with `data.detect_every` and `data.test_share` from
-params.yaml (each clip's test segment) and, for comparison, with the detector on every frame.
-The landmarks' share of crop_faces is timed on its own over the same test faces (the shared CPU
-slows whole runs by different amounts; the two timings are taken back to back).
+(decode + JPEG-encoding into the frame store, whose size it prints against raw frames); crop is the
+crop_faces stage's work (cuts, sparse detection, tracking, crops, and the 68 landmarks of the test
+faces) with `data.detect_every` and `data.test_share` from params.yaml (each clip's test segment)
+and, for comparison, with the detector on every frame. The landmarks' share of crop_faces is timed
+on its own over the same test faces (the shared CPU slows whole runs by different amounts; the two
+timings are taken back to back).
 
     python bench/data_speed.py [--repeat 3] [--videos a.mp4 b.mp4 ...]
 """
@@ -44,9 +45,11 @@ def landmark_seconds(frames_dir: Path, faces_dir: Path, margin: float, repeat: i
     work = []
     for video, group in rows.groupby("video"):
         store, _ = load_frames(frames_dir, video, int(frames[video]))
-        work += [(np.asarray(frame), r.cx, r.cy, r.size) for frame, r in zip(store.iter_at(group["frame"]), group.itertuples())]
+        work += [(np.asarray(frame), r.cx, r.cy, r.size)
+                 for frame, r in zip(store.iter_at(group["frame"]), group.itertuples())]
     load = best_seconds(lambda: (shape_predictor.cache_clear(), shape_predictor()), 1)
-    return load, best_seconds(lambda: [predict_landmarks(f, cx, cy, size, margin) for f, cx, cy, size in work], repeat), len(work)
+    return (load, best_seconds(lambda: [predict_landmarks(f, cx, cy, size, margin) for f, cx, cy, size in work], repeat),
+            len(work))
 
 
 def main() -> None:

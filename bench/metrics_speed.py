@@ -73,7 +73,8 @@ def main() -> None:
     for name, ms in rates.items():
         print(f"  {name:45s} {ms:8.2f} ms")
     descriptor = rates[f"descriptor, face_rect={params.face_rect} (per face)"]
-    temporal = rates["input flow fw+bw + mask (per pair)"] + 2 * (rates["warping error (per pair)"] + rates["tOF (per pair)"])
+    temporal = (rates["input flow fw+bw + mask (per pair)"]
+                + 2 * (rates["warping error (per pair)"] + rates["tOF (per pair)"]))
     print(f"descriptor / temporal work per frame (input + 2 models): {descriptor / temporal:.1f}x")
     test_frames, train_faces = 7 * 75, 2 * (params.centroid_frames or 1350)  # the samples: 7 test clips
     described = 3 * 7 * -(-75 // params.identity_every) + train_faces  # input + 2 models per clip

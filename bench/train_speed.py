@@ -85,7 +85,8 @@ def peak_memory(device: torch.device) -> tuple[float, str]:
 
 
 def device_line(device: torch.device) -> str:
-    return f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})"
+    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'
+    return f"device {device} ({name})"
 
 
 def figures(seconds: float, flops: int, items: int, device: torch.device, per: str, rate: str, each: str) -> str:

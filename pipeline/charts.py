@@ -69,7 +69,8 @@ def grouped_bars(path: str | Path, title: str, groups: list[str], series: dict[s
         for s, (name, values) in enumerate(series.items()):
             value, x = values[g], x0 + s * bar_width
             if math.isfinite(value):
-                chart.draw.rectangle([x, min(chart.y(value), chart.y(0)), x + bar_width - 3, max(chart.y(value), chart.y(0))],
+                chart.draw.rectangle([x, min(chart.y(value), chart.y(0)),
+                                      x + bar_width - 3, max(chart.y(value), chart.y(0))],
                                      fill=colours[name])
             else:
                 chart.draw.text((x, chart.y(0) - 14), _label(value), fill="black", font=chart.small)

@@ -95,7 +95,7 @@ def crop_faces(frames_dir: Path, out_dir: Path, params: DataParams) -> dict:
     boxes = pd.concat([f.table for f in found], ignore_index=True)
     check_faces(boxes, frames_dir)
     boxes["crop_index"] = -1
-    for (domain, split), rows in boxes[boxes["face"]].groupby(["domain", "split"]):
+    for _, rows in boxes[boxes["face"]].groupby(["domain", "split"]):
         boxes.loc[rows.index, "crop_index"] = np.arange(len(rows))
     counts = boxes[boxes["face"]].groupby(["domain", "split"]).size()
     size = params.load_size

@@ -3,11 +3,12 @@
 Sampling follows the official unaligned dataset: A in a shuffled order (a new permutation of
 max(|A|, |B|) positions each epoch, position i -> A[i % |A|]), B at random, each sample with its own
 random crop (load_size -> crop_size) and horizontal flip. Recycle-GAN samples are three consecutive
-frames of one shot sharing one crop, unflipped as in the authors' triplet loader (`flip`). The random draws come from a CPU torch.Generator whose
-state is checkpointed (the same samples on any device); the uint8 crops live on the training device,
-each step's draws go there in one small asynchronous copy and the pixels are gathered there, so the
-host never waits for the GPU. Under torchrun every process draws the same global batch and keeps
-its share (samples rank, rank + world, ...), so the samples are those of a one-process run.
+frames of one shot sharing one crop, unflipped as in the authors' triplet loader (`flip`). The
+random draws come from a CPU torch.Generator whose state is checkpointed (the same samples on any
+device); the uint8 crops live on the training device, each step's draws go there in one small
+asynchronous copy and the pixels are gathered there, so the host never waits for the GPU. Under
+torchrun every process draws the same global batch and keeps its share (samples rank, rank + world,
+...), so the samples are those of a one-process run.
 """
 from __future__ import annotations
 

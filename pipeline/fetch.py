@@ -40,7 +40,8 @@ def fetch_videos(videos: tuple[Video, ...], out_dir: Path) -> pd.DataFrame:
         digest = file_sha256(target)
         if video.sha256 and digest != video.sha256.lower():
             target.unlink()
-            raise FacecycleError(f"video {video.name}: {source}: sha256 mismatch: expected {video.sha256.lower()}, got {digest}")
+            raise FacecycleError(f"video {video.name}: {source}: sha256 mismatch: "
+                                 f"expected {video.sha256.lower()}, got {digest}")
         rows.append({"name": video.name, "domain": video.domain, "split": video.split or "",
                      "file": target.name, "sha256": digest, "start": video.start, "end": video.end})
     return pd.DataFrame(rows, columns=COLUMNS)

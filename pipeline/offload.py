@@ -223,7 +223,8 @@ def speed(log_dir: Path, batch_size: int, seconds: float, progress: Path) -> str
     rate, unit = bars[-1]
     steady = (float(rate) if unit == "step/s" else 1 / float(rate)) * batch_size
     return (f"{log_dir.name}: {steps} steps of {batch_size} in {seconds:.0f} s: "
-            f"{steps * batch_size / seconds:.1f} img/s overall (start, compile, export included), {steady:.1f} img/s at the end")
+            f"{steps * batch_size / seconds:.1f} img/s overall (start, compile, export included), "
+            f"{steady:.1f} img/s at the end")
 
 
 def variant(params: Path, out: Path, changes: list[str]) -> None:

@@ -107,7 +107,8 @@ class GANParams:
     beta1: float = 0.5
     n_epochs: float = 100.0
     n_epochs_decay: float = 100.0
-    lambda_cyc: float = 10.0     # weight of the L1 cycle terms (Recycle-GAN: recurrent, recycle, cycle); top-level in params.yaml
+    # Weight of the L1 cycle terms (Recycle-GAN: recurrent, recycle, cycle); top-level in params.yaml.
+    lambda_cyc: float = 10.0
     lambda_identity: float = 0.5  # identity weight, relative to lambda_cyc; 0 turns it off
     pool_size: int = 50          # fakes kept for the discriminators; 0: no pool
     n_blocks: int = 9            # residual blocks of the generators
@@ -247,7 +248,8 @@ def _coerce(value: Any, hint: Any, where: str, source: str = "params") -> Any:
         _check(isinstance(value, dict), where, f"must be a mapping, got {value!r}", source)
         return _build(hint, value, where, source)
     if hint is float:
-        _check(isinstance(value, (int, float)) and not isinstance(value, bool), where, f"must be a number, got {value!r}", source)
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool), where,
+               f"must be a number, got {value!r}", source)
         return float(value)
     if hint is int:
         ok = isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and value.is_integer()
@@ -257,7 +259,8 @@ def _coerce(value: Any, hint: Any, where: str, source: str = "params") -> Any:
         _check(isinstance(value, bool), where, f"must be true or false, got {value!r}", source)
         return value
     if hint is str:
-        _check(isinstance(value, (str, int, float)) and not isinstance(value, bool), where, f"must be text, got {value!r}", source)
+        _check(isinstance(value, (str, int, float)) and not isinstance(value, bool), where,
+               f"must be text, got {value!r}", source)
         return str(value)
     raise TypeError(f"unsupported param type {hint} at {where}")
 

@@ -58,7 +58,8 @@ def markdown(evaluation: Evaluation) -> str:
     """The report: overall and per-video tables comparing the models, what each figure means, the plots."""
     videos, params = evaluation.videos, evaluation.params
     first = videos.drop_duplicates("video")
-    counts = ", ".join(f"{d}: {', '.join(first.loc[first['domain'] == d, 'video'])}" for d in sorted(first["domain"].unique()))
+    counts = ", ".join(f"{d}: {', '.join(first.loc[first['domain'] == d, 'video'])}"
+                       for d in sorted(first["domain"].unique()))
     lines = ["# Translation metrics", "",
              f"{len(first)} test videos ({counts}). Models: {', '.join(_models(evaluation)[1:])}; the `input` rows "
              "score the untranslated test crops the same way (their reference for temporal figures, and the starting "

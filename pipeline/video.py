@@ -135,7 +135,8 @@ def iter_frames(path: str | os.PathLike, fps: Optional[float] = None, start: Opt
                 position += 1
             yield source, source / info.fps, rgb
     except StopIteration:
-        raise FacecycleError(f"{path}: decoder stopped after {position + 1} of {info.frames} frames (damaged video)") from None
+        raise FacecycleError(f"{path}: decoder stopped after {position + 1} of {info.frames} frames "
+                             "(damaged video)") from None
     except DECORDError as err:
         raise FacecycleError(f"{path}: cannot decode video ({str(err).splitlines()[0]})") from None
 
@@ -186,7 +187,8 @@ class VideoWriter:
     def write(self, rgb: np.ndarray) -> None:
         """Append one uint8 HxWx3 RGB frame (H, W as given to the constructor)."""
         if rgb.dtype != np.uint8 or rgb.shape != (self.height, self.width, 3):
-            raise ValueError(f"{self.path}: expected uint8 frame {(self.height, self.width, 3)}, got {rgb.dtype} {rgb.shape}")
+            raise ValueError(f"{self.path}: expected uint8 frame {(self.height, self.width, 3)}, "
+                             f"got {rgb.dtype} {rgb.shape}")
         if self.width % 2 or self.height % 2:
             rgb = np.pad(rgb, ((0, self.height % 2), (0, self.width % 2), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")

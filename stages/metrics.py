@@ -14,7 +14,8 @@ def main() -> None:
     parser.add_argument("--translated", default="data/translated", help="infer output (<model>/<video>.npy, _rec.npy)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="model names under --translated")
     parser.add_argument("--changed", help="merge_video's changed.csv (pixels changed per video and model) for the report")
-    parser.add_argument("--out", default="metrics", help="writes summary.json, translation.json, translation.csv, report.md, plots/")
+    parser.add_argument("--out", default="metrics",
+                        help="writes summary.json, translation.json, translation.csv, report.md, plots/")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     params = load_group("metrics", args.params)

@@ -1,14 +1,15 @@
 """Catalogue of the bad inputs a user can give: each is refused by the stage script with one line
 naming the file or param, a non-zero exit and no partial output, and nothing earlier is lost.
 
-Every entry is a real stage run. Here: bad params of each kind, a missing video (with the output
-of the last good run kept), a checksum mismatch, a truncated mp4, an empty file, a trim outside a
+Every entry is a real stage run. Here: bad params of each kind, a missing video (with the output of
+the last good run kept), a checksum mismatch, a truncated mp4, an empty file, a trim outside a
 video, crops smaller than crop_size, compile without a C++ compiler, a training that diverges (NaN
 loss). In the stage's own test file: random bytes and a truncated AVI as video (test_extract_stage),
-a training video without a face, an empty domain and a damaged frame store (test_crop_stage), a URL returning 404 (test_fetch), crop_faces output
-missing (test_train), a pickle as model (test_translate), a missing translation (test_merge), bad
-metrics input (test_metrics_stage). test_video, test_fetch and test_train also test the same
-checks in-process, where the library raises them.
+a training video without a face, an empty domain and a damaged frame store (test_crop_stage), a URL
+returning 404 (test_fetch), crop_faces output missing (test_train), a pickle as model
+(test_translate), a missing translation (test_merge), bad metrics input (test_metrics_stage).
+test_video, test_fetch and test_train also test the same checks in-process, where the library raises
+them.
 """
 import shutil
 import subprocess
@@ -55,7 +56,8 @@ def refuse(tmp_path: Path, argv: list[str], params: dict, **env: str) -> list[st
     before = files(tmp_path)
     result = stage(tmp_path, argv, params, **env)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    assert set(files(tmp_path)) - {"params.yaml", "videos.yaml"} == set(before) - {"params.yaml", "videos.yaml"}  # no output, no temp folder
+    # no output, no temp folder
+    assert set(files(tmp_path)) - {"params.yaml", "videos.yaml"} == set(before) - {"params.yaml", "videos.yaml"}
     return result.stderr.strip().splitlines()
 
 
@@ -80,8 +82,8 @@ def refuse(tmp_path: Path, argv: list[str], params: dict, **env: str) -> list[st
      "fetch: error: videos.yaml: videos[1].end: must be after start"),
     (["fetch", "--out", "raw"], {"videos": [video(domain="C")]},
      "fetch: error: videos.yaml: videos[0].domain: must be A or B, got 'C'"),
-], ids=["negative lambda", "unknown key", "crop_size and predictor depth", "group not a mapping", "fps 0", "jpeg quality 101",
-        "null name", "video without name", "end before start", "unknown domain"])
+], ids=["negative lambda", "unknown key", "crop_size and predictor depth", "group not a mapping", "fps 0",
+        "jpeg quality 101", "null name", "video without name", "end before start", "unknown domain"])
 def test_bad_params_are_refused_before_any_output(tmp_path, argv, params, line):
     assert refuse(tmp_path, argv, params)[-1].startswith(line)
 

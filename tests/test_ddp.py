@@ -133,15 +133,15 @@ def test_a_checkpoint_of_two_processes_resumes_in_one(tiny_faces, tmp_path, capf
     uninterrupted. Both take steps 3 and 4 from the same state, so they differ only by what their
     summation orders (a batch of 4 in one process; two halves all-reduced) round. The step-4
     losses come from weights one update apart: 1e-4 (test_fast_path's derivation; an lr 1% off
-    moves them 10x that, docs/test_tolerances.md). Adam's step t moves a weight by lr * m / sqrt(v), the moments of all steps so
-    far: where they hold a gradient above rounding, a rounded gradient changes the step by about
-    its relative rounding, eps * sqrt(K) ~ 4e-6 for the K ~ 4 * 32 * 32 terms of a weight's
-    gradient, times the cancellation in instance norm's backward. lr / 20 over two steps of at
-    most 1.23 lr allows a relative change of 2%: a cancellation of 5000x. Only the biases before
-    an instance norm have a gradient that is all rounding (the norm subtracts them): rounding
-    sets their steps' directions, so they end at most 2 * (adam_step_bound(3) + (4)) lr apart.
-    A sampler, pool or optimiser state that resumed wrong moves the step-4 losses by >= 1% and
-    most weights by ~lr."""
+    moves them 10x that, docs/test_tolerances.md). Adam's step t moves a weight by lr * m /
+    sqrt(v), the moments of all steps so far: where they hold a gradient above rounding, a rounded
+    gradient changes the step by about its relative rounding, eps * sqrt(K) ~ 4e-6 for the K ~ 4 *
+    32 * 32 terms of a weight's gradient, times the cancellation in instance norm's backward. lr /
+    20 over two steps of at most 1.23 lr allows a relative change of 2%: a cancellation of 5000x.
+    Only the biases before an instance norm have a gradient that is all rounding (the norm
+    subtracts them): rounding sets their steps' directions, so they end at most 2 *
+    (adam_step_bound(3) + (4)) lr apart. A sampler, pool or optimiser state that resumed wrong
+    moves the step-4 losses by >= 1% and most weights by ~lr."""
     params = params_file(tmp_path / "params.yaml", n_epochs=0.8, checkpoint_every=2)  # 4 steps
     two = tmp_path / "two"
     two.mkdir()

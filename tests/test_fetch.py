@@ -29,7 +29,8 @@ def sha256(path: Path) -> str:
 def test_local_copy_is_byte_identical_and_recorded(tmp_path, samples):
     clip = samples / "B" / "lrwp9a.mpg"
     videos = (Video(name="w", domain="B", path=str(clip), split="test", start=0.5, end=2.0),
-              Video(name="m", domain="A", path=str(samples / "A" / "bbaf2n.mpg"), sha256=sha256(samples / "A" / "bbaf2n.mpg")))
+              Video(name="m", domain="A", path=str(samples / "A" / "bbaf2n.mpg"),
+                    sha256=sha256(samples / "A" / "bbaf2n.mpg")))
     table = fetch_videos(videos, tmp_path)
     assert list(table.columns) == COLUMNS
     assert (tmp_path / "w.mpg").read_bytes() == clip.read_bytes()
@@ -156,7 +157,8 @@ def test_dvc_reruns_fetch_when_a_local_video_in_videos_changes(tmp_path, samples
     copy_stages(tmp_path, "fetch")
     shutil.copytree(samples, tmp_path / "data" / "samples")
     shutil.copy(samples / "A" / "bbaf2n.mpg", tmp_path / "videos" / "me.mpg")
-    (tmp_path / "videos.yaml").write_text(yaml.safe_dump({"videos": [{"name": "me", "domain": "A", "path": "videos/me.mpg"}]}))
+    (tmp_path / "videos.yaml").write_text(
+        yaml.safe_dump({"videos": [{"name": "me", "domain": "A", "path": "videos/me.mpg"}]}))
     sh(tmp_path, "git", "init", "-q")
     sh(tmp_path, "dvc", "init", "-q")
     untracked = subprocess.run(["dvc", "repro"], cwd=tmp_path, env=ENV, capture_output=True, text=True)

@@ -23,7 +23,8 @@ def test_switching_to_paper_and_back_keeps_everything_else(tmp_path):
     params.write_text(original)
     done = subprocess.run([sys.executable, "-m", "pipeline.profile", "paper", "--params", str(params)],
                           capture_output=True, text=True, check=True)
-    assert done.stdout == f"{params}: profile paper (lambda_cyc, data.load_size, cyclegan, recyclegan, infer.compile, infer.temporal, metrics.identity_every, metrics.centroid_frames)\n"
+    assert done.stdout == (f"{params}: profile paper (lambda_cyc, data.load_size, cyclegan, recyclegan, infer.compile, "
+                           "infer.temporal, metrics.identity_every, metrics.centroid_frames)\n")
     paper, before = yaml.safe_load(params.read_text()), yaml.safe_load(original)
     assert paper["data"]["load_size"] == 286 and paper["lambda_cyc"] == before["lambda_cyc"] == 10
     assert (paper["metrics"]["identity_every"], paper["metrics"]["centroid_frames"]) == (1, None)

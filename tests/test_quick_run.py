@@ -7,7 +7,6 @@ Real GRID clips, real stages, real DVC in a temporary git repo; tiny networks fo
 """
 import gzip
 import json
-import os
 import shutil
 import subprocess
 import sys

@@ -62,7 +62,8 @@ def team(tmp_path_factory):
         clip = Path("data/samples") / domain / f"{name}.mpg"
         (lead / clip).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / clip, lead / clip)
-        videos.append(dict(name=name, domain=domain, path=str(clip), start=0, end=end, **({"split": split} if split else {})))
+        videos.append(dict(name=name, domain=domain, path=str(clip), start=0, end=end,
+                           **({"split": split} if split else {})))
     (lead / "videos.yaml").write_text(yaml.safe_dump({"videos": videos}, default_flow_style=None, sort_keys=False))
     params = yaml.safe_load((REPO / "params.yaml").read_text())  # every key, so `-S key=` finds it
     params["data"].update(load_size=32)

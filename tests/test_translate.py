@@ -73,7 +73,8 @@ def test_compiled_generators_translate_as_eager_ones_and_compile_once(stage_inpu
     from torch._dynamo.utils import counters  # torch's own count of the graphs compiled so far
 
     before = counters["stats"]["unique_graphs"]
-    translate_videos(models["cyclegan"], stage_inputs["faces"], tmp_path / "compiled", batch_size=7, device=CPU, compile=True)
+    translate_videos(models["cyclegan"], stage_inputs["faces"], tmp_path / "compiled", batch_size=7, device=CPU,
+                     compile=True)
     assert counters["stats"]["unique_graphs"] - before == 1  # one graph: G_B has G_A's architecture, weights are inputs
     for suffix in ("", "_rec"):
         eager = np.load(translated / f"sbat6n{suffix}.npy").astype(int)
