@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.crop import crop_faces
+from pipeline.crop_faces import crop_faces
 from pipeline.crop_outputs import read_boxes
 from pipeline.frame_outputs import load_frames, read_videos
-from pipeline.frames import extract_frames
+from pipeline.extract_frames import extract_frames
 from pipeline.landmarks import shape_predictor, predict_landmarks
 from pipeline.params import load_group
 from pipeline.video import iter_frames, probe

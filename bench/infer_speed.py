@@ -1,6 +1,6 @@
 """Translation speed of the infer stage: frames per second, ms per batch, achieved TFLOP/s, peak memory.
 
-Times pipeline.translate.translate_batches, as the infer stage runs it: uint8 face crops from the
+Times pipeline.infer.translate_batches, as the infer stage runs it: uint8 face crops from the
 host, resize to the model's crop size, generator and the reconstruction pass (bf16 on CUDA),
 uint8 results back on the host; `--compile` as with `infer.compile: true`. The generators have
 the profile's architecture (paper by default; only speed is measured, so their weights are the
@@ -30,7 +30,7 @@ from pipeline.params import load_group
 from pipeline.runtime import pick_device
 from pipeline.stabilise import Stabiliser
 from pipeline.train import MODEL_CLASSES
-from pipeline.translate import translate_batches
+from pipeline.infer import translate_batches
 from timing import best_seconds  # bench/, beside this script
 from train_speed import (REPO, count_flops, device_line, figures, layout, recipe, resized,  # bench/, beside this script
                          step_options, synchronize)

@@ -17,12 +17,12 @@ import torch
 
 from pipeline.crop_outputs import load_landmarks, read_boxes
 from pipeline.frame_outputs import load_frames
-from pipeline.merge import merge_test_videos, merged_frames
+from pipeline.merge_video import merge_test_videos, merged_frames
 from pipeline.nets import ResnetGenerator, init_weights
 from pipeline.models import MODELS
 from pipeline.params import BLENDS, MASKS, MergeParams
 from pipeline.runtime import pick_device
-from pipeline.translate import translate_batches
+from pipeline.infer import translate_batches
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))

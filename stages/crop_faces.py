@@ -5,7 +5,7 @@ from pathlib import Path
 
 from pipeline.atomic import atomic_file
 from pipeline.cli import run_stage
-from pipeline.crop import crop_faces
+from pipeline.crop_faces import crop_faces
 from pipeline.params import load_group
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pipeline.atomic import atomic_dir
 from pipeline.cli import run_stage
-from pipeline.frames import extract_frames
+from pipeline.extract_frames import extract_frames
 from pipeline.params import load_group
 
 

@@ -6,7 +6,7 @@ from pipeline.cli import run_stage
 from pipeline.params import load_group
 from pipeline.runtime import pick_device
 from pipeline.stabilise import Stabiliser
-from pipeline.translate import translate_videos
+from pipeline.infer import translate_videos
 
 
 def main() -> None:

@@ -3,7 +3,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.cli import run_stage
-from pipeline.merge import merge_test_videos
+from pipeline.merge_video import merge_test_videos
 from pipeline.params import load_group
 
 

@@ -1,7 +1,7 @@
 """Real inputs of the infer and merge_video stages, made by the real upstream code on sample clips.
 
 Frames are decoded from real clips (tests/real_frames.py), faces found and cropped by
-`pipeline.crop.crop_faces` (dlib), and the models are real CycleGAN / Recycle-GAN networks,
+`pipeline.crop_faces.crop_faces` (dlib), and the models are real CycleGAN / Recycle-GAN networks,
 tiny and freshly initialised, exported by `pipeline.train.export` as the training stages do.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.crop import crop_faces
+from pipeline.crop_faces import crop_faces
 from pipeline.cyclegan import CycleGAN
 from pipeline.params import CycleGANParams, DataParams, RecycleGANParams
 from pipeline.recyclegan import RecycleGAN

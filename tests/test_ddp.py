@@ -26,7 +26,7 @@ from torch import nn
 from conftest import GROUPS, REPO, torch_threads, train_into
 from pipeline.params import load_group
 from pipeline.train import MODEL_CLASSES, train
-from pipeline.translate import load_generators
+from pipeline.infer import load_generators
 from processes import ENV, kill_once_saved
 
 STEPS = dict(batch_size=4, n_epochs=0.4, n_epochs_decay=0, log_every=1)  # 2 steps of 4 of the 20 samples

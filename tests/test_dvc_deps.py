@@ -51,7 +51,7 @@ def test_stage_deps_list_every_pipeline_module_its_script_runs(name):
 
 
 def test_the_import_walk_follows_modules_through_other_modules():
-    """infer's script imports pipeline.translate only; nets comes through it."""
+    """infer's script imports pipeline.infer only; nets comes through it."""
     assert "pipeline/nets.py" in modules_run_by("stages/infer.py")
     assert "pipeline/nets.py" not in pipeline_imports(REPO / "stages/infer.py")
 

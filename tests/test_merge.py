@@ -21,10 +21,10 @@ from pipeline.crop_geometry import crop_window
 from pipeline.face_mask import blur_radius, feather_mask, hull_mask
 from pipeline.frame_outputs import load_frames
 from pipeline.models import MODELS
-from pipeline.merge import match_color, merged_frames, merge_test_videos, paste_face
+from pipeline.merge_video import match_color, merged_frames, merge_test_videos, paste_face
 from pipeline.params import BLENDS, MASKS, MergeParams
 from pipeline.reconstruction import psnr
-from pipeline.translate import translate_videos
+from pipeline.infer import translate_videos
 
 PARAMS = MergeParams(mask="face", mask_erode=0.05, mask_blur=0.1, blend="alpha", color_match=True, crf=18,
                      sheet_frames=4)

@@ -186,7 +186,7 @@ def test_bf16_generators_translate_as_the_fp32_ones_under_bf16_autocast(tmp_path
     from pipeline.nets import ResnetGenerator
     from pipeline.offload import to_bf16
     from pipeline.runtime import StepOptions
-    from pipeline.translate import load_generators, translate_batches
+    from pipeline.infer import load_generators, translate_batches
 
     torch.manual_seed(0)
     generator = dict(input_nc=3, output_nc=3, ngf=8, n_blocks=2, upsample="transpose")

@@ -15,7 +15,7 @@ from payloads import write_pickle, write_torch_save
 from pipeline.crop_outputs import read_boxes
 from pipeline.errors import FacecycleError
 from pipeline.stabilise import Stabiliser
-from pipeline.translate import load_generators, translate_batches, translate_videos
+from pipeline.infer import load_generators, translate_batches, translate_videos
 
 CPU = torch.device("cpu")
 

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from decoders import decord_batch, pyav_frames
 from pipeline.errors import FacecycleError
 from pipeline.frame_outputs import load_frames
-from pipeline.frames import write_video_frames
+from pipeline.extract_frames import write_video_frames
 from pipeline.video import VideoWriter, iter_frames, probe, select_frames
 
 
