@@ -140,7 +140,7 @@ def make_repo(root: Path, videos: list[dict]) -> None:
         written = dict(content, videos=listed) if isinstance(content, dict) else listed
         (root / listing.name).write_text(yaml.safe_dump(written, sort_keys=False))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    tracked = [p.name for p in root.iterdir() if p.name != "videos"] + ["videos/README.md"]  # the videos stay out of git
+    tracked = [p.name for p in root.iterdir() if p.name != "videos"] + ["videos/README.md"]  # no video in git
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
                     ["git", "add", *tracked, ".dvc"],
                     ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "pipeline"]):
@@ -217,7 +217,7 @@ def print_growth(results: dict[int, tuple[list[dict], dict]]) -> None:
     """Each stage's figures at the largest size over the smallest: frames, time, RSS."""
     small, large = min(results), max(results)
     ratio = large / small
-    print(f"\ngrowth {large} / {small} frames = {ratio:.2f}x (time per frame ratio 1.00 = linear; RSS ratio 1.00 = flat)")
+    print(f"\ngrowth {large} / {small} frames = {ratio:.2f}x (time per frame 1.00x = linear; RSS 1.00x = flat)")
     for before, after in zip(results[small][0], results[large][0]):
         print(f"  {before['stage']:<17} time {after['wall'] / before['wall']:6.2f}x "
               f"(per frame {after['wall'] / before['wall'] / ratio:5.2f}x)  RSS {after['rss'] / before['rss']:5.2f}x")
@@ -241,14 +241,15 @@ def main() -> None:
         root = args.workdir / f"repo_{args.resolution}p_{frames}"
         make_repo(root, videos)
         shares = ", ".join(f"{video['name']} {count}" for video, count in zip(videos, split_frames(frames).values()))
-        print(f"{frames} frames at {WIDTH[args.resolution]}x{args.resolution} ({shares}), "
-              f"training {args.train_steps} steps:", flush=True)
+        print(f"{frames} frames at {WIDTH[args.resolution]}x{args.resolution} ({shares}), training {args.train_steps} "
+              f"steps, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs:", flush=True)
         rows, noop = run_size(root, frames, args.train_steps)
         extract_crop = sum(r["wall"] for r in rows if r["stage"] in ("extract_frames", "crop_faces"))
         print(f"  extract_frames + crop_faces {frames / extract_crop:.1f} frames/s; peak RSS of any stage "
               f"{max(r['rss'] for r in rows):.0f} MiB; work tree {sum(r['written'] for r in rows):.0f} MiB, "
               f"DVC cache {sum(r['cached'] for r in rows):.0f} MiB")
-        print("  no-op " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in noop.items()), flush=True)
+        print("  no-op " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in noop.items())
+              + f"; load average {os.getloadavg()[0]:.1f}", flush=True)
         results[frames] = rows, noop
     if len(results) > 1:
         print_growth(results)

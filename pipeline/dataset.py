@@ -152,7 +152,8 @@ class UnpairedBatches:
         for name, choice in zip(plan, packed):
             rows, top, left, flip = choice.split([frames, 1, 1, 1], 1)
             domain = self.domains[name]
-            images = crop_flip(domain.images, rows, top[:, 0], left[:, 0], flip[:, 0].bool(), self.crop_size, domain.device)
+            images = crop_flip(domain.images, rows, top[:, 0], left[:, 0], flip[:, 0].bool(), self.crop_size,
+                               domain.device)
             batch[name] = images[:, 0] if frames == 1 else images
         return batch
 
