@@ -126,7 +126,9 @@ def make_repo(root: Path, videos: list[dict]) -> None:
         shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(SAMPLES, root / "data" / "samples")  # a dep of fetch
     (root / "videos").mkdir()
-    shutil.copy(REPO / "videos" / "README.md", root / "videos" / "README.md")
+    shipped = subprocess.run(["git", "ls-files", "videos"], cwd=REPO, capture_output=True, text=True, check=True)
+    for name in shipped.stdout.split():  # the folder's README (and ignore rules), not a user's videos
+        shutil.copy(REPO / name, root / name)
     listed = []
     for video in videos:
         target = root / "videos" / video["path"].name
@@ -140,7 +142,7 @@ def make_repo(root: Path, videos: list[dict]) -> None:
         written = dict(content, videos=listed) if isinstance(content, dict) else listed
         (root / listing.name).write_text(yaml.safe_dump(written, sort_keys=False))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    tracked = [p.name for p in root.iterdir() if p.name != "videos"] + ["videos/README.md"]  # no video in git
+    tracked = [p.name for p in root.iterdir() if p.name != "videos"] + shipped.stdout.split()  # no video in git
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
                     ["git", "add", *tracked, ".dvc"],
                     ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "pipeline"]):
