@@ -6,9 +6,11 @@ random crop (load_size -> crop_size) and horizontal flip. Recycle-GAN samples ar
 frames of one shot sharing one crop, unflipped as in the authors' triplet loader (`flip`). The
 random draws come from a CPU torch.Generator whose state is checkpointed (the same samples on any
 device); the uint8 crops live on the training device, each step's draws go there in one small
-asynchronous copy and the pixels are gathered there, so the host never waits for the GPU. Under
-torchrun every process draws the same global batch and keeps its share (samples rank, rank + world,
-...), so the samples are those of a one-process run.
+asynchronous copy and the pixels are gathered there, so the host never waits for the GPU. Crops
+too large for the device stay memory-mapped on the host instead (`stream`): each batch's pixels
+are gathered there and copied over, the same values either way. Under torchrun every process
+draws the same global batch and keeps its share (samples rank, rank + world, ...), so the samples
+are those of a one-process run.
 """
 from __future__ import annotations
 
@@ -44,14 +46,16 @@ def triplet_starts(faces_dir: str | Path, domain: str, n_crops: int) -> np.ndarr
 
 @dataclass
 class Domain:
-    """The crops of one domain on the training device, and where each sample starts."""
+    """The crops of one domain (on the training device, or streamed to it), and where each sample starts."""
 
     images: torch.Tensor  # uint8 [N, S, S, 3]
     starts: torch.Tensor  # int64 [M]: first row of each sample
     frames: int           # frames per sample: 1 (CycleGAN) or 3 (Recycle-GAN)
+    device: torch.device | None = None  # streamed: `images` stay memory-mapped on the host, batches go here
 
     @classmethod
-    def load(cls, faces_dir: str | Path, domain: str, frames: int, device: torch.device) -> "Domain":
+    def load(cls, faces_dir: str | Path, domain: str, frames: int, device: torch.device,
+             stream: bool = False) -> "Domain":
         crops = load_crops(faces_dir, domain, "train")
         if len(crops) == 0:
             raise FacecycleError(f"{Path(faces_dir) / f'{domain}_train.npy'}: holds no face crops")
@@ -62,18 +66,29 @@ class Domain:
             if len(starts) == 0:
                 raise FacecycleError(f"{Path(faces_dir) / f'{domain}_train.npy'}: no {frames} consecutive frames "
                                      "of one shot to train Recycle-GAN on")
-        return cls(torch.from_numpy(crops).to(device), torch.from_numpy(starts).to(torch.int64), frames)
+        images = torch.from_numpy(crops)
+        starts = torch.from_numpy(starts).to(torch.int64)
+        return cls(images, starts, frames, device) if stream else cls(images.to(device), starts, frames)
 
     @property
     def load_size(self) -> int:
         return self.images.shape[1]
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`tensor` on `device`; a host tensor goes to CUDA through pinned memory, so the copy is queued
+    without waiting for the GPU."""
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def crop_flip(images: torch.Tensor, rows: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
-              flip: torch.Tensor, crop_size: int) -> torch.Tensor:
+              flip: torch.Tensor, crop_size: int, to: torch.device | None = None) -> torch.Tensor:
     """Gather crops as float in [-1, 1]: rows [B, T] of `images` -> [B, T, 3, crop, crop].
 
     Sample b takes the window at (top[b], left[b]), mirrored where flip[b], for all its T frames.
+    The uint8 pixels are gathered where `images` are, then copied `to` another device when given.
     """
     device = images.device
     rows, top, left, flip = (t.to(device) for t in (rows, top, left, flip))
@@ -81,6 +96,8 @@ def crop_flip(images: torch.Tensor, rows: torch.Tensor, top: torch.Tensor, left:
     ys = top[:, None] + offsets                                              # [B, crop]
     xs = left[:, None] + torch.where(flip[:, None], crop_size - 1 - offsets, offsets)
     pixels = images[rows[:, :, None, None], ys[:, None, :, None], xs[:, None, None, :]]  # [B, T, crop, crop, 3]
+    if to is not None:
+        pixels = to_device(pixels, to)
     return pixels.permute(0, 1, 4, 2, 3).float().div(127.5).sub(1.0)
 
 
@@ -127,18 +144,18 @@ class UnpairedBatches:
         return plan
 
     def __next__(self) -> dict[str, torch.Tensor]:
-        """This process's share of the next batch, gathered on the device of the crops."""
+        """This process's share of the next batch, gathered where the crops are, on the training device."""
         plan = self.draw()
         frames = self.domains["A"].frames
         packed = torch.stack([torch.cat([c["rows"], c["top"][:, None], c["left"][:, None], c["flip"][:, None]], 1)
                               for c in plan.values()])[:, self.rank::self.world]  # [2, share, frames + 3]
-        device = self.domains["A"].images.device
-        if device.type == "cuda":  # pinned: the copy is queued without waiting for the GPU
-            packed = packed.pin_memory().to(device, non_blocking=True)
+        packed = to_device(packed, self.domains["A"].images.device)
         batch = {}
         for name, choice in zip(plan, packed):
             rows, top, left, flip = choice.split([frames, 1, 1, 1], 1)
-            images = crop_flip(self.domains[name].images, rows, top[:, 0], left[:, 0], flip[:, 0].bool(), self.crop_size)
+            domain = self.domains[name]
+            images = crop_flip(domain.images, rows, top[:, 0], left[:, 0], flip[:, 0].bool(), self.crop_size,
+                               domain.device)
             batch[name] = images[:, 0] if frames == 1 else images
         return batch
 
@@ -158,4 +175,5 @@ def center_crops(domain: Domain, count: int, crop_size: int) -> torch.Tensor:
     position = torch.linspace(0, len(domain.starts) - 1, count).round().long()
     rows = domain.starts[position][:, None]
     corner = torch.full((count,), (domain.load_size - crop_size) // 2)
-    return crop_flip(domain.images, rows, corner, corner, torch.zeros(count, dtype=torch.bool), crop_size)[:, 0]
+    return crop_flip(domain.images, rows, corner, corner, torch.zeros(count, dtype=torch.bool), crop_size,
+                     domain.device)[:, 0]

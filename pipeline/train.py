@@ -28,6 +28,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir, atomic_file
+from pipeline.crop_outputs import load_crops
 from pipeline.charts import loss_curves
 from pipeline.cyclegan import CycleGAN
 from pipeline.dataset import Domain, UnpairedBatches, center_crops
@@ -160,16 +161,16 @@ def restore(state: dict, model, schedulers: dict, batches: UnpairedBatches) -> i
 
 
 def train(model_name: str, params: GANParams, faces_dir: str | Path, out_dir: str | Path,
-          checkpoint_dir: str | Path, log_dir: str | Path) -> dict[str, float]:
+          checkpoint_dir: str | Path, log_dir: str | Path, crop_budget: int | None = None) -> dict[str, float]:
     """Train `model_name` on the train crops in `faces_dir`, resuming a matching checkpoint.
 
     Writes the generators to `out_dir`, checkpoints to `checkpoint_dir`, dvclive logs to
-    `log_dir`; returns the losses of the last log window.
+    `log_dir`; returns the losses of the last log window. `crop_budget`: see crops_fit.
     """
     device = pick_device()
     with process_group(device) as (rank, world):
         return train_replica(model_name, params, Path(faces_dir), Path(out_dir), Path(checkpoint_dir), Path(log_dir),
-                             device, rank, world)
+                             device, rank, world, crop_budget)
 
 
 class LossWindow:
@@ -217,10 +218,25 @@ class DivergenceWatch:
                                  f"(training diverged; try a lower {group}.lr); {kept}")
 
 
+def crops_fit(nbytes: int, device: torch.device, budget: int | None = None) -> bool:
+    """Whether `nbytes` of train crops go onto the training device: at most `budget` bytes when
+    given, else at most half the free memory of a CUDA device (the networks, their activations and
+    optimiser states need the rest). On the CPU the memory-mapped arrays serve either way."""
+    if budget is None:
+        budget = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else nbytes
+    return nbytes <= budget
+
+
 def load_domains(group: str, params: GANParams, faces_dir: Path, frames: int,
-                 device: torch.device) -> tuple[dict[str, Domain], int]:
-    """Both domains' train crops on the device, and their shared size (refused unless crop_size fits)."""
-    domains = {d: Domain.load(faces_dir, d, frames, device) for d in ("A", "B")}
+                 device: torch.device, budget: int | None = None) -> tuple[dict[str, Domain], int]:
+    """Both domains' train crops on the device, or streamed to it from the host when they do not
+    fit (crops_fit), and their shared size (refused unless crop_size fits)."""
+    nbytes = sum(load_crops(faces_dir, d, "train").nbytes for d in ("A", "B"))
+    stream = not crops_fit(nbytes, device, budget)
+    if stream:
+        print(f"{group}: the train crops ({nbytes / 2**30:.2f} GiB) exceed the {device.type} memory budget: "
+              "they stay memory-mapped on the host and each batch is copied over", file=sys.stderr)
+    domains = {d: Domain.load(faces_dir, d, frames, device, stream) for d in ("A", "B")}
     load_size = domains["A"].load_size
     for d, domain in domains.items():
         if domain.load_size != load_size or params.crop_size > domain.load_size:
@@ -242,13 +258,14 @@ def log_losses(live, step: int, losses: dict[str, float], lr: float, group: str)
 
 
 def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: Path, checkpoint_dir: Path,
-                  log_dir: Path, device: torch.device, rank: int, world: int) -> dict[str, float]:
+                  log_dir: Path, device: torch.device, rank: int, world: int,
+                  crop_budget: int | None = None) -> dict[str, float]:
     """train() in process `rank` of `world`: every process steps its replicas, rank 0 also writes."""
     model_cls, frames = MODEL_CLASSES[model_name]
     if params.batch_size % world:
         raise FacecycleError(f"{model_name}.batch_size {params.batch_size} does not split over {world} processes "
                              "(it is the global batch; make it a multiple of --nproc_per_node)")
-    domains, load_size = load_domains(model_name, params, faces_dir, frames, device)
+    domains, load_size = load_domains(model_name, params, faces_dir, frames, device, crop_budget)
     inputs = [faces_dir / "A_train.npy", faces_dir / "B_train.npy"] + ([faces_dir / "train_crops.csv"] if frames > 1 else [])
     fp = fingerprint(model_name, params, inputs)
 

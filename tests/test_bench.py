@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO
 from processes import ENV
@@ -93,3 +94,23 @@ def test_data_bench_times_the_frame_stages_on_any_videos(tmp_path, samples):
     rates = dict(re.findall(rf"^(decode \(iter_frames\)|extract_frames|crop_faces|crop_faces, detector on every "
                             rf"frame) +{NUMBER} frames/s", done.stdout, re.M))
     assert len(rates) == 4 and all(float(fps) > 0 for fps in rates.values()), done.stdout
+
+
+def test_scale_bench_runs_every_stage_of_dvc_yaml_on_long_videos_built_from_the_samples(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "scale.py"), "--sizes", "1", "--base-frames", "40",
+                           "--train-steps", "2", "--workdir", str(tmp_path)],
+                          env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"^40 frames at 1280x720 \(long_A_train 15, long_B_train 14, long_A_test 6, long_B_test 5\), "
+                     r"training 2 steps, load average [0-9.]+ on [0-9]+ CPUs:$", done.stdout, re.M), done.stdout
+    rows = {name: [float(x) for x in figures] for name, *figures in re.findall(
+        rf"^  (\w+) +{NUMBER} s +{NUMBER} frames/s +{NUMBER} MiB +{NUMBER} MiB written +{NUMBER} MiB cached$",
+        done.stdout, re.M)}
+    assert list(rows) == list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]), done.stdout
+    for wall, fps, rss, _written, _cached in rows.values():
+        assert min(wall, rss) > 0 and fps == pytest.approx(40 / wall, rel=0.02)
+    assert rows["extract_frames"][3] > 0 and rows["extract_frames"][4] == rows["extract_frames"][3]  # a DVC output
+    assert rows["metrics"][4] == 0  # metrics/ is not cached
+    noop = re.search(rf"^  no-op dvc status {NUMBER} s, dvc repro {NUMBER} s; load average [0-9.]+$", done.stdout, re.M)
+    assert noop and min(map(float, noop.groups())) > 0, done.stdout
+    assert (tmp_path / "videos" / "720p_40" / "A_train.mp4").is_file()

@@ -18,7 +18,7 @@ from conftest import GROUPS, REPO, train_into
 from pipeline.errors import FacecycleError
 from pipeline.nets import ResnetGenerator
 from pipeline.params import load_group
-from pipeline.train import SAMPLES, lr_factor
+from pipeline.train import SAMPLES, load_domains, lr_factor, train
 from processes import ENV, kill_once_saved
 from real_crops import write_faces
 
@@ -102,6 +102,30 @@ def test_kill_and_resume_gives_the_weights_of_an_uninterrupted_run(model, tiny_f
     assert_same_training_state(checkpoint(tmp_path), whole)
     rows = logged(tmp_path, "loss_G_A")[:, 0]
     assert rows.tolist() == sorted({*range(5, total + 1, 5), total})  # no step twice, none missing
+
+
+@pytest.mark.parametrize("model", ["cyclegan", "recyclegan"])
+def test_crops_over_the_memory_budget_stream_from_the_host_to_the_same_weights(model, tiny_faces, uninterrupted,
+                                                                                 tmp_path, capsys):
+    """Crops of more bytes than the budget stay memory-mapped on the host and each batch is gathered
+    there and copied to the training device: the same pixels, so the losses and weights of a run
+    with the crops on the device, bit for bit."""
+    params = load_group(model, params_file(tmp_path / "params.yaml"))
+    nbytes = sum(np.load(tiny_faces / f"{d}_train.npy", mmap_mode="r").nbytes for d in "AB")
+    frames = 3 if model == "recyclegan" else 1
+    cpu = torch.device("cpu")
+    fits, _ = load_domains(model, params, tiny_faces, frames, cpu, budget=nbytes)
+    assert fits["A"].device is None and "budget" not in capsys.readouterr().err
+    streamed, _ = load_domains(model, params, tiny_faces, frames, cpu, budget=nbytes - 1)
+    assert streamed["A"].device == streamed["B"].device == cpu
+    assert "exceed the cpu memory budget" in capsys.readouterr().err
+
+    train(model, params, tiny_faces, tmp_path / "models", tmp_path / "checkpoints", tmp_path / "logs",
+          crop_budget=nbytes // 10)
+    assert "exceed the cpu memory budget" in capsys.readouterr().err
+    assert_same_training_state(checkpoint(tmp_path), checkpoint(uninterrupted[model]))
+    for loss in ("loss_G_A", "loss_D_B"):
+        np.testing.assert_array_equal(logged(tmp_path, loss), logged(uninterrupted[model], loss))
 
 
 def test_a_killed_run_resumes_when_only_cosmetic_params_changed(tiny_faces, uninterrupted, tmp_path, capsys):
