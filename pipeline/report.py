@@ -49,7 +49,7 @@ def temporal_line(evaluation: Evaluation) -> str:
             parts.append(f"{model}: per-frame translation (row `{model}`)")
         else:
             settings = ", ".join(f"{k} {v}" for k, v in mode.items() if k != "temporal")
-            parts.append(f"{model}: stabilised along the input's motion, {settings} (row `{model}+{mode['temporal']}`; "
+            parts.append(f"{model}: stabilised along the input's motion, {settings} (row `{shown_row(model, mode)}`; "
                          f"row `{model}` is the per-frame translation)")
     return "Merged videos (results/) show: " + "; ".join(parts) + "."
 
@@ -128,14 +128,21 @@ def changed_section(changed: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def shown_row(model: str, mode: dict) -> str:
+    """The report row of what the merged videos show for `model` (infer's temporal.json `mode`)."""
+    return model if mode["temporal"] == "none" else f"{model}+{mode['temporal']}"
+
+
 def headline_figures(evaluation: Evaluation) -> dict:
-    """metrics/summary.json, what `dvc exp show` lists: per model, over the test videos of both
-    directions, the mean warping error and the identity share of all described frames. Two figures a
-    model keep the table readable in a terminal; the rest is in translation.json, the CSV and the report."""
+    """metrics/summary.json, what `dvc exp show` lists: per model, for the translation its merged
+    videos show (stabilised when infer stabilises), over the test videos of both directions, the mean
+    warping error and the identity share of all described frames. Two figures a model keep the table
+    readable in a terminal; the rest is in translation.json, the CSV and the report."""
     figures = {}
-    for model in _models(evaluation)[1:]:
-        rows = evaluation.videos[evaluation.videos["model"] == model]
-        ways = evaluation.overall[model].values()
+    for model, mode in evaluation.temporal.items():
+        row = shown_row(model, mode)
+        rows = evaluation.videos[evaluation.videos["model"] == row]
+        ways = evaluation.overall[row].values()
         described = sum(way["described"] for way in ways)
         share = sum(way["identity_share"] * way["described"] for way in ways if way["described"])
         figures[model] = {"warping_error": float(rows["warping_error"].mean()),
