@@ -116,7 +116,7 @@ def shipped_entries() -> list[dict]:
 
 def make_repo(root: Path, videos: list[dict]) -> None:
     """A git + DVC repo at `root` with the project's dvc.yaml, code and params, listing `videos`
-    (hard links into root/videos/)."""
+    (hard links into root/videos/, tracked by DVC as a user's own videos are)."""
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -142,8 +142,9 @@ def make_repo(root: Path, videos: list[dict]) -> None:
         written = dict(content, videos=listed) if isinstance(content, dict) else listed
         (root / listing.name).write_text(yaml.safe_dump(written, sort_keys=False))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    tracked = [p.name for p in root.iterdir() if p.name != "videos"] + shipped.stdout.split()  # no video in git
+    tracked = [p.name for p in root.iterdir()]  # videos/ holds the .dvc files and DVC's .gitignore, no video
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+                    ["dvc", "add", "-q", *(item["path"] for item in listed)],  # own videos are DVC-tracked
                     ["git", "add", *tracked, ".dvc"],
                     ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "pipeline"]):
         subprocess.run(command, cwd=root, env=ENV, check=True)

@@ -6,7 +6,7 @@ OpenCV, pandas and safetensors but no DVC. Hence, as `python -m pipeline.offload
 
 - `pack-inputs` (CPU): the crop_faces output as one archive: train crops as lossless WebP (the
   train stages' inputs arrive bit for bit, checked by sha256 on arrival), test crops as JPEG
-  quality 95 with full-resolution colour (read by infer alone), boxes.csv as it is; and the
+  quality 95 with full-resolution colour (read by infer alone), boxes.csv and train_crops.csv as they are; and the
   pure-Python packages that the train stage's logger (dvclive, which imports DVC) needs and the
   GPU image lacks, copied from this environment (compiled parts left out: each has a pure-Python
   fallback).
@@ -128,7 +128,7 @@ def pack_inputs(faces: Path, out: Path) -> list[Path]:
         if not source.exists():
             raise FacecycleError(f"{source}: not found (run `dvc repro crop_faces` first)")
     out.mkdir(parents=True, exist_ok=True)
-    write_crop_archive(out / "faces.tar", arrays, (faces / "boxes.csv",))
+    write_crop_archive(out / "faces.tar", arrays, (faces / "boxes.csv", faces / "train_crops.csv"))
     pack_site(out / "site.tar.xz")
     return [out / "faces.tar", out / "site.tar.xz"]
 
@@ -156,8 +156,9 @@ def to_bf16(model_dir: Path) -> None:
 
 
 def pack_results(root: Path, model: str, out: Path, name: str, prefix: str = "") -> list[Path]:
-    """Write `root`'s models/<model>, logs/<model> and data/translated/<model> (as a JPEG crop
-    archive) as `out/<name>.tgz.NN` parts; inside, paths are `prefix` + those. Returns the parts."""
+    """Write `root`'s models/<model>, logs/<model> and data/translated/<model> (its crops as a JPEG
+    crop archive, its other files as they are) as `out/<name>.tgz.NN` parts; inside, paths are
+    `prefix` + those. Returns the parts."""
     translated = root / "data" / "translated" / model
     roots = [f"models/{model}", f"logs/{model}", f"data/translated/{model}"]
     with tempfile.TemporaryDirectory() as scratch:
@@ -168,6 +169,8 @@ def pack_results(root: Path, model: str, out: Path, name: str, prefix: str = "")
             for path in roots[:2]:
                 tar.add(root / path, arcname=prefix + path)
             tar.add(crops, arcname=prefix + roots[2] + ".crops")
+            for path in sorted(p for p in translated.iterdir() if p.suffix != ".npy"):  # infer's temporal.json
+                tar.add(path, arcname=f"{prefix}{roots[2]}/{path.name}")
             add_bytes(tar, prefix + MANIFEST, json.dumps({"roots": [prefix + r for r in roots]}).encode())
         data = whole.read_bytes()
     parts = [data[i:i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
@@ -205,6 +208,8 @@ def finish(parts_dir: Path, repo: Path) -> list[str]:
                 crops = scratch / f"{path}.crops"
                 if crops.exists():
                     read_crop_archive(crops, repo / path)
+                    for extra in sorted((scratch / path).glob("*")):  # what infer writes beside the crops
+                        shutil.copy(extra, repo / path / extra.name)
                 else:
                     with atomic_dir(repo / path) as tmp:
                         shutil.copytree(scratch / path, tmp, dirs_exist_ok=True)

@@ -38,6 +38,16 @@ def block_span(lines: list[str], group: str) -> tuple[int, int] | None:
     return start, end
 
 
+def _scalar(value) -> str:
+    """`value` as `dvc exp run -S` writes it, so that neither rewrites the other's lines: null empty,
+    a word plain (`flow`), anything else as JSON (a YAML scalar too)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", value) and yaml.safe_load(value) == value:
+        return value
+    return json.dumps(value)
+
+
 def set_key(lines: list[str], group: str, key: str, value) -> None:
     """Set `group.key` in place, keeping the line's indentation and trailing comment."""
     span = block_span(lines, group)
@@ -46,8 +56,7 @@ def set_key(lines: list[str], group: str, key: str, value) -> None:
     for i in range(*span) if span else ():
         match = pattern.match(lines[i])
         if match:
-            # JSON scalars are YAML; null is written empty, as `dvc exp run -S` writes it (no line changes then)
-            lines[i] = match.group(1) + ("" if value is None else json.dumps(value)) + (match.group(3) or "")
+            lines[i] = match.group(1) + _scalar(value) + (match.group(3) or "")
             return
     raise FacecycleError(f"params.yaml: no key {group}.{key} to set")
 

@@ -28,7 +28,7 @@ CLIPS = [("bbaf2n", "A", "train", 1.0), ("sbat6n", "A", "test", 1.0), ("brbk7n",
 # the .gitignore files a clone of the project has, DVC's own ones included
 SHIPPED_IGNORES = (".gitignore", "data/.gitignore", "data/translated/.gitignore", "results/.gitignore",
                    "models/.gitignore")
-COMMIT_STEP = ("git", "add", "dvc.lock", "metrics", "logs")  # docs/team.md: what `dvc repro` leaves for git
+COMMIT_STEP = ("git", "add", "dvc.lock", "metrics", "logs", "results")  # docs/team.md: what `dvc repro` leaves for git
 EXP_SHOW = ("dvc", "exp", "show", "--only-changed", "--drop", r"Created|train\.|.*/")  # docs/team.md
 UP_TO_DATE = "Data and pipelines are up to date."
 NO_TRAINING = ["fetch", "extract_frames", "crop_faces", "infer", "merge_video", "metrics"]
