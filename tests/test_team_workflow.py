@@ -31,7 +31,7 @@ SHIPPED_IGNORES = (".gitignore", "data/.gitignore", "data/translated/.gitignore"
 COMMIT_STEP = ("git", "add", "dvc.lock", "metrics", "logs", "results")  # docs/team.md: what `dvc repro` leaves for git
 EXP_SHOW = ("dvc", "exp", "show", "--only-changed", "--drop", r"Created|train\.|.*/")  # docs/team.md
 UP_TO_DATE = "Data and pipelines are up to date."
-NO_TRAINING = ["fetch", "extract_frames", "crop_faces", "infer", "merge_video", "metrics"]
+NO_TRAINING = ["fetch", "extract_frames", "crop_faces", "infer", "merge_video", "metrics", "results_page"]
 
 
 def ran(output: str) -> list[str]:
@@ -135,7 +135,7 @@ def test_lambda_cyc_sets_both_models_and_exp_show_fits_a_terminal(team, tmp_path
     run = sh(mate, "dvc", "exp", "run", "-S", "lambda_cyc=5")
     stages = ran(run.stdout)
     assert sorted(stages[:2]) == ["train_cyclegan", "train_recyclegan"]
-    assert stages[2:] == ["infer", "merge_video", "metrics"]
+    assert stages[2:] == ["infer", "merge_video", "metrics", "results_page"]
     assert "other settings" not in run.stderr  # a clone has no checkpoints: both trainings start at step 0
     params = yaml.safe_load((mate / "params.yaml").read_text())
     assert params == dict(yaml.safe_load((team / "params.yaml").read_text()), lambda_cyc=5)
