@@ -1,6 +1,6 @@
 """Milliseconds per frame of each metric of the metrics stage, on real GRID face crops (72 px).
 
-Temporal: the input's forward + backward Farneback flow and occlusion mask (once per video, shared
+Temporal: the input's forward + backward Farneback flow and occlusion mask (once per pair, shared
 by all models), then per output the warping error and tOF. Identity: dlib's descriptor with the
 face found by HOG (`detect`) or taken from the crop geometry (`crop`): the chip (dlib: resize,
 rectangle, landmarks, alignment) and the whole descriptor; its ResNet in PyTorch (ours) against
@@ -22,7 +22,7 @@ from pipeline.identity import FaceDescriber, model_file
 from pipeline.identity_scores import frechet_distance
 from pipeline.params import load_group
 from pipeline.reconstruction import psnr, ssim
-from pipeline.temporal import consecutive_pairs, input_motion, tof, warping_error
+from pipeline.temporal import consecutive_pairs, input_motion, pair_tof, pair_warping_error
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -47,10 +47,12 @@ def main() -> None:
     flicker = (clip * np.where(np.arange(len(clip)) % 2, 1.0, 0.8)[:, None, None, None]).round().astype(np.uint8)
     pairs = consecutive_pairs(np.arange(len(clip)), np.zeros(len(clip)))
     motion = input_motion(clip, pairs)
+    flows = list(motion)
     rates = {
-        "input flow fw+bw + mask (per pair)": ms_per(lambda: input_motion(clip, pairs), len(pairs)),
-        "warping error (per pair)": ms_per(lambda: warping_error(flicker, motion), len(pairs)),
-        "tOF (per pair)": ms_per(lambda: tof(flicker, motion), len(pairs)),
+        "input flow fw+bw + mask (per pair)": ms_per(lambda: list(motion), len(pairs)),
+        "warping error (per pair)": ms_per(lambda: [pair_warping_error(flicker[i], flicker[i + 1], fw, ok)
+                                                    for i, fw, ok in flows], len(pairs)),
+        "tOF (per pair)": ms_per(lambda: [pair_tof(flicker[i], flicker[i + 1], fw) for i, fw, _ in flows], len(pairs)),
         "PSNR (per frame)": ms_per(lambda: psnr(clip, flicker), len(clip)),
         "SSIM (per frame)": ms_per(lambda: ssim(clip, flicker), len(clip)),
     }

@@ -2,22 +2,22 @@
 landmarks of the test faces, summary.
 
 Two passes over each video's stored frames: first every box (so the size of each crop
-array is known), then the crops, written straight into `.npy` memory maps, and the landmarks.
+array is known), then the crops, appended to their `.npy` files in order, and the landmarks.
 Memory stays flat however many frames there are (the paper's 22,388 crops at 286 px are 5.5 GB).
 """
 from __future__ import annotations
 
 import functools
 import math
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir
-from pipeline.crop_outputs import BOX_COLUMNS, LANDMARKS, train_crop_table
+from pipeline.crop_outputs import BOX_COLUMNS, LANDMARKS, CropArrayWriter, train_crop_table
 from pipeline.errors import FacecycleError
 from pipeline.crop_geometry import crop_square
 from pipeline.faces import FaceDetector, ShotFilter, VideoBoxes, jitter, scene_cuts, track_faces
@@ -100,24 +100,22 @@ def crop_faces(frames_dir: Path, out_dir: Path, params: DataParams) -> dict:
     counts = boxes[boxes["face"]].groupby(["domain", "split"]).size()
     size = params.load_size
     landmarks = np.full((len(boxes), POINTS, 2), np.nan)
-    with atomic_dir(out_dir) as tmp:
-        arrays = {key: open_memmap(tmp / f"{key[0]}_{key[1]}.npy", mode="w+", dtype=np.uint8,
-                                   shape=(int(counts.get(key, 0)), size, size, 3))
+    with atomic_dir(out_dir) as tmp, ExitStack() as files:
+        # crop_index counts each (domain, split)'s faces in video and frame order, the order written here
+        arrays = {key: files.enter_context(CropArrayWriter(tmp / f"{key[0]}_{key[1]}.npy", int(counts.get(key, 0)), size))
                   for key in ((domain, split) for domain in DOMAINS for split in SPLITS)}
         with tqdm(total=int(boxes["face"].sum()), desc="crop_faces: crop", unit="face") as bar:
             for video in videos.itertuples():
                 frames, _ = load_frames(frames_dir, video.name, int(video.frames))
                 rows = boxes[(boxes["video"] == video.name) & boxes["face"]]
                 for row, frame in zip(rows.itertuples(), frames.iter_at(rows["frame"])):
-                    arrays[row.domain, row.split][row.crop_index] = crop_square(frame, row.cx, row.cy, row.size, size)
+                    arrays[row.domain, row.split].append(crop_square(frame, row.cx, row.cy, row.size, size)[None])
                     if row.split == "test":
                         landmarks[row.Index] = predict_landmarks(frame, row.cx, row.cy, row.size, params.margin)
                 bar.update(len(rows))
                 own = (boxes["video"] == video.name).to_numpy()
                 landmarks[own] = smooth_landmarks(landmarks[own], boxes.loc[own, "shot"].to_numpy(), float(video.fps))
-        for array in arrays.values():
-            array.flush()
-        del arrays
+        files.close()
         boxes[BOX_COLUMNS].to_csv(tmp / "boxes.csv", index=False)
         np.save(tmp / LANDMARKS, landmarks.astype(np.float32))
         train_crop_table(boxes).to_csv(tmp / "train_crops.csv", index=False)

@@ -11,6 +11,8 @@ where each frame lies.
 """
 from __future__ import annotations
 
+import os
+import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -59,14 +61,18 @@ class Frames(Sequence):
     Array-like for the stages (len, [i], iteration, `shape`), with memory flat however long the video."""
 
     def __init__(self, path: Path, offsets: np.ndarray, sizes: np.ndarray):
-        """`offsets` and `sizes` (bytes) of each frame's JPEG in `path`, consecutive (load_frames checks)."""
+        """`offsets` and `sizes` (bytes) of each frame's JPEG in `path`, consecutive (load_frames checks).
+        Each JPEG is read with its own pread, not through a memory map, whose pages would stay
+        resident as the video is read and grow with its length."""
         self.path = path
-        self._data = np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size else np.zeros(0, np.uint8)
+        self._fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._fd)
         self._offsets, self._sizes = offsets, sizes
+        stored = os.fstat(self._fd).st_size
         indexed = int(offsets[-1]) + int(sizes[-1]) if len(offsets) else 0
-        if indexed != len(self._data):
-            why = "cut short?" if indexed > len(self._data) else "more after the last frame: appended to?"
-            raise FacecycleError(f"{path}: {len(self._data)} bytes, but its frame table indexes {indexed} ({why})")
+        if indexed != stored:
+            why = "cut short?" if indexed > stored else "more after the last frame: appended to?"
+            raise FacecycleError(f"{path}: {stored} bytes, but its frame table indexes {indexed} ({why})")
         self._frame_shape = self._decode(0).shape if len(offsets) else (0, 0, 3)
 
     def __len__(self) -> int:
@@ -82,8 +88,8 @@ class Frames(Sequence):
         return rgb
 
     def _decode(self, index: int) -> np.ndarray:
-        start = int(self._offsets[index])
-        bgr = cv2.imdecode(self._data[start:start + int(self._sizes[index])], cv2.IMREAD_COLOR)
+        jpeg = os.pread(self._fd, int(self._sizes[index]), int(self._offsets[index]))
+        bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         if bgr is None:
             raise FacecycleError(f"{self.path}: frame {index} is not a readable JPEG image")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

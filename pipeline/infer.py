@@ -7,19 +7,19 @@ pickle, which can run anything when loaded, is refused, never opened).
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-from numpy.lib.format import open_memmap
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir
-from pipeline.crop_outputs import load_crops, read_boxes
+from pipeline.crop_outputs import CropArrayWriter, load_crops, read_boxes
 from pipeline.errors import FacecycleError
 from pipeline.model_size import at_model_size
 from pipeline.nets import ResnetGenerator
@@ -112,17 +112,13 @@ def translate_batches(forward: nn.Module, backward: nn.Module | None, batches: I
 
 
 def _write(paths: Sequence[Path], chunks: Iterable[tuple[np.ndarray, ...]], count: int, size: int, desc: str) -> None:
-    """Stream tuples of uint8 [b, size, size, 3] batches into one memory-mapped .npy file per part."""
-    outs = [open_memmap(path, mode="w+", dtype=np.uint8, shape=(count, size, size, 3)) for path in paths]
-    done = 0
-    with tqdm(total=count, desc=desc, unit="face") as bar:
+    """Stream tuples of uint8 [b, size, size, 3] batches into one .npy file per part."""
+    with ExitStack() as files, tqdm(total=count, desc=desc, unit="face") as bar:
+        outs = [files.enter_context(CropArrayWriter(path, count, size)) for path in paths]
         for parts in chunks:
             for out, part in zip(outs, parts):
-                out[done:done + len(part)] = part
-            done += len(parts[0])
+                out.append(part)
             bar.update(len(parts[0]))
-    for out in outs:
-        out.flush()
 
 
 def _batches(crops: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
@@ -134,7 +130,7 @@ def translate_videos(model_dir: str | Path, faces_dir: str | Path, out_dir: str 
     """Write `<video>.npy` and `<video>_rec.npy` in `out_dir` for every test video of `faces_dir/boxes.csv`.
 
     Rows follow each video's face rows in boxes.csv (split test); A videos go through G_A, B
-    videos through G_B. Results stream into memory-mapped .npy files batch by batch; `out_dir`
+    videos through G_B. Results stream into .npy files batch by batch; `out_dir`
     appears only when all videos are done. `compile`: torch.compile the generators, every batch
     padded to `batch_size`. With a `stabiliser`, `<video>.npy` is the stabilised translation and
     `_rec` its reconstruction, and the per-frame translation is kept as `<video>_raw.npy` and

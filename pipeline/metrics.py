@@ -28,7 +28,7 @@ from pipeline.params import MetricsParams
 from pipeline.reconstruction import psnr, ssim
 from pipeline.spread import evenly
 from pipeline.stabilise import TEMPORAL
-from pipeline.temporal import consecutive_pairs, input_motion, tof, warping_error
+from pipeline.temporal import consecutive_pairs, input_motion, temporal_scores
 
 INPUT = "input"  # the reference row: the untranslated test crops
 TARGET = {"A": "B", "B": "A"}
@@ -88,25 +88,31 @@ def evaluate_video(faces: pd.DataFrame, inputs: np.ndarray, translated: dict[str
     frame, shot = faces["frame"].to_numpy(), faces["shot"].to_numpy()
     sizes = sorted({t.output.shape[1] for t in translated.values()})
     given = {size: at_model_size(inputs, size) for size in sizes}  # the input as each model size saw it
-    motions = {(size, gap): input_motion(given[size], consecutive_pairs(frame, shot, gap), gap)
-               for size in sizes for gap in (1, DRIFT_GAP)}
+    rows_of = {INPUT: Translation(given[sizes[0]]), **translated}
+    temporal = {model: {} for model in rows_of}
+    for size in sizes:  # each pair's input flow is computed once for every output of that size
+        outputs = {model: t.output for model, t in rows_of.items() if t.output.shape[1] == size}
+        pairs, later = consecutive_pairs(frame, shot), consecutive_pairs(frame, shot, DRIFT_GAP)
+        with_rec = [model for model in outputs if rows_of[model].rec is not None]
+        for model, scores in temporal_scores(outputs, input_motion(given[size], pairs), with_rec).items():
+            temporal[model].update(scores, pairs=len(pairs))
+        for model, scores in temporal_scores(outputs, input_motion(given[size], later, DRIFT_GAP)).items():
+            temporal[model]["drift"] = scores["warping_error"]
     moves = {size: motion_of(given[size], f"landmarks input {video}") for size in sizes}
     rows, described = [], {}
-    for model, t in {INPUT: Translation(given[sizes[0]]), **translated}.items():
-        output = np.asarray(t.output)
+    for model, t in rows_of.items():
+        output = t.output
         size = output.shape[1]
         described[model] = describe(output[::every], f"{model} {video}")
         mouth, eyes = motion_fidelity(motion_of(output, f"landmarks {model} {video}"), moves[size], shot)
         row = {"video": video, "domain": domain, "direction": f"{domain}2{TARGET[domain]}", "model": model,
-               "frames": len(output), "pairs": len(motions[size, 1].pairs),
-               "warping_error": warping_error(output, motions[size, 1]),
-               "drift": warping_error(output, motions[size, DRIFT_GAP]), "mouth_motion": mouth, "eye_motion": eyes,
+               "frames": len(output), "pairs": temporal[model]["pairs"], "warping_error": temporal[model]["warping_error"],
+               "drift": temporal[model]["drift"], "mouth_motion": mouth, "eye_motion": eyes,
                **real.score(described[model], domain)}
         if t.rec is not None:
-            rec = np.asarray(t.rec)
-            row.update(tof=tof(output, motions[size, 1]), psnr=psnr(given[size], rec), ssim=ssim(given[size], rec))
+            row.update(tof=temporal[model]["tof"], psnr=psnr(given[size], t.rec), ssim=ssim(given[size], t.rec))
         if t.raw is not None:
-            row["raw_psnr"] = psnr(np.asarray(t.raw), output)
+            row["raw_psnr"] = psnr(t.raw, output)
         rows.append(row)
     return rows, described
 
@@ -173,7 +179,8 @@ def open_videos(faces_dir: Path, translated_dir: Path, models: tuple[str, ...]) 
         for model in models:
             translated.update(_translations(translated_dir / model, model, video, len(faces),
                                             modes[model]["temporal"]))
-        videos.append((faces, np.asarray(crops[index]), translated))
+        consecutive = np.array_equal(index, np.arange(index[0], index[0] + len(index)))
+        videos.append((faces, crops[index[0]:index[0] + len(index)] if consecutive else crops[index], translated))
     return videos, modes
 
 
@@ -187,7 +194,8 @@ def evaluate(faces_dir: str | Path, translated_dir: str | Path, params: MetricsP
     motion_of = FaceMotion(params.face_size, describe.centre)
     real = describe_real_faces(train, describe, params.centroid_frames)
     rows, described = [], {}
-    for faces, inputs, translated in tqdm(videos, desc="metrics", unit="video"):
+    for _ in tqdm(range(len(videos)), desc="metrics", unit="video"):
+        faces, inputs, translated = videos.pop(0)  # let go once scored: its mapped pages leave memory with it
         video_rows, video_described = evaluate_video(faces, inputs, translated, describe, real, params.identity_every,
                                                      motion_of)
         rows += video_rows

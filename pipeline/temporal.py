@@ -10,6 +10,7 @@ flow weights are available offline. Pairs never straddle a missing frame or a sh
 """
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -67,43 +68,70 @@ def valid_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Motion:
-    """The input clip's flow for each usable pair (i, i+gap), computed once, shared by all outputs."""
+    """An input clip and its usable pairs (i, i+gap). Iterating computes each pair's flow and valid
+    mask in turn, so scoring a clip holds one pair's flow at a time, however long the clip."""
 
-    pairs: np.ndarray         # [P] index i of each pair (i, i+gap)
-    forward: list[np.ndarray]  # flow from frame i to i+gap
-    valid: list[np.ndarray]    # valid_mask of each pair
+    frames: np.ndarray  # [N, H, W, 3] uint8
+    pairs: np.ndarray   # [P] index i of each pair (i, i+gap)
     gap: int = 1
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(i, forward flow from frame i to i+gap, valid_mask) for each pair."""
+        for i in self.pairs:
+            forward = optical_flow(self.frames[i], self.frames[i + self.gap])
+            backward = optical_flow(self.frames[i + self.gap], self.frames[i])
+            yield int(i), forward, valid_mask(forward, backward)
 
 
 def input_motion(frames: np.ndarray, pairs: np.ndarray, gap: int = 1) -> Motion:
-    """Forward and backward Farneback flow of the input `frames` [N, H, W, 3] uint8 for `pairs` (i, i+gap)."""
-    forward, valid = [], []
-    for i in pairs:
-        fw = optical_flow(frames[i], frames[i + gap])
-        bw = optical_flow(frames[i + gap], frames[i])
-        forward.append(fw)
-        valid.append(valid_mask(fw, bw))
-    return Motion(np.asarray(pairs), forward, valid, gap)
+    """The motion of the input `frames` [N, H, W, 3] uint8 over `pairs` (i, i+gap)."""
+    return Motion(frames, np.asarray(pairs, np.int64), gap)
+
+
+def temporal_scores(outputs: dict[str, np.ndarray], motion: Motion, tof_of: Collection[str] = ()
+                    ) -> dict[str, dict[str, float]]:
+    """{name: {"warping_error": ..., "tof": ...}} of each output [N, H, W, 3] uint8 along the input's
+    motion, each pair's input flow computed once for all outputs; tOF only for the names in `tof_of`.
+
+    Warping error (Lai et al.), per pair: squared differences over valid pixels and channels,
+    divided by their count (all pixels when none is valid); with a gap of several frames it says
+    how far the output drifts from the input's motion over that span. tOF (TecoGAN): mean per-pixel
+    length of flow(output pair) - flow(input pair). A clip's value is the mean over its pairs (NaN if none).
+    """
+    errors = {name: [] for name in outputs}
+    flow_errors = {name: [] for name in outputs if name in tof_of}
+    for i, forward, valid in motion:
+        for name, output in outputs.items():
+            errors[name].append(pair_warping_error(output[i], output[i + motion.gap], forward, valid))
+            if name in flow_errors:
+                flow_errors[name].append(pair_tof(output[i], output[i + motion.gap], forward))
+    scores = {name: {"warping_error": _mean(errors[name])} for name in outputs}
+    for name, values in flow_errors.items():
+        scores[name]["tof"] = _mean(values)
+    return scores
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def pair_warping_error(prev: np.ndarray, nxt: np.ndarray, forward: np.ndarray, valid: np.ndarray) -> float:
+    """Warping error of one output pair (uint8 frames) along the input's flow `forward` of that pair."""
+    warped = warp(nxt.astype(np.float32) / 255, forward)
+    diff = (warped - prev.astype(np.float32) / 255)
+    return float(np.mean((diff[valid] if valid.any() else diff) ** 2))
+
+
+def pair_tof(prev: np.ndarray, nxt: np.ndarray, forward: np.ndarray) -> float:
+    """tOF of one output pair: mean per-pixel length of its own flow minus the input's `forward`."""
+    return float(np.linalg.norm(optical_flow(prev, nxt) - forward, axis=-1).mean())
 
 
 def warping_error(output: np.ndarray, motion: Motion) -> float:
-    """Lai et al.'s warping error of `output` [N, H, W, 3] uint8 along the input's motion (with a
-    gap of several frames: how far the output drifts from the input's motion over that span).
-
-    Per pair: squared differences over valid pixels and channels, divided by their count
-    (all pixels when none is valid); the clip's value is the mean over its pairs (NaN if none).
-    """
-    errors = []
-    for i, fw, ok in zip(motion.pairs, motion.forward, motion.valid):
-        prev = output[i].astype(np.float32) / 255
-        warped = warp(output[i + motion.gap].astype(np.float32) / 255, fw)
-        diff = (warped - prev)[ok] if ok.any() else warped - prev
-        errors.append(float(np.mean(diff ** 2)))
-    return float(np.mean(errors)) if errors else float("nan")
+    """Lai et al.'s warping error of one output (temporal_scores)."""
+    return temporal_scores({"output": output}, motion)["output"]["warping_error"]
 
 
 def tof(output: np.ndarray, motion: Motion) -> float:
-    """TecoGAN's tOF: mean per-pixel length of flow(output pair) - flow(input pair); NaN if no pair."""
-    errors = [np.linalg.norm(optical_flow(output[i], output[i + motion.gap]) - fw, axis=-1).mean()
-              for i, fw in zip(motion.pairs, motion.forward)]
-    return float(np.mean(errors)) if errors else float("nan")
+    """TecoGAN's tOF of one output (temporal_scores)."""
+    return temporal_scores({"output": output}, motion, tof_of=("output",))["output"]["tof"]

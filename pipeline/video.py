@@ -1,8 +1,9 @@
-"""Decode videos to RGB frames (decord, strictly sequential) and encode frames back to H.264 .mp4 (PyAV).
+"""Decode videos to RGB frames and encode frames back to H.264 .mp4, both with PyAV (FFmpeg).
 
-Why sequential: decord's random access on old AVI (XviD) files returns wrong frames (asked for
-frame 147 of Megamind.avi, got 49), and its `skip_frames` is off by one there too. Reading every
-frame in order with `VideoReader.next()` is exact, so that is the only way frames are read here.
+Frames are decoded strictly in order, one decoded frame per frame taken, so memory stays flat
+however long the video is, and every frame is exact (seeking in old AVI files lands on wrong
+frames). A display rotation (phones film portrait as landscape plus a rotation) is applied, so
+frames come out upright. docs/data.md says why PyAV rather than decord.
 
 Frame counts and integrity come from PyAV's demuxer (headers plus one pass over the packets, no
 decoding): an MPEG-PS .mpg declares no frame count, and a truncated file shows up as a corrupt
@@ -20,10 +21,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import av
-import cv2  # noqa: F401 - unused here, but loaded before decord: decord's own zlib, loaded first, breaks OpenCV's PNG reading
 import numpy as np
-from decord import VideoReader, cpu
-from decord._ffi.base import DECORDError
 
 from pipeline.atomic import atomic_file
 from pipeline.errors import FacecycleError
@@ -38,7 +36,7 @@ class VideoInfo:
 
     fps: float
     frames: int
-    width: int   # of the decoded frames: a phone video stored landscape with a 90-degree rotation is portrait (see probe)
+    width: int   # of the upright frames: a phone video stored landscape with a 90-degree rotation is portrait
     height: int
     duration: float  # frames / fps, seconds
     has_audio: bool
@@ -46,9 +44,8 @@ class VideoInfo:
 
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Read a video's frame rate, frame size and exact frame count; a missing, unreadable or
-    truncated file is a FacecycleError. The size is that of decord's frames, which are turned upright
-    by an .mp4/.mov display rotation (phones film portrait as landscape plus a 90-degree rotation)
-    but not by a Matroska one, so it can differ from the stream's coded size."""
+    truncated file is a FacecycleError. The size is that of the upright frames (`iter_frames`), so
+    a display rotation of 90 degrees swaps it against the stream's coded size."""
     path = Path(path)
     if not path.is_file():
         raise FacecycleError(f"{path}: video file not found")
@@ -75,10 +72,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         raise FacecycleError(f"{path}: video has no frames")
     if declared and frames < declared:
         raise FacecycleError(f"{path}: truncated video ({frames} of {declared} declared frames present)")
-    try:
-        height, width = VideoReader(str(path), ctx=cpu(0)).next().shape[:2]
-    except DECORDError as err:
-        raise FacecycleError(f"{path}: cannot decode video ({str(err).splitlines()[0]})") from None
+    height, width = next(_decode(path, frames))[1].shape[:2]
     return VideoInfo(fps=float(rate), frames=frames, width=width, height=height,
                      duration=frames / float(rate), has_audio=has_audio)
 
@@ -126,19 +120,27 @@ def iter_frames(path: str | os.PathLike, fps: Optional[float] = None, start: Opt
     path = Path(path)
     info = info or probe(path)
     wanted = wanted_frames(path, info, fps, start, end)
+    decoded = _decode(path, info.frames)
+    position, rgb = -1, None
+    for source in wanted:
+        while position < source:  # decode every frame in order, keep the wanted ones
+            position, rgb = next(decoded)
+        yield source, source / info.fps, rgb
+
+
+def _decode(path: Path, frames: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield `(index, rgb)` for every frame of the first video stream, upright, in order;
+    a decoding error, or fewer than `frames` frames, is a FacecycleError."""
+    index = -1
     try:
-        reader = VideoReader(str(path), ctx=cpu(0))
-        position, rgb = -1, None
-        for source in wanted:
-            while position < source:  # decode every frame in order, keep the wanted ones
-                rgb = reader.next().asnumpy()
-                position += 1
-            yield source, source / info.fps, rgb
-    except StopIteration:
-        raise FacecycleError(f"{path}: decoder stopped after {position + 1} of {info.frames} frames "
-                             "(damaged video)") from None
-    except DECORDError as err:
-        raise FacecycleError(f"{path}: cannot decode video ({str(err).splitlines()[0]})") from None
+        with av.open(str(path)) as container:
+            for index, frame in enumerate(container.decode(video=0)):
+                rgb = frame.to_ndarray(format="rgb24")
+                turns = (frame.rotation // 90) % 4
+                yield index, np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+    except av.FFmpegError as err:
+        raise FacecycleError(f"{path}: cannot decode video ({err.strerror})") from None
+    raise FacecycleError(f"{path}: decoder stopped after {index + 1} of {frames} frames (damaged video)")
 
 
 class VideoWriter:

@@ -1,8 +1,9 @@
 """Decoding real clips in the tests.
 
 `decode` reads with the pipeline's own sequential reader (pipeline.video), to make test inputs
-from real footage. `decord_batch` and `pyav_frames` are independent decoders that the reader and
-the H.264 writer are checked against.
+from real footage. `opencv_frames` (OpenCV's own FFmpeg build) and `pyav_frames` (PyAV's decoder
+without the reader's rotation and frame selection) are the references the reader and the H.264
+writer are checked against.
 """
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from pathlib import Path
 from typing import Optional
 
 import av
+import cv2
 import numpy as np
 
-from pipeline.video import VideoReader, cpu, iter_frames  # decord's reader, loaded after OpenCV (pipeline.video)
+from pipeline.video import iter_frames
 
 
 def decode(path: Path, limit: Optional[int] = None, region: Optional[tuple[int, int, int, int]] = None) -> np.ndarray:
@@ -22,10 +24,14 @@ def decode(path: Path, limit: Optional[int] = None, region: Optional[tuple[int, 
     return np.stack([rgb[y0:y1, x0:x1].copy() for _, _, rgb in islice(iter_frames(path), limit)])
 
 
-def decord_batch(path: Path) -> np.ndarray:
-    """Every frame of a clip from decord's batch decoder (a code path pipeline.video does not use)."""
-    reader = VideoReader(str(path), ctx=cpu(0))
-    return reader.get_batch(list(range(len(reader)))).asnumpy()
+def opencv_frames(path: Path) -> np.ndarray:
+    """Every frame of a clip, RGB, from OpenCV's video reader (FFmpeg built into opencv-python, not PyAV's)."""
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    frames = []
+    while (bgr := capture.read()[1]) is not None:
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    capture.release()
+    return np.stack(frames)
 
 
 def pyav_frames(path: Path) -> list[np.ndarray]:

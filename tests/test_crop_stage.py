@@ -10,9 +10,12 @@ import pytest
 import yaml
 
 from conftest import REPO
+from decoders import decode
 from pipeline.crop_geometry import crop_square
+from pipeline.crop_outputs import CropArrayWriter
 from pipeline.frame_outputs import FrameWriter, load_frames
 from pipeline.params import DEFAULT_TEST_SHARE
+from real_crops import crop
 from real_frames import write_frames
 
 BOX_COLUMNS = ["video", "domain", "split", "frame", "time", "shot", "face", "cx", "cy", "size",
@@ -202,3 +205,21 @@ def test_a_damaged_frame_store_is_a_one_line_error(tmp_path, samples, damage, me
     assert result.stderr.strip().splitlines()[-1] == (
         f"crop_faces: error: {frames}/" + message.format(half=whole // 2, grown=whole + 10, whole=whole, offset3=offset3))
     assert not (tmp_path / "faces").exists()
+
+
+def test_crop_array_writer_writes_what_np_save_writes_and_counts_its_crops(tmp_path, samples):
+    """crop_faces and infer append crops to their .npy files front to back; the file must be the
+    one np.save would write (any .npy reader opens it), and a short or overfull one is an error."""
+    crops = crop(decode(samples / "A" / "bbaf2n.mpg", 7), 48)
+    with CropArrayWriter(tmp_path / "crops.npy", 7, 48) as out:
+        out.append(crops[:3])
+        out.append(crops[3:])
+    np.save(tmp_path / "saved.npy", crops)
+    assert (tmp_path / "crops.npy").read_bytes() == (tmp_path / "saved.npy").read_bytes()
+    with pytest.raises(ValueError, match="6 of 7 crops written"):
+        with CropArrayWriter(tmp_path / "short.npy", 7, 48) as out:
+            out.append(crops[:6])
+    with pytest.raises(ValueError, match="cannot add"):
+        with CropArrayWriter(tmp_path / "full.npy", 7, 48) as out:
+            out.append(crops)
+            out.append(crops[:1])

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import REPO, copy_stages
-from decoders import decord_batch
+from decoders import opencv_frames
 from pipeline.frame_outputs import load_frames
 from pipeline.fetch import fetch_videos
 from pipeline.params import Video
@@ -60,12 +60,12 @@ def test_frames_equal_a_sequential_decode_and_trim_is_exact(tmp_path, samples):
     out = tmp_path / "frames"
     assert sorted(p.name for p in out.iterdir()) == ["bbaf2n.csv", "bbaf2n.mjpeg", "lrwp9a.csv", "lrwp9a.mjpeg",
                                                      "videos.csv"]
-    source = decord_batch(samples / "A" / "bbaf2n.mpg")
+    source = opencv_frames(samples / "A" / "bbaf2n.mpg")
     assert stored_jpegs(out, "bbaf2n") == jpegs(source)
     frames, _ = load_frames(out, "bbaf2n", 75)
     assert frames.shape == (75, 288, 360, 3) and frames[-1].dtype == np.uint8
     assert min(psnr(frame, original) for frame, original in zip(frames, source)) > 40
-    assert stored_jpegs(out, "lrwp9a") == jpegs(decord_batch(samples / "B" / "lrwp9a.mpg")[25:50])
+    assert stored_jpegs(out, "lrwp9a") == jpegs(opencv_frames(samples / "B" / "lrwp9a.mpg")[25:50])
     table = pd.read_csv(out / "lrwp9a.csv")
     assert list(table.columns) == ["frame", "source_frame", "time", "offset", "bytes"]
     assert table["frame"].tolist() == list(range(25)) and table["source_frame"].tolist() == list(range(25, 50))
@@ -85,13 +85,13 @@ def test_resampling_to_10_fps(tmp_path, samples):
     sources = table["source_frame"].tolist()
     assert len(sources) == 30 and sources[:4] == [0, 3, 5, 8]
     assert table["time"].tolist() == pytest.approx([s / 25 for s in sources])
-    assert stored_jpegs(tmp_path / "frames", "bbaf2n") == jpegs(decord_batch(samples / "A" / "bbaf2n.mpg")[sources])
+    assert stored_jpegs(tmp_path / "frames", "bbaf2n") == jpegs(opencv_frames(samples / "A" / "bbaf2n.mpg")[sources])
     assert pd.read_csv(tmp_path / "frames" / "videos.csv")["fps"].tolist() == [10.0, 10.0]
 
 
 def test_jpeg_quality_trades_size_for_fidelity(tmp_path, samples):
     raw = fetched(tmp_path, samples)
-    source = decord_batch(samples / "A" / "bbaf2n.mpg")
+    source = opencv_frames(samples / "A" / "bbaf2n.mpg")
     sizes, psnrs = [], []
     for quality in (50, 100):
         assert extract(tmp_path, raw, out=f"q{quality}", jpeg_quality=quality).returncode == 0

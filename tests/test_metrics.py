@@ -8,7 +8,7 @@ from pipeline.motion_fidelity import FaceMotion
 from pipeline.model_size import at_model_size
 from translation_layout import MARGIN, grid_crops
 
-FRAMES = 12  # >= motion_fidelity.MIN_FRAMES
+FRAMES = 25  # >= motion_fidelity.MIN_FRAMES
 
 
 def test_the_input_row_is_scored_as_the_models_were_given_it(samples):
@@ -31,4 +31,4 @@ def test_the_input_row_is_scored_as_the_models_were_given_it(samples):
     assert model["mouth_motion"] == source["mouth_motion"] == 1
     assert "raw_psnr" not in model
     # a "stabilised" row that froze the face: no mouth motion, and far from the translation it came from
-    assert steady["mouth_motion"] == 0 and steady["raw_psnr"] < 35  # measured 33 dB
+    assert steady["mouth_motion"] == 0 and steady["raw_psnr"] < 32  # measured 28.7 dB

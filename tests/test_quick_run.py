@@ -25,7 +25,7 @@ from pipeline.offload import DEVICE_LACKS, PART_BYTES
 CLIPS = [("bbaf2n", "A", "train"), ("sbat6n", "A", "test"), ("brbk7n", "B", None)]
 # Absent from the GPU image besides DEVICE_LACKS: compiled speed-ups that DVC's packages fall back
 # from, git bindings, and the CPU stages' decoders and face models.
-ALSO_ABSENT = ("_ruamel_yaml", "orjson", "wcwidth", "pygit2", "git", "decord", "av", "dlib", "face_recognition_models")
+ALSO_ABSENT = ("_ruamel_yaml", "orjson", "wcwidth", "pygit2", "git", "av", "dlib", "face_recognition_models")
 # sitecustomize for the emulated GPU Python: DEVICE_LACKS load only from the carried folder.
 GPU_IMAGE = '''
 import importlib.abc, importlib.machinery, os, sys

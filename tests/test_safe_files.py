@@ -1,5 +1,5 @@
 """Files and names from outside never run code: a crafted training checkpoint is not unpickled,
-paths or URLs full of shell syntax reach yt-dlp, decord and PyAV (libav) as plain strings, and a
+paths or URLs full of shell syntax reach yt-dlp and PyAV (libav) as plain strings, and a
 video name, which names files in every stage, must be plain letters, digits, _ and -.
 (A crafted model file is refused in tests/test_translate.py.)"""
 import subprocess

@@ -1,16 +1,17 @@
 """pipeline.video on real clips: exact sequential decode, resampling, trim, bad files, H.264 encode with audio."""
-import subprocess
-import sys
+import os
+import time
 from fractions import Fraction
 from itertools import islice
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 from tqdm import tqdm
 
-from decoders import decord_batch, pyav_frames
+from decoders import opencv_frames, pyav_frames
 from pipeline.errors import FacecycleError
 from pipeline.frame_outputs import load_frames
 from pipeline.extract_frames import write_video_frames
@@ -29,8 +30,8 @@ def megamind(robustness) -> Path:
 
 @pytest.fixture(scope="module")
 def grid_frames(grid_clip) -> np.ndarray:
-    """All frames of the GRID clip from decord's batch decoder (a code path iter_frames does not use)."""
-    return decord_batch(grid_clip)
+    """All frames of the GRID clip from OpenCV's reader (another FFmpeg build than the pipeline's PyAV)."""
+    return opencv_frames(grid_clip)
 
 
 def audio_packets(path: Path) -> list[tuple[float, bytes]]:
@@ -61,7 +62,7 @@ def phone_video(source: Path, out: Path, degrees: int, limit: int | None = None)
 @pytest.mark.parametrize("name, degrees, turns, limit", [
     ("phone.mp4", 90, 1, None), ("phone.mp4", -90, 3, None), ("phone.mov", 180, 2, None), ("short.mp4", 90, 1, 2)])
 def test_a_phone_video_with_a_display_rotation_is_read_upright(tmp_path, grid_clip, name, degrees, turns, limit):
-    """decord turns the frames upright; probe must give that size too, else extract_frames refuses
+    """The reader turns the frames upright; probe must give that size too, else extract_frames refuses
     every frame of a portrait phone video as the wrong size (also a 2-frame one, whose first frame
     leaves the decoder only at its flush)."""
     path = phone_video(grid_clip, tmp_path / name, degrees, limit)
@@ -73,14 +74,15 @@ def test_a_phone_video_with_a_display_rotation_is_read_upright(tmp_path, grid_cl
     assert load_frames(tmp_path, "frames", limit or 75)[0].shape == (limit or 75, *upright[0].shape)
 
 
-def test_a_matroska_rotation_is_not_applied_but_extraction_still_runs(tmp_path, grid_clip):
-    """decord 0.6 ignores an .mkv display rotation (FFmpeg, and so PyAV, reads it): the frames stay as
-    stored. probe reports the size decord delivers, so extraction runs instead of refusing each frame."""
+def test_a_matroska_rotation_is_applied_too(tmp_path, grid_clip):
+    """FFmpeg reads a display rotation from .mkv as from .mp4, so a Matroska phone video is upright as well."""
     path = phone_video(grid_clip, tmp_path / "phone.mkv", 90)
     info = probe(path)
-    assert (info.height, info.width) == (288, 360)
+    assert (info.height, info.width) == (360, 288)
+    want = np.rot90(pyav_frames(path)[0])
+    assert np.array_equal(next(iter_frames(path, info=info))[2], want)
     write_video_frames(path, tmp_path / "frames", info, None, None, None, 95, tqdm(disable=True))
-    assert load_frames(tmp_path, "frames", 75)[0].shape == (75, 288, 360, 3)
+    assert load_frames(tmp_path, "frames", 75)[0].shape == (75, 360, 288, 3)
 
 
 def test_every_sample_clip_decodes_to_75_frames(samples):
@@ -129,13 +131,13 @@ def test_end_beyond_the_video_stops_at_its_last_frame(grid_clip):
 
 
 def test_megamind_sequential_decode_gives_every_frame_in_order(megamind):
-    """Old XviD AVI, where decord's random access returns wrong frames: the sequential read must
-    give each frame. Checked against PyAV, another FFmpeg build: XviD's IDCT is bit-exact in every
-    build, but the two convert YUV to RGB with their own fixed-point code (C or SIMD by CPU), which
-    may round a channel a level or two apart; a neighbouring frame differs by far more somewhere."""
+    """Old XviD AVI, where seeking lands on wrong frames: the sequential read must give each frame.
+    Checked against OpenCV, another FFmpeg build: XviD's IDCT is bit-exact in every build, but the
+    two convert YUV to RGB with their own fixed-point code (C or SIMD by CPU), which may round a
+    channel a level or two apart; a neighbouring frame differs by far more somewhere."""
     frames = [rgb for _, _, rgb in iter_frames(megamind)]
     assert len(frames) == 270
-    reference = pyav_frames(megamind)  # an independent decoder, also read in order
+    reference = opencv_frames(megamind)  # an independent decoder, also read in order
     assert len(reference) == 270
     assert all(np.abs(a.astype(np.int16) - b).max() <= 2 for a, b in zip(frames, reference))
     assert frames[0].max() == 0  # the black first frame
@@ -275,12 +277,25 @@ def test_writer_failure_leaves_no_file(tmp_path, grid_frames):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_opencv_still_reads_png_after_the_video_module_loads(tmp_path):
-    """decord carries its own zlib: loaded before OpenCV, it breaks cv2.imread of PNGs ("libpng error:
-    bad parameters to zlib"), as in a fresh interpreter that imports decord first. pipeline.video loads
-    OpenCV first, so whatever imports it can still read the contact sheets and sample grids."""
-    script = ("import sys, numpy as np; import pipeline.video, cv2; "
-              "cv2.imwrite(sys.argv[1], np.full((8, 8, 3), 7, np.uint8)); "
-              "print(int(cv2.imread(sys.argv[1]).mean()))")
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "x.png")], capture_output=True, text=True)
-    assert done.stdout.strip() == "7", done.stderr
+def resident_mib() -> float:
+    """This process's resident memory now (/proc/self/statm), MiB."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_decoding_a_long_720p_video_keeps_memory_flat(tmp_path, samples):
+    """One frame is decoded per frame taken, so a consumer slower than the decoder (extract_frames
+    encodes every frame to JPEG) never makes frames pile up: a reader decoding ahead would hold
+    most of these 300 frames of 2.6 MiB (720p RGB) by the end."""
+    path = tmp_path / "long_720p.mp4"
+    with VideoWriter(path, 25, 1280, 720, crf=30) as out:
+        for clip in sorted((samples / "A").glob("*.mpg"))[:4]:
+            for _, _, rgb in iter_frames(clip):
+                out.write(cv2.resize(rgb, (1280, 720)))
+    resident, shapes = [], set()
+    for _, _, rgb in iter_frames(path):
+        time.sleep(0.005)
+        shapes.add(rgb.shape)
+        resident.append(resident_mib())
+    assert len(resident) == 300 and shapes == {(720, 1280, 3)}
+    assert max(resident[10:]) - resident[10] < 60, f"{resident[10]:.0f} MiB at frame 10, up to {max(resident):.0f} MiB"
