@@ -124,7 +124,7 @@ def test_gpu_round_trip_then_dvc_runs_only_merge_and_metrics(lead, tmp_path):
                 assert (work / "faces" / f"{domain}_{split}.npy").read_bytes() == \
                     (lead / "data" / "faces" / f"{domain}_{split}.npy").read_bytes()
             else:
-                assert 10 * np.log10(255 ** 2 / np.mean((sent.astype(float) - got) ** 2)) > 36  # PSNR dB, measured 38.0, 38.8
+                assert 10 * np.log10(255 ** 2 / np.mean((sent.astype(float) - got) ** 2)) > 36  # PSNR dB; measured 38.0
     returned = sorted(p.name for p in out.iterdir())
     assert returned == ["cyclegan.log", "cyclegan.tgz.00", "recyclegan.log", "recyclegan.tgz.00"]
     assert all(p.stat().st_size <= PART_BYTES for p in out.iterdir())
