@@ -23,7 +23,8 @@ from pipeline.crop_faces import crop_faces
 from pipeline.crop_outputs import read_boxes
 from pipeline.frame_outputs import load_frames, read_videos
 from pipeline.extract_frames import extract_frames
-from pipeline.landmarks import shape_predictor, predict_landmarks
+from pipeline.identity import landmark_model
+from pipeline.landmarks import predict_landmarks
 from pipeline.params import load_group
 from pipeline.video import iter_frames, probe
 from timing import best_seconds  # bench/, beside this script
@@ -47,7 +48,7 @@ def landmark_seconds(frames_dir: Path, faces_dir: Path, margin: float, repeat: i
         store, _ = load_frames(frames_dir, video, int(frames[video]))
         work += [(np.asarray(frame), r.cx, r.cy, r.size)
                  for frame, r in zip(store.iter_at(group["frame"]), group.itertuples())]
-    load = best_seconds(lambda: (shape_predictor.cache_clear(), shape_predictor()), 1)
+    load = best_seconds(lambda: (landmark_model.cache_clear(), landmark_model()), 1)
     return (load, best_seconds(lambda: [predict_landmarks(f, cx, cy, size, margin) for f, cx, cy, size in work], repeat),
             len(work))
 

@@ -6,6 +6,7 @@ person per video; the metrics (pipeline.identity_scores) to score identity trans
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 from typing import Sequence
@@ -37,6 +38,13 @@ def model_file(name: str) -> str:
     if not path.is_file():
         raise FacecycleError(f"{path}: missing from face_recognition_models")
     return str(path)
+
+
+@functools.cache
+def landmark_model() -> dlib.shape_predictor:
+    """dlib's 68-point shape predictor (the iBUG 300-W model), loaded once per process (a 100 MB
+    file): crop_faces' landmarks and the metrics' mouth and eye motion use the same one."""
+    return dlib.shape_predictor(model_file("shape_predictor_68_face_landmarks.dat"))
 
 
 class FaceDescriber:

@@ -10,21 +10,13 @@ time per face is of the order of the rest of the crop stage's time per frame (do
 """
 from __future__ import annotations
 
-import functools
-
 import dlib
 import numpy as np
 
 from pipeline.faces import CENTRE_SMOOTH_SECONDS, smooth_runs
-from pipeline.identity import model_file
+from pipeline.identity import landmark_model
 
 POINTS = 68
-
-
-@functools.cache
-def shape_predictor() -> dlib.shape_predictor:
-    """The 68-point model, loaded once per process (a 100 MB file)."""
-    return dlib.shape_predictor(model_file("shape_predictor_68_face_landmarks.dat"))
 
 
 def face_rectangle(cx: float, cy: float, size: float, margin: float) -> dlib.rectangle:
@@ -36,7 +28,7 @@ def face_rectangle(cx: float, cy: float, size: float, margin: float) -> dlib.rec
 
 def predict_landmarks(frame: np.ndarray, cx: float, cy: float, size: float, margin: float) -> np.ndarray:
     """float [68, 2] (x, y) landmarks in frame pixels of the face in crop box (cx, cy, size) of a uint8 RGB frame."""
-    shape = shape_predictor()(np.ascontiguousarray(frame), face_rectangle(cx, cy, size, margin))
+    shape = landmark_model()(np.ascontiguousarray(frame), face_rectangle(cx, cy, size, margin))
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
 

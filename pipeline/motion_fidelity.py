@@ -20,7 +20,7 @@ import dlib
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.identity import model_file
+from pipeline.identity import landmark_model
 
 MIN_FRAMES = 10  # a shot shorter than this says little about motion and is left out
 _INNER_LIPS = ((61, 67), (62, 66), (63, 65))
@@ -48,7 +48,7 @@ class FaceMotion:
 
     def __init__(self, face_size: int, rect: dlib.rectangle):
         self.face_size, self.rect = face_size, rect
-        self.predictor = dlib.shape_predictor(model_file("shape_predictor_68_face_landmarks.dat"))
+        self.predictor = landmark_model()
 
     def __call__(self, crops: np.ndarray, desc: str = "landmarks") -> np.ndarray:
         """[N, 2] (mouth opening, eye opening) of uint8 RGB crops [N, H, W, 3]."""
