@@ -35,10 +35,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
-from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir, atomic_file
+from pipeline.crop_outputs import CropArrayWriter
 from pipeline.cli import run_stage
 from pipeline.digest import file_sha256
 from pipeline.errors import FacecycleError
@@ -94,12 +94,11 @@ def read_crop_archive(path: Path, out_dir: Path) -> None:
         manifest = json.loads(tar.extractfile(MANIFEST).read())
         for name, entry in manifest["arrays"].items():
             blob = np.frombuffer(tar.extractfile(f"{name}.bin").read(), np.uint8)
-            array = open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np.uint8, shape=tuple(entry["shape"]))
+            count, size = entry["shape"][:2]
             ends = np.cumsum(entry["sizes"])
-            for i, end in enumerate(tqdm(ends, desc=f"{path.name}: {name}", unit="crop", leave=False)):
-                array[i] = cv2.imdecode(blob[end - entry["sizes"][i]:end], cv2.IMREAD_COLOR)[..., ::-1]
-            array.flush()
-            del array
+            with CropArrayWriter(tmp / f"{name}.npy", count, size) as array:
+                for i, end in enumerate(tqdm(ends, desc=f"{path.name}: {name}", unit="crop", leave=False)):
+                    array.append(cv2.imdecode(blob[end - entry["sizes"][i]:end], cv2.IMREAD_COLOR)[None, ..., ::-1])
             if entry["codec"] == "lossless" and file_sha256(tmp / f"{name}.npy") != entry["sha256"]:
                 raise FacecycleError(f"{path}: {name} did not decode to the packed array (sha256 differs)")
         for name in manifest["files"]:
