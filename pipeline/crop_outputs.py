@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import FacecycleError
+from pipeline.stage_files import read_table
 
 BOX_COLUMNS = ["video", "domain", "split", "frame", "time", "shot", "face", "cx", "cy", "size",
                "det_x0", "det_y0", "det_x1", "det_y1", "crop_index"]
@@ -90,16 +91,7 @@ def read_train_crops(faces_dir: str | Path) -> pd.DataFrame:
 
 
 def _read_table(path: Path, columns: list[str], what: str) -> pd.DataFrame:
-    try:
-        table = pd.read_csv(path, dtype={"video": str, "domain": str, "split": str})
-    except FileNotFoundError:
-        raise FacecycleError(f"{path}: not found (run crop_faces first)") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise FacecycleError(f"{path}: not {what} ({err})") from None
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise FacecycleError(f"{path}: missing column(s) {missing}")
-    return table
+    return read_table(path, what, "run crop_faces first", columns, {"video": str, "domain": str, "split": str})
 
 
 def read_boxes(faces_dir: str | Path, split: str) -> pd.DataFrame:

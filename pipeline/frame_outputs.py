@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import FacecycleError
+from pipeline.stage_files import read_table
 
 DOMAINS = ("A", "B")
 DECODE_AHEAD = 2  # frames decoded ahead of the one being used when iterating
@@ -117,12 +118,8 @@ class Frames(Sequence):
 def read_videos(frames_dir: Path) -> pd.DataFrame:
     """videos.csv, checked for the columns and domains the later stages need."""
     listing = frames_dir / "videos.csv"
-    if not listing.is_file():
-        raise FacecycleError(f"{listing}: not found (run extract_frames first)")
-    videos = pd.read_csv(listing, dtype={"name": str, "domain": str, "split": str})
-    missing = sorted({"name", "domain", "split", "fps", "frames"} - set(videos.columns))
-    if missing:
-        raise FacecycleError(f"{listing}: missing column(s) {missing}")
+    videos = read_table(listing, "a video table", "run extract_frames first", ["domain", "fps", "frames", "name", "split"],
+                        {"name": str, "domain": str, "split": str})
     for domain in DOMAINS:
         if not (videos["domain"] == domain).any():
             raise FacecycleError(f"{listing}: no video of domain {domain}")

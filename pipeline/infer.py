@@ -25,6 +25,7 @@ from pipeline.model_size import at_model_size
 from pipeline.nets import ResnetGenerator
 from pipeline.runtime import StepOptions, check_compiler, to_model_input, to_uint8
 from pipeline.stabilise import TEMPORAL, Stabiliser
+from pipeline.stage_files import read_json
 
 WEIGHTS, ARCHITECTURE = "generators.safetensors", "architecture.json"
 GENERATOR_OF_DOMAIN = {"A": ("G_A", "G_B"), "B": ("G_B", "G_A")}  # (translate, translate back)
@@ -33,12 +34,7 @@ _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol >= 2; torch.save's z
 
 def _read_architecture(path: Path) -> dict:
     """Parse architecture.json; anything missing or malformed is a FacecycleError naming the file."""
-    if not path.is_file():
-        raise FacecycleError(f"{path}: not found (train the model first)")
-    try:
-        arch = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise FacecycleError(f"{path}: not valid JSON ({err})") from None
+    arch = read_json(path, "train the model first")
     if not isinstance(arch, dict) or not isinstance(arch.get("generator"), dict):
         raise FacecycleError(f"{path}: expected an object with a 'generator' object")
     for key in ("crop_size", "load_size"):

@@ -8,7 +8,6 @@ identity share and Frechet distance from all described frames of that direction 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from pipeline.params import MetricsParams
 from pipeline.reconstruction import psnr, ssim
 from pipeline.spread import evenly
 from pipeline.stabilise import TEMPORAL
+from pipeline.stage_files import read_json
 from pipeline.temporal import consecutive_pairs, input_motion, temporal_scores
 
 INPUT = "input"  # the reference row: the untranslated test crops
@@ -142,12 +142,7 @@ class Evaluation:
 def temporal_mode(model_dir: Path) -> dict:
     """The infer stage's temporal.json of a model folder: which temporal mode `<video>.npy` holds."""
     path = model_dir / TEMPORAL
-    try:
-        mode = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FacecycleError(f"{path}: not found (run infer)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise FacecycleError(f"{path}: not valid JSON ({err})") from None
+    mode = read_json(path, "run infer")
     if not isinstance(mode, dict) or not isinstance(mode.get("temporal"), str):
         raise FacecycleError(f"{path}: expected an object with a 'temporal' name")
     return mode

@@ -10,9 +10,9 @@ import pandas as pd
 
 from pipeline.atomic import atomic_dir, atomic_file
 from pipeline.charts import COLOURS, grouped_bars
-from pipeline.errors import FacecycleError
 from pipeline.metric_definitions import FID_NOTE, METRICS, format_number
 from pipeline.metrics import INPUT, Evaluation
+from pipeline.stage_files import read_table
 
 PLOTS = ("warping_error", "drift", "tof", "mouth_motion", "raw_psnr", "identity_share", "target_distance", "frechet",
          "psnr", "ssim")
@@ -105,17 +105,8 @@ def plot(evaluation: Evaluation, out_dir: Path) -> None:
 
 def read_changed(path: str | Path) -> pd.DataFrame:
     """merge_video's changed.csv: per video and model, the share of frame pixels the merge changed."""
-    path = Path(path)
-    try:
-        changed = pd.read_csv(path, dtype={"video": str, "model": str})
-    except FileNotFoundError:
-        raise FacecycleError(f"{path}: not found (the merge_video stage writes it)") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise FacecycleError(f"{path}: not a table of changed pixels ({err})") from None
-    missing = [c for c in ("video", "model", "changed_share", "changed_max") if c not in changed.columns]
-    if missing:
-        raise FacecycleError(f"{path}: missing column(s) {missing}")
-    return changed
+    return read_table(Path(path), "a table of changed pixels", "the merge_video stage writes it",
+                      ("video", "model", "changed_share", "changed_max"), {"video": str, "model": str})
 
 
 def changed_section(changed: pd.DataFrame) -> str:

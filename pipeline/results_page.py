@@ -11,7 +11,6 @@ depend only on the inputs (sorted listings, no timestamps): a rerun writes the s
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 from pathlib import Path
@@ -24,6 +23,7 @@ from pipeline.atomic import atomic_file
 from pipeline.errors import FacecycleError
 from pipeline.metric_definitions import FID_NOTE, METRICS, format_number
 from pipeline.models import label
+from pipeline.stage_files import read_json, read_table
 
 _CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; color: #222; max-width: 1280px; margin: 0 auto; padding: 0 16px 32px; }
@@ -99,20 +99,14 @@ def _required(path: Path, made_by: str | None = None) -> Path:
 
 
 def _read_json(path: Path, made_by: str) -> dict:
-    try:
-        data = json.loads(_required(path, made_by).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise FacecycleError(f"{path}: not valid JSON ({err})") from None
+    data = read_json(path, f"the {made_by} stage writes it")
     if not isinstance(data, dict):
         raise FacecycleError(f"{path}: expected a JSON object")
     return data
 
 
 def _read_csv(path: Path, made_by: str) -> pd.DataFrame:
-    try:
-        return pd.read_csv(_required(path, made_by))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise FacecycleError(f"{path}: not a readable CSV table ({str(err).splitlines()[0]})") from None
+    return read_table(path, "a readable CSV table", f"the {made_by} stage writes it")
 
 
 def _image(path: Path, page_dir: Path, alt: str) -> str:
