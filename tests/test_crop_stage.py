@@ -181,6 +181,10 @@ def drop_offsets(frames: Path) -> None:
     pd.read_csv(frames / "bbaf2n.csv").drop(columns="offset").to_csv(frames / "bbaf2n.csv", index=False)
 
 
+def garbled_listing(frames: Path) -> None:
+    (frames / "videos.csv").write_bytes(b"\xff\xfename,domain\n")
+
+
 @pytest.mark.parametrize("damage, message", [
     (cut_short, "bbaf2n.mjpeg: {half} bytes, but its frame table indexes {whole} (cut short?)"),
     (appended_to, "bbaf2n.mjpeg: {grown} bytes, but its frame table indexes {whole} (more after the last frame: "
@@ -191,8 +195,10 @@ def drop_offsets(frames: Path) -> None:
     (frame_5_smaller, "bbaf2n.mjpeg: frame 5 is [100, 100, 3], frame 0 [288, 360, 3]"),
     (drop_offsets, "bbaf2n.csv: unreadable ('offset')"),
     (lambda frames: (frames / "bbaf2n.mjpeg").unlink(), "bbaf2n.mjpeg: not found (run extract_frames first)"),
+    (garbled_listing, "videos.csv: not a video table ('utf-8' codec can't decode byte 0xff in position 0: "
+                      "invalid start byte)"),
 ], ids=["store cut short", "store appended to", "a frame overwritten", "an empty frame", "a frame of another size",
-        "table without offsets", "store missing"])
+        "table without offsets", "store missing", "video list garbled"])
 def test_a_damaged_frame_store_is_a_one_line_error(tmp_path, samples, damage, message):
     videos = [{"name": "bbaf2n", "domain": "A", "path": samples / "A" / "bbaf2n.mpg", "split": "train", "limit": 12},
               {"name": "brbk7n", "domain": "B", "path": samples / "B" / "brbk7n.mpg", "split": "train", "limit": 12}]
