@@ -36,7 +36,7 @@ from train_speed import (REPO, count_flops, device_line, figures, layout, recipe
                          step_options, synchronize)
 
 INFER = load_group("infer", REPO / "params.yaml")
-STABILISER = Stabiliser(INFER.temporal_window, INFER.temporal_sigma, INFER.temporal_flow)
+STABILISER = Stabiliser.from_params(INFER)
 
 
 def main() -> None:

@@ -12,6 +12,12 @@ change is kept, output change where the input stood still (flicker) is averaged 
 photometric test stands in for a forward-backward flow check (which measured no better, and
 needs a second flow per pair).
 
+A translator that flickers hard changes its output by more than `sigma` from frame to frame even
+where the input stood still; an input change smaller than that flicker cannot be told from it. So
+each frame's tolerance rises to `adapt` times its flicker level (the median output change over the
+neighbours' pixels where the input changed by less than `sigma`): a steady translator keeps
+`sigma`, a noisy one is averaged harder.
+
 Each frame averages raw translations only, never earlier results, so nothing accumulates over a
 shot (no drift), and a window never crosses a scene cut or a gap in the face track.
 
@@ -21,12 +27,15 @@ metrics' warping error judges the output: stabilising along the judge's own flow
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import cv2
 import numpy as np
 
 from pipeline.temporal import warp
+
+if TYPE_CHECKING:
+    from pipeline.params import InferParams
 
 DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}  # the names of params.FLOW_PRESETS
@@ -73,20 +82,29 @@ def _near_change(squared: np.ndarray) -> np.ndarray:
     return cv2.dilate(cv2.blur(squared, (3, 3), borderType=cv2.BORDER_REFLECT), np.ones((SPREAD, SPREAD), np.uint8))
 
 
+def flicker_level(own: np.ndarray, neighbours: list[tuple[np.ndarray, np.ndarray]], sigma: float) -> float:
+    """Root of the median squared change (8-bit levels, mean over channels) between output frame `own`
+    and its warped neighbours, over the pixels where the input changed by less than `sigma`; 0 if none."""
+    changes = [((output - own) ** 2).mean(axis=-1)[difference < sigma ** 2] for difference, output in neighbours]
+    changes = np.concatenate(changes) if changes else np.zeros(0)
+    return float(np.sqrt(np.median(changes))) if changes.size else 0.0
+
+
 def stabilise_frame(t: int, rows: range, outputs: np.ndarray, inputs: np.ndarray, flow: FlowCache,
-                    sigma: float) -> np.ndarray:
+                    sigma: float, adapt: float) -> np.ndarray:
     """Frame t of `outputs` [N, H, W, 3] as the weighted mean of its neighbours `rows` warped onto it."""
     own_in = inputs[t].astype(np.float32)
-    total = outputs[t].astype(np.float32)
-    weight = np.ones(own_in.shape[:2], np.float32)
+    own_out = outputs[t].astype(np.float32)
+    neighbours = []  # (input change near each pixel, warped output) of each neighbour
     for k in rows:
-        if k == t:
-            continue
-        forward = flow(t, k)
-        both = warp(np.concatenate([inputs[k], outputs[k]], axis=-1).astype(np.float32), forward)
-        difference = _near_change(((both[..., :3] - own_in) ** 2).mean(axis=-1))
-        w = np.exp(-difference / (2 * sigma ** 2)).astype(np.float32)
-        total += w[..., None] * both[..., 3:]
+        if k != t:
+            both = warp(np.concatenate([inputs[k], outputs[k]], axis=-1).astype(np.float32), flow(t, k))
+            neighbours.append((_near_change(((both[..., :3] - own_in) ** 2).mean(axis=-1)), both[..., 3:]))
+    tolerance = max(sigma, adapt * flicker_level(own_out, neighbours, sigma))
+    total, weight = own_out, np.ones(own_in.shape[:2], np.float32)
+    for difference, output in neighbours:
+        w = np.exp(-difference / (2 * tolerance ** 2)).astype(np.float32)
+        total = total + w[..., None] * output
         weight += w
     return np.clip(np.rint(total / weight[..., None]), 0, 255).astype(np.uint8)
 
@@ -94,14 +112,21 @@ def stabilise_frame(t: int, rows: range, outputs: np.ndarray, inputs: np.ndarray
 @dataclass(frozen=True)
 class Stabiliser:
     """The `infer.temporal: flow` settings: `window` frames on each side, input similarity `sigma`
-    (8-bit levels), DIS `preset`."""
+    (8-bit levels), raised to `adapt` times a frame's flicker level (0: never), DIS `preset`."""
 
     window: int
     sigma: float
+    adapt: float = 3.0
     preset: str = "medium"
 
+    @classmethod
+    def from_params(cls, params: "InferParams") -> Stabiliser:
+        """The stabiliser of the `infer` group's temporal_* settings."""
+        return cls(params.temporal_window, params.temporal_sigma, params.temporal_adapt, params.temporal_flow)
+
     def settings(self) -> dict:
-        return {"temporal": "flow", "window": self.window, "sigma": self.sigma, "flow": f"DIS {self.preset}"}
+        return {"temporal": "flow", "window": self.window, "sigma": self.sigma, "adapt": self.adapt,
+                "flow": f"DIS {self.preset}"}
 
     def __call__(self, outputs: np.ndarray, inputs: np.ndarray, frame: np.ndarray, shot: np.ndarray
                  ) -> Iterator[np.ndarray]:
@@ -114,4 +139,4 @@ class Stabiliser:
                 first = max(start, t - self.window)
                 flow.forget_before(first)
                 yield stabilise_frame(t, range(first, min(stop, t + self.window + 1)), outputs, inputs, flow,
-                                      self.sigma)
+                                      self.sigma, self.adapt)

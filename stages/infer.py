@@ -19,8 +19,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_group("infer", args.params)
     device = pick_device(params.device, "infer.device")
-    stabiliser = (Stabiliser(params.temporal_window, params.temporal_sigma, params.temporal_flow)
-                  if params.temporal == "flow" else None)
+    stabiliser = Stabiliser.from_params(params) if params.temporal == "flow" else None
     for model_dir in map(Path, args.models):
         videos = translate_videos(model_dir, args.faces, Path(args.out) / model_dir.name, params.batch_size, device,
                                   params.compile, stabiliser)

@@ -95,7 +95,7 @@ def test_stabilised_inference_keeps_the_per_frame_translation_beside_it(stage_in
     (back, _), = translate_batches(generators["G_B"], None, [steady], CROP_SIZE, CPU)
     np.testing.assert_array_equal(np.load(out / "sbat6n_rec.npy"), back)
     assert json.loads((out / "temporal.json").read_text()) == {"temporal": "flow", "window": 3, "sigma": 8.0,
-                                                               "flow": "DIS medium"}
+                                                               "adapt": 3.0, "flow": "DIS medium"}
     assert json.loads((translated / "temporal.json").read_text()) == {"temporal": "none"}
     assert np.load(out / "wall_raw.npy").shape == np.load(out / "wall.npy").shape == (0, CROP_SIZE, CROP_SIZE, 3)
 
