@@ -26,32 +26,53 @@ from pipeline.errors import FacecycleError
 from pipeline.stage_files import read_table
 
 DOMAINS = ("A", "B")
-DECODE_AHEAD = 2  # frames decoded ahead of the one being used when iterating
+AHEAD = 2  # frames decoded ahead of the one being read, or encoded behind the one being added
 
 
 class FrameWriter:
     """Writes one video's frames: RGB frames appended to `<stem>.mjpeg` as JPEG images of `quality`
-    (1-100), and when the `with` block ends without error, the frame table `<stem>.csv`."""
+    (1-100), and when the `with` block ends without error, the frame table `<stem>.csv`.
+
+    Each frame is encoded on a worker thread while the caller decodes the next (OpenCV encodes
+    without holding the GIL), at most AHEAD frames behind, written in order: the same bytes as
+    encoding in turn."""
 
     def __init__(self, stem: Path, quality: int):
         self.path, self.table = Path(stem).with_suffix(".mjpeg"), Path(stem).with_suffix(".csv")
         self._options = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
         self._rows = []
+        self._pending = deque()  # (source_frame, time, future JPEG) in frame order
 
     def add(self, rgb: np.ndarray, source_frame: int, time: float) -> None:
         """Append frame `source_frame` of the raw video, shown at `time` seconds in it."""
+        self._pending.append((source_frame, time, self._pool.submit(self._encode, rgb)))
+        if len(self._pending) > AHEAD:
+            self._write_oldest()
+
+    def _encode(self, rgb: np.ndarray) -> np.ndarray:
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), self._options)
         if not ok:
             raise FacecycleError(f"{self.path}: JPEG encoding failed for a {list(rgb.shape)} frame")
+        return jpeg
+
+    def _write_oldest(self) -> None:
+        source_frame, time, encoded = self._pending.popleft()
+        jpeg = encoded.result()
         self._rows.append((len(self._rows), source_frame, time, self._file.tell(), jpeg.nbytes))
         self._file.write(jpeg.tobytes())
 
     def __enter__(self) -> "FrameWriter":
         self._file = open(self.path, "wb")
+        self._pool = ThreadPoolExecutor(1)
         return self
 
     def __exit__(self, failed, *_) -> None:
-        self._file.close()
+        try:
+            while self._pending and not failed:
+                self._write_oldest()
+        finally:
+            self._pool.shutdown(cancel_futures=True)
+            self._file.close()
         if not failed:
             pd.DataFrame(self._rows, columns=["frame", "source_frame", "time", "offset", "bytes"]).to_csv(
                 self.table, index=False)
@@ -105,7 +126,7 @@ class Frames(Sequence):
             ahead = deque()
             for index in indices:
                 ahead.append(pool.submit(self.__getitem__, index))
-                if len(ahead) > DECODE_AHEAD:
+                if len(ahead) > AHEAD:
                     yield ahead.popleft().result()
             while ahead:
                 yield ahead.popleft().result()
