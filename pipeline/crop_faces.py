@@ -20,7 +20,7 @@ from pipeline.atomic import atomic_dir
 from pipeline.crop_outputs import BOX_COLUMNS, LANDMARKS, CropArrayWriter, train_crop_table
 from pipeline.errors import FacecycleError
 from pipeline.crop_geometry import crop_square
-from pipeline.faces import FaceDetector, ShotFilter, VideoBoxes, jitter, scene_cuts, track_faces
+from pipeline.faces import HISTOGRAM_SIDE, FaceDetector, ShotFilter, VideoBoxes, jitter, scene_cuts, shot_ids, track_faces
 from pipeline.frame_outputs import DOMAINS, load_frames, read_videos
 from pipeline.identity import FaceDescriber, main_person_shots
 from pipeline.landmarks import POINTS, predict_landmarks, smooth_landmarks
@@ -35,7 +35,8 @@ def video_boxes(frames_dir: Path, video, params: DataParams, detect: FaceDetecto
     """One video's boxes: `table` holds its boxes.csv rows (plus the raw_* columns), crop boxes with
     the margin added."""
     frames, times = load_frames(frames_dir, video.name, int(video.frames))
-    found = track_faces(frames, float(video.fps), params.detect_every, detect, keep_shots, bar)
+    shots = shot_ids(frames.reduced(HISTOGRAM_SIDE))  # the histograms need no more pixels
+    found = track_faces(frames, float(video.fps), params.detect_every, detect, keep_shots, bar, shots)
     table = found.table
     for column in ("size", "raw_size"):
         table[column] *= 1 + 2 * params.margin

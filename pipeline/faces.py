@@ -24,6 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 CUT_THRESHOLD = 0.2  # Bhattacharyya distance; measured: cuts 0.27-0.96, motion within a shot <= 0.09
+HISTOGRAM_SIDE = 128  # the histograms sample frames at 128-255 px along their long side
 DETECT_MAX_SIDE = 480  # frames are shrunk to this long side for the detector (dlib finds faces >= ~80 px)
 LINK_DISTANCE = 0.5  # a detection continues a track if its centre is this share of the box size away or less
 LINK_SIZE_RATIO = 1.5  # ... and its size differs by this factor or less
@@ -37,7 +38,7 @@ ShotFilter = Callable[[Sequence[np.ndarray], list[Track]], list[bool]]  # (frame
 
 def histogram(frame: np.ndarray) -> np.ndarray:
     """HSV colour histogram (16 hue x 4 saturation x 4 value bins, sums to 1) of a subsample of the frame."""
-    step = max(1, max(frame.shape[:2]) // 128)  # every step-th pixel, 128-255 px long: far cheaper than resizing
+    step = max(1, max(frame.shape[:2]) // HISTOGRAM_SIDE)  # every step-th pixel: far cheaper than resizing
     hsv = cv2.cvtColor(np.ascontiguousarray(frame[::step, ::step]), cv2.COLOR_RGB2HSV)
     hist = cv2.calcHist([hsv], [0, 1, 2], None, [16, 4, 4], [0, 180, 0, 256, 0, 256])
     return cv2.normalize(hist, None, norm_type=cv2.NORM_L1).ravel()
@@ -190,12 +191,13 @@ class VideoBoxes:
 
 
 def track_faces(frames: Sequence[np.ndarray], fps: float, detect_every: int, detect: FaceDetector | None = None,
-                keep_shots: ShotFilter | None = None, bar: tqdm | None = None) -> VideoBoxes:
+                keep_shots: ShotFilter | None = None, bar: tqdm | None = None, shots: np.ndarray | None = None
+                ) -> VideoBoxes:
     """Find one main face per shot in `frames` (array-like of HxWx3 RGB) and its smoothed box in every
     frame; shots whose face `keep_shots` turns down count as frames without a face. `bar` advances by
-    each shot's frames as its detection ends."""
+    each shot's frames as its detection ends. `shots`: each frame's shot, if known (else shot_ids)."""
     n = len(frames)
-    shots = shot_ids(frames)
+    shots = shot_ids(frames) if shots is None else shots
     detect = detect or FaceDetector()
     runs_before = detect.runs
     max_gap = max(detect_every - 1, round(MAX_GAP_SECONDS * fps))

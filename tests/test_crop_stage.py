@@ -192,7 +192,7 @@ def garbled_listing(frames: Path) -> None:
     (blank_frame_5, "bbaf2n.mjpeg: frame 5 is not a readable JPEG image"),
     (zero_bytes_row_3, "bbaf2n.csv: row 3: offset {offset3}, bytes 0 do not follow the previous frame "
                        "(the JPEGs lie back to back, each at least 1 byte)"),
-    (frame_5_smaller, "bbaf2n.mjpeg: frame 5 is [100, 100, 3], frame 0 [288, 360, 3]"),
+    (frame_5_smaller, "bbaf2n.mjpeg: frame 5 is [50, 50, 3], frame 0 [144, 180, 3] (decoded at 1/2 size)"),
     (drop_offsets, "bbaf2n.csv: unreadable ('offset')"),
     (lambda frames: (frames / "bbaf2n.mjpeg").unlink(), "bbaf2n.mjpeg: not found (run extract_frames first)"),
     (garbled_listing, "videos.csv: not a video table ('utf-8' codec can't decode byte 0xff in position 0: "

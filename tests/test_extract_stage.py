@@ -152,3 +152,16 @@ def test_stored_frames_iterate_in_any_order_while_decoding_ahead(tmp_path, sampl
     assert threading.active_count() == before
     with pytest.raises(TypeError, match="one int index"):
         frames[1:3]
+
+
+def test_stored_frames_decode_reduced_to_the_smallest_scale_that_keeps_the_side_asked(tmp_path, samples):
+    """libjpeg's DCT scaling (the scene-cut histograms read frames this way): 360x288 frames asked for
+    a long side of at least 128 px decode at 1/2, 180x144, close to the full frames shrunk."""
+    out = tmp_path / "frames"
+    assert extract(tmp_path, fetched(tmp_path, samples)).returncode == 0
+    frames, _ = load_frames(out, "bbaf2n", 75)
+    small = frames.reduced(128)
+    assert small.shape == (75, 144, 180, 3) and frames.reduced(90).shape == (75, 72, 90, 3)
+    assert frames.reduced(200).shape == frames.shape  # 1/2 would be shorter than asked
+    shrunk = [cv2.resize(frames[i], (180, 144), interpolation=cv2.INTER_AREA) for i in (0, 40, 74)]
+    assert min(psnr(a, small[i]) for a, i in zip(shrunk, (0, 40, 74))) > 30
