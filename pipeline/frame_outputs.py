@@ -29,6 +29,7 @@ DOMAINS = ("A", "B")
 _DECODE_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
                  8: cv2.IMREAD_REDUCED_COLOR_8}  # decode scale: OpenCV's flag
 AHEAD = 2  # frames decoded ahead of the one being read, or encoded behind the one being added
+DECODERS = 2  # threads decoding ahead when iterating (at 720p crop_faces waits on one)
 
 
 class FrameWriter:
@@ -125,9 +126,9 @@ class Frames(Sequence):
         return self.iter_at(range(len(self)))
 
     def iter_at(self, indices: Iterable[int]) -> Iterator[np.ndarray]:
-        """The frames at `indices`, in that order, each decoded on a worker thread while the caller
+        """The frames at `indices`, in that order, decoded on DECODERS worker threads while the caller
         works on the one before (OpenCV decodes without holding the GIL)."""
-        with ThreadPoolExecutor(1) as pool:
+        with ThreadPoolExecutor(DECODERS) as pool:
             ahead = deque()
             for index in indices:
                 ahead.append(pool.submit(self.__getitem__, index))

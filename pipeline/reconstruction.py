@@ -9,12 +9,17 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 
-def psnr(reference: np.ndarray, image: np.ndarray) -> float:
+def psnr(reference: np.ndarray, image: np.ndarray, chunk: int = 16) -> float:
     """PSNR (dB, peak 255) of uint8 frames `image` [N, H, W, 3] against `reference`, from the mean
-    squared error over all frames: inf when they are identical, NaN when there are none."""
+    squared error over all frames: inf when they are identical, NaN when there are none. The squared
+    errors are summed exactly, `chunk` frames at a time, so memory does not grow with the clip."""
     if not len(reference):
         return float("nan")
-    mse = np.mean((reference.astype(np.float64) - image.astype(np.float64)) ** 2)
+    total = 0
+    for start in range(0, len(reference), chunk):
+        difference = (reference[start:start + chunk].astype(np.int64) - image[start:start + chunk]).ravel()
+        total += int(np.dot(difference, difference))
+    mse = total / reference.size
     return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 

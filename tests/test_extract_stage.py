@@ -14,7 +14,7 @@ import yaml
 
 from conftest import REPO, copy_stages
 from decoders import opencv_frames
-from pipeline.frame_outputs import load_frames
+from pipeline.frame_outputs import DECODERS, load_frames
 from pipeline.fetch import fetch_videos
 from pipeline.params import Video
 from pipeline.reconstruction import psnr
@@ -147,7 +147,7 @@ def test_stored_frames_iterate_in_any_order_while_decoding_ahead(tmp_path, sampl
     assert sum(1 for _ in frames) == 75
     before = threading.active_count()
     reader = iter(frames)
-    assert np.array_equal(next(reader), frames[0]) and threading.active_count() == before + 1  # the decoder
+    assert np.array_equal(next(reader), frames[0]) and before < threading.active_count() <= before + DECODERS
     reader.close()  # a reader that stops early leaves nothing running
     assert threading.active_count() == before
     with pytest.raises(TypeError, match="one int index"):
