@@ -116,7 +116,7 @@ class Stabiliser:
 
     window: int
     sigma: float
-    adapt: float = 3.0
+    adapt: float
     preset: str = "medium"
 
     @classmethod

@@ -26,6 +26,13 @@ def faces(tmp_path_factory, samples):
     return write_faces(tmp_path_factory.mktemp("faces"), clips, size=40, frames=8)
 
 
+def agrees(rate: float, work: float, ms: float, work_step: float = 0.0) -> bool:
+    """A printed rate agrees with `work` / `ms`, where ms is printed to 0.1 and `work` to `work_step`:
+    on a fast CPU a batch takes a few ms, and rounding ms alone moves the quotient by over 1%."""
+    low, high = (work - work_step / 2) / (ms + 0.05), (work + work_step / 2) / (ms - 0.05)
+    return low * 0.999 <= rate <= high * 1.001
+
+
 def bench(script: str, faces: Path, *args: str) -> str:
     done = subprocess.run([sys.executable, str(REPO / "bench" / script), "--profile", "demo", "--size", "32",
                            "--faces", str(faces), *args], env=ENV, capture_output=True, text=True, timeout=300)
@@ -39,8 +46,7 @@ def test_train_bench_times_both_models_and_counts_their_flops(faces):
     assert set(found) == {"cyclegan", "recyclegan"}, out
     for ms, images, gflop, tflops, peak in found.values():
         assert min(ms, images, gflop, tflops, peak) > 0
-        assert images == pytest.approx(2000 / ms, rel=0.01)
-        assert tflops == pytest.approx(gflop * 2 / ms, rel=0.02)
+        assert agrees(images, 2000, ms) and agrees(tflops, gflop * 2, ms, work_step=0.02)
     assert found["recyclegan"][2] > found["cyclegan"][2]  # triplets, predictors: more work per sample
 
 
@@ -51,7 +57,7 @@ def test_infer_bench_times_translation_with_and_without_the_reconstruction(faces
         ((passes, *figures),) = INFER_LINE.findall(out)
         ms, frames, gflop[passes], tflops, peak = map(float, figures)
         assert min(ms, frames, tflops, peak) > 0
-        assert frames == pytest.approx(4000 / ms, rel=0.01)
+        assert agrees(frames, 4000, ms)
         stabilise = dict(re.findall(rf"^stabilise +(64|256) px on the CPU, .*: {NUMBER} ms/frame", out, re.M))
         assert set(stabilise) == {"64", "256"} and float(stabilise["256"]) > float(stabilise["64"]) > 0, out
     assert gflop["G + reconstruction"] == pytest.approx(2 * gflop["G only"], rel=0.15)  # printed to 0.01
