@@ -133,5 +133,5 @@ def warping_error(output: np.ndarray, motion: Motion) -> float:
 
 
 def tof(output: np.ndarray, motion: Motion) -> float:
-    """TecoGAN's tOF of one output (temporal_scores), without its warping error."""
+    """TecoGAN's tOF of one output, as temporal_scores computes it, without its warping error."""
     return _mean([pair_tof(output[i], output[i + motion.gap], forward) for i, forward, _ in motion])
