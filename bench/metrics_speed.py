@@ -4,7 +4,8 @@ Temporal: the input's forward + backward Farneback flow and occlusion mask (once
 by all models), then per output the warping error and tOF. Identity: dlib's descriptor with the
 face found by HOG (`detect`) or taken from the crop geometry (`crop`): the chip (dlib: resize,
 rectangle, landmarks, alignment) and the whole descriptor; its ResNet in PyTorch (ours) against
-dlib's own. Reconstruction: PSNR, SSIM.
+dlib's own. Motion fidelity: a face's mouth and eye openings (ten landmark fits). Reconstruction:
+PSNR, SSIM.
 Also what the demo's metrics stage costs with params.yaml's sampling, from these rates.
 
     python bench/metrics_speed.py [--frames 75] [--faces 20]
@@ -20,6 +21,7 @@ import torch
 
 from pipeline.identity import FaceDescriber, model_file
 from pipeline.identity_scores import frechet_distance
+from pipeline.motion_fidelity import FaceMotion
 from pipeline.params import load_group
 from pipeline.reconstruction import psnr, ssim
 from pipeline.temporal import consecutive_pairs, input_motion, pair_tof, pair_warping_error
@@ -63,6 +65,8 @@ def main() -> None:
         rates[f"face chip, face_rect={rect} (per face)"] = ms_per(lambda: [describe.chip(f) for f in faces], len(faces))
         rates[f"descriptor, face_rect={rect} (per face)"] = ms_per(lambda: descriptors.update({rect: describe(faces)}),
                                                                   len(faces))
+    motion_of = FaceMotion(params.face_size, describe.centre)
+    rates["mouth + eye openings, 10 fits (per face)"] = ms_per(lambda: motion_of(faces), len(faces))
     chips = [describe.chip(f) for f in faces]
     dlib_resnet = dlib.face_recognition_model_v1(model_file("dlib_face_recognition_resnet_model_v1.dat"))
     with torch.inference_mode():
@@ -82,7 +86,8 @@ def main() -> None:
     described = 3 * 7 * -(-75 // params.identity_every) + train_faces  # input + 2 models per clip
     print(f"demo estimate ({test_frames} test frames, identity_every={params.identity_every}, "
           f"centroid_frames={params.centroid_frames}): {described} descriptors = {described * descriptor / 1000:.0f} s, "
-          f"temporal {test_frames * temporal / 1000:.1f} s")
+          f"temporal {test_frames * temporal / 1000:.1f} s, openings (input + 2 models, raw and stabilised) "
+          f"{5 * test_frames * rates['mouth + eye openings, 10 fits (per face)'] / 1000:.1f} s")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,13 @@ mouth, so each crop (input and output alike, at one size, with one face rectangl
   between the eye centres, and
 - eye opening: the eye aspect ratio (Soukupova and Cech, CVWW 2016), mean of both eyes.
 
+dlib's shape predictor is a cascade started from a mean shape in the face rectangle, so on a
+small crop its lip points jitter by a pixel or two with the rectangle and the image's side:
+noise that lowers every row's correlation and can reorder rows that differ by 0.02. Each crop's
+openings are therefore the mean over 10 fits: the crop and its mirror image, each with the
+rectangle in place and moved by 1.5% of its side up, down, left and right (the openings are
+mirror-symmetric, so a mirrored fit needs no renumbering of its points).
+
 The figure of a row is the Pearson correlation over time between the output's and the input's
 series, per shot, averaged over shots weighted by their frames: 1 when the output opens its mouth
 as the input does, ~0 for a frozen face (a series that never changes correlates 0 by definition).
@@ -25,6 +32,7 @@ from pipeline.identity import landmark_model
 MIN_FRAMES = 10  # a shot shorter than this says little about motion and is left out
 _INNER_LIPS = ((61, 67), (62, 66), (63, 65))
 _EYES = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47))  # corner, top, top, corner, bottom, bottom
+SHIFT = 0.015  # the face rectangle's moves, share of the face size
 
 
 def _distance(points: np.ndarray, a: int, b: int) -> float:
@@ -44,11 +52,25 @@ def openings(points: np.ndarray) -> tuple[float, float]:
 class FaceMotion:
     """Mouth and eye opening of face crops: resized to `face_size`, 68 landmarks in the fixed face
     rectangle `rect` (where crop_faces put the detector's box), so input and output are measured
-    the same way and no frame is lost to a failed detection."""
+    the same way and no frame is lost to a failed detection; each crop's openings are the mean of
+    ten fits (the crop and its mirror, each at the five rectangles of `rects`)."""
 
     def __init__(self, face_size: int, rect: dlib.rectangle):
-        self.face_size, self.rect = face_size, rect
+        self.face_size = face_size
+        step = max(1, round(SHIFT * face_size))
+        moves = ((0, 0), (-step, 0), (step, 0), (0, -step), (0, step))
+        self.rects = [dlib.rectangle(rect.left() + x, rect.top() + y, rect.right() + x, rect.bottom() + y)
+                      for x, y in moves]
         self.predictor = landmark_model()
+
+    def _openings(self, image: np.ndarray) -> np.ndarray:
+        """(mouth, eye) opening of one face image, the mean over its fits."""
+        mirror = np.ascontiguousarray(image[:, ::-1])
+        last = self.face_size - 1
+        fits = [(image, rect) for rect in self.rects]
+        fits += [(mirror, dlib.rectangle(last - r.right(), r.top(), last - r.left(), r.bottom())) for r in self.rects]
+        return np.mean([openings(np.array([(p.x, p.y) for p in self.predictor(im, r).parts()], np.float64))
+                        for im, r in fits], axis=0)
 
     def __call__(self, crops: np.ndarray, desc: str = "landmarks") -> np.ndarray:
         """[N, 2] (mouth opening, eye opening) of uint8 RGB crops [N, H, W, 3]."""
@@ -56,8 +78,7 @@ class FaceMotion:
         for i, crop in enumerate(tqdm(crops, desc=desc, unit="face", leave=False)):
             interpolation = cv2.INTER_CUBIC if crop.shape[0] < self.face_size else cv2.INTER_AREA
             image = cv2.resize(np.ascontiguousarray(crop), (self.face_size, self.face_size), interpolation=interpolation)
-            shape = self.predictor(image, self.rect)
-            series[i] = openings(np.array([(p.x, p.y) for p in shape.parts()], np.float64))
+            series[i] = self._openings(image)
         return series
 
 
