@@ -6,11 +6,12 @@ with the input video's motion). Here each translated frame t becomes a weighted 
 translated frames t-w..t+w of its segment, each warped onto frame t along the INPUT crops' optical
 flow. A neighbour's pixel counts as far as the INPUT neighbour, warped the same way, matches input
 frame t near there (a Gaussian of their squared difference, averaged over 3x3 px and the largest
-within 5x5 px, `sigma` in 8-bit levels). Where the input changed (the mouth opens), or the flow is wrong (occlusion, a face
-leaving the crop), the neighbours get no weight and frame t keeps its own translation: real
-change is kept, output change where the input stood still (flicker) is averaged away. This one
-photometric test stands in for a forward-backward flow check (which measured no better, and
-needs a second flow per pair).
+within 5x5 px, `sigma` in 8-bit levels), and at most exp(-k^2 / (2 tau^2)) k frames away: the
+flow to a far frame is composed over k pairs and errs more. Where the input changed (the mouth
+opens), or the flow is wrong (occlusion, a face leaving the crop), the neighbours get no weight
+and frame t keeps its own translation: real change is kept, output change where the input stood
+still (flicker) is averaged away. This one photometric test stands in for a forward-backward flow
+check (which measured no better, and needs a second flow per pair).
 
 A translator that flickers hard changes its output by more than `sigma` from frame to frame even
 where the input stood still; an input change smaller than that flicker cannot be told from it. So
@@ -91,19 +92,20 @@ def flicker_level(own: np.ndarray, neighbours: list[tuple[np.ndarray, np.ndarray
 
 
 def stabilise_frame(t: int, rows: range, outputs: np.ndarray, inputs: np.ndarray, flow: FlowCache,
-                    sigma: float, adapt: float) -> np.ndarray:
+                    sigma: float, adapt: float, tau: float) -> np.ndarray:
     """Frame t of `outputs` [N, H, W, 3] as the weighted mean of its neighbours `rows` warped onto it."""
     own_in = inputs[t].astype(np.float32)
     own_out = outputs[t].astype(np.float32)
-    neighbours = []  # (input change near each pixel, warped output) of each neighbour
+    neighbours, far = [], []  # (input change near each pixel, warped output), and frames away, of each neighbour
     for k in rows:
         if k != t:
             both = warp(np.concatenate([inputs[k], outputs[k]], axis=-1).astype(np.float32), flow(t, k))
             neighbours.append((_near_change(((both[..., :3] - own_in) ** 2).mean(axis=-1)), both[..., 3:]))
+            far.append(k - t)
     tolerance = max(sigma, adapt * flicker_level(own_out, neighbours, sigma))
     total, weight = own_out, np.ones(own_in.shape[:2], np.float32)
-    for difference, output in neighbours:
-        w = np.exp(-difference / (2 * tolerance ** 2)).astype(np.float32)
+    for (difference, output), k in zip(neighbours, far):
+        w = np.exp(-difference / (2 * tolerance ** 2) - k ** 2 / (2 * tau ** 2)).astype(np.float32)
         total = total + w[..., None] * output
         weight += w
     return np.clip(np.rint(total / weight[..., None]), 0, 255).astype(np.uint8)
@@ -112,21 +114,24 @@ def stabilise_frame(t: int, rows: range, outputs: np.ndarray, inputs: np.ndarray
 @dataclass(frozen=True)
 class Stabiliser:
     """The `infer.temporal: flow` settings: `window` frames on each side, input similarity `sigma`
-    (8-bit levels), raised to `adapt` times a frame's flicker level (0: never), DIS `preset`."""
+    (8-bit levels), raised to `adapt` times a frame's flicker level (0: never), fall-off `tau`
+    (frames), DIS `preset`."""
 
     window: int
     sigma: float
     adapt: float
+    tau: float
     preset: str = "medium"
 
     @classmethod
     def from_params(cls, params: "InferParams") -> Stabiliser:
         """The stabiliser of the `infer` group's temporal_* settings."""
-        return cls(params.temporal_window, params.temporal_sigma, params.temporal_adapt, params.temporal_flow)
+        return cls(params.temporal_window, params.temporal_sigma, params.temporal_adapt, params.temporal_tau,
+                   params.temporal_flow)
 
     def settings(self) -> dict:
         return {"temporal": "flow", "window": self.window, "sigma": self.sigma, "adapt": self.adapt,
-                "flow": f"DIS {self.preset}"}
+                "tau": self.tau, "flow": f"DIS {self.preset}"}
 
     def __call__(self, outputs: np.ndarray, inputs: np.ndarray, frame: np.ndarray, shot: np.ndarray
                  ) -> Iterator[np.ndarray]:
@@ -139,4 +144,4 @@ class Stabiliser:
                 first = max(start, t - self.window)
                 flow.forget_before(first)
                 yield stabilise_frame(t, range(first, min(stop, t + self.window + 1)), outputs, inputs, flow,
-                                      self.sigma, self.adapt)
+                                      self.sigma, self.adapt, self.tau)

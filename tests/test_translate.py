@@ -86,7 +86,7 @@ def test_stabilised_inference_keeps_the_per_frame_translation_beside_it(stage_in
     the per-frame one (as without the option) stays as `_raw`; temporal.json says which."""
     out = tmp_path / "flow"
     translate_videos(models["cyclegan"], stage_inputs["faces"], out, batch_size=4, device=CPU,
-                     stabiliser=Stabiliser(3, 8.0, 3.0))
+                     stabiliser=Stabiliser(3, 8.0, 3.0, 2.5))
     for suffix in ("", "_rec"):
         np.testing.assert_array_equal(np.load(out / f"sbat6n_raw{suffix}.npy"), np.load(translated / f"sbat6n{suffix}.npy"))
     steady, raw = np.load(out / "sbat6n.npy"), np.load(translated / "sbat6n.npy")
@@ -95,7 +95,7 @@ def test_stabilised_inference_keeps_the_per_frame_translation_beside_it(stage_in
     (back, _), = translate_batches(generators["G_B"], None, [steady], CROP_SIZE, CPU)
     np.testing.assert_array_equal(np.load(out / "sbat6n_rec.npy"), back)
     assert json.loads((out / "temporal.json").read_text()) == {"temporal": "flow", "window": 3, "sigma": 8.0,
-                                                               "adapt": 3.0, "flow": "DIS medium"}
+                                                               "adapt": 3.0, "tau": 2.5, "flow": "DIS medium"}
     assert json.loads((translated / "temporal.json").read_text()) == {"temporal": "none"}
     assert np.load(out / "wall_raw.npy").shape == np.load(out / "wall.npy").shape == (0, CROP_SIZE, CROP_SIZE, 3)
 
