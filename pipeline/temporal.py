@@ -10,6 +10,7 @@ flow weights are available offline. Pairs never straddle a missing frame or a sh
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
@@ -34,11 +35,19 @@ def optical_flow(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
     return cv2.calcOpticalFlowFarneback(gray[0], gray[1], None, **_FARNEBACK)
 
 
+@functools.lru_cache(maxsize=4)
+def _pixel_grid(height: int, width: int) -> np.ndarray:
+    """[H, W, 2] (x, y) of every pixel, read-only: warp adds a flow to it, and the stabiliser warps
+    many times per frame."""
+    grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), axis=-1)
+    grid.flags.writeable = False
+    return grid
+
+
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Sample `image` at x + flow(x): brings frame t+1 onto frame t with the flow from t to t+1."""
-    h, w = flow.shape[:2]
-    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
-    return cv2.remap(image, grid + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, _pixel_grid(*flow.shape[:2]) + flow, None, cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
 
 
 def _squared_length(flow: np.ndarray) -> np.ndarray:
