@@ -11,7 +11,7 @@ mouth, so each crop (input and output alike, at one size, with one face rectangl
 
 dlib's shape predictor is a cascade started from a mean shape in the face rectangle, so on a
 small crop its lip points jitter by a pixel or two with the rectangle and the image's side:
-noise that lowers every row's correlation and can reorder rows that differ by 0.02. Each crop's
+noise that lowers every row's correlation and can reorder rows that lie close. Each crop's
 openings are therefore the mean over 10 fits: the crop and its mirror image, each with the
 rectangle in place and moved by 1.5% of its side up, down, left and right (the openings are
 mirror-symmetric, so a mirrored fit needs no renumbering of its points).
