@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from translation_layout import grid_crops  # noqa: E402 - the tests' real-crop helper
 
+OPENINGS = "mouth + eye openings, 10 fits (per face)"
+
 
 def ms_per(work, count: int) -> float:
     """Milliseconds per item of the second run of work() (the first warms caches and oneDNN up)."""
@@ -66,7 +68,7 @@ def main() -> None:
         rates[f"descriptor, face_rect={rect} (per face)"] = ms_per(lambda: descriptors.update({rect: describe(faces)}),
                                                                   len(faces))
     motion_of = FaceMotion(params.face_size, describe.centre)
-    rates["mouth + eye openings, 10 fits (per face)"] = ms_per(lambda: motion_of(faces), len(faces))
+    rates[OPENINGS] = ms_per(lambda: motion_of(faces), len(faces))
     chips = [describe.chip(f) for f in faces]
     dlib_resnet = dlib.face_recognition_model_v1(model_file("dlib_face_recognition_resnet_model_v1.dat"))
     with torch.inference_mode():
@@ -87,7 +89,7 @@ def main() -> None:
     print(f"demo estimate ({test_frames} test frames, identity_every={params.identity_every}, "
           f"centroid_frames={params.centroid_frames}): {described} descriptors = {described * descriptor / 1000:.0f} s, "
           f"temporal {test_frames * temporal / 1000:.1f} s, openings (input + 2 models, raw and stabilised) "
-          f"{5 * test_frames * rates['mouth + eye openings, 10 fits (per face)'] / 1000:.1f} s")
+          f"{5 * test_frames * rates[OPENINGS] / 1000:.1f} s")
 
 
 if __name__ == "__main__":

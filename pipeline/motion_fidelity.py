@@ -53,7 +53,7 @@ class FaceMotion:
     """Mouth and eye opening of face crops: resized to `face_size`, 68 landmarks in the fixed face
     rectangle `rect` (where crop_faces put the detector's box), so input and output are measured
     the same way and no frame is lost to a failed detection; each crop's openings are the mean of
-    ten fits (the crop and its mirror, each at the five rectangles of `rects`)."""
+    ten fits (the crop at the five rectangles of `rects`, its mirror at those of `mirrored`)."""
 
     def __init__(self, face_size: int, rect: dlib.rectangle):
         self.face_size = face_size
@@ -61,14 +61,14 @@ class FaceMotion:
         moves = ((0, 0), (-step, 0), (step, 0), (0, -step), (0, step))
         self.rects = [dlib.rectangle(rect.left() + x, rect.top() + y, rect.right() + x, rect.bottom() + y)
                       for x, y in moves]
+        last = face_size - 1
+        self.mirrored = [dlib.rectangle(last - r.right(), r.top(), last - r.left(), r.bottom()) for r in self.rects]
         self.predictor = landmark_model()
 
     def _openings(self, image: np.ndarray) -> np.ndarray:
         """(mouth, eye) opening of one face image, the mean over its fits."""
         mirror = np.ascontiguousarray(image[:, ::-1])
-        last = self.face_size - 1
-        fits = [(image, rect) for rect in self.rects]
-        fits += [(mirror, dlib.rectangle(last - r.right(), r.top(), last - r.left(), r.bottom())) for r in self.rects]
+        fits = [(image, r) for r in self.rects] + [(mirror, r) for r in self.mirrored]
         return np.mean([openings(np.array([(p.x, p.y) for p in self.predictor(im, r).parts()], np.float64))
                         for im, r in fits], axis=0)
 

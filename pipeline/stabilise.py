@@ -104,16 +104,15 @@ def stabilise_frame(t: int, rows: range, outputs: np.ndarray, inputs: np.ndarray
     """Frame t of `outputs` [N, H, W, 3] as the weighted mean of its neighbours `rows` warped onto it."""
     own_in = inputs[t].astype(np.float32)
     own_out = outputs[t].astype(np.float32)
-    neighbours, far = [], []  # (input change near each pixel, warped output), and frames away, of each neighbour
-    for k in rows:
-        if k != t:
-            both = warp(np.concatenate([inputs[k], outputs[k]], axis=-1).astype(np.float32), flow(t, k))
-            neighbours.append((_near_change(_squared_change(both[..., :3], own_in)), both[..., 3:]))
-            far.append(k - t)
+    others = [k for k in rows if k != t]
+    neighbours = []  # (input change near each pixel, warped output) of each of the others
+    for k in others:
+        both = warp(np.concatenate([inputs[k], outputs[k]], axis=-1).astype(np.float32), flow(t, k))
+        neighbours.append((_near_change(_squared_change(both[..., :3], own_in)), both[..., 3:]))
     tolerance = max(sigma, adapt * flicker_level(own_out, neighbours, sigma))
     total, weight = own_out, np.ones(own_in.shape[:2], np.float32)
-    for (difference, output), k in zip(neighbours, far):
-        w = np.exp(-difference / (2 * tolerance ** 2) - k ** 2 / (2 * tau ** 2)).astype(np.float32)
+    for (difference, output), k in zip(neighbours, others):
+        w = np.exp(-difference / (2 * tolerance ** 2) - (k - t) ** 2 / (2 * tau ** 2)).astype(np.float32)
         total = total + w[..., None] * output
         weight += w
     return np.clip(np.rint(total / weight[..., None]), 0, 255).astype(np.uint8)
