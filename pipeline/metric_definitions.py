@@ -26,7 +26,8 @@ METRICS = {
                      "as the input's does; ~0: a frozen face, however low its warping error."),
     "eye_motion": ("eye motion", "the same for the eye aspect ratio (Soukupova and Cech 2016): do the blinks follow?"),
     "raw_psnr": ("PSNR to raw (dB)", "stabilised rows only: PSNR between the stabilised and the per-frame translation "
-                 "it was made from, how much the stabiliser changed (fidelity to the translator)."),
+                 "it was made from, how much the stabiliser changed (fidelity to the translator); over videos, the PSNR "
+                 "over all their frames (inf: every video left as it was)."),
     "identity_share": ("identity share", "share of described frames whose dlib face descriptor is nearer the target "
                        "domain's centroid than the source domain's (centroids from real train crops; a frame with no "
                        "face found counts as not nearer). Higher means the identity was transferred."),

@@ -174,8 +174,8 @@ class InferParams:
     compile: bool = False  # torch.compile the generators: 2-3x on CUDA, one compile per model first
     temporal: str = "none"  # none: each frame translated on its own; flow: stabilised along the input's motion
     temporal_window: int = 4  # frames on each side averaged into each frame (flow)
-    temporal_sigma: float = 8.0  # input change (8-bit levels) at which a neighbour's weight falls to 0.61 (flow)
-    temporal_adapt: float = 3.5  # a frame's sigma rises to this multiple of its output's flicker level; 0: fixed (flow)
+    temporal_still: float = 8.0  # input change (8-bit levels) below which a pixel measures the output's flicker (flow)
+    temporal_strength: float = 6.0  # tolerated input change, as a multiple of the output's flicker beyond its input's (flow)
     temporal_tau: float = 2.5  # frames away at which a neighbour's weight falls to 0.61 at most (flow)
     temporal_flow: str = "medium"  # OpenCV DIS preset of the stabiliser's flow (flow)
 
@@ -184,8 +184,8 @@ class InferParams:
         _check(self.device in ("auto", "cuda", "cpu"), "infer.device", f"must be auto, cuda or cpu, got {self.device!r}")
         _check(self.temporal in TEMPORAL_MODES, "infer.temporal", f"must be none or flow, got {self.temporal!r}")
         _check(self.temporal_window >= 1, "infer.temporal_window", f"must be >= 1, got {self.temporal_window}")
-        _check(self.temporal_sigma > 0, "infer.temporal_sigma", f"must be > 0, got {self.temporal_sigma}")
-        _check(self.temporal_adapt >= 0, "infer.temporal_adapt", f"must be >= 0, got {self.temporal_adapt}")
+        _check(self.temporal_still > 0, "infer.temporal_still", f"must be > 0, got {self.temporal_still}")
+        _check(self.temporal_strength > 0, "infer.temporal_strength", f"must be > 0, got {self.temporal_strength}")
         _check(self.temporal_tau > 0, "infer.temporal_tau", f"must be > 0, got {self.temporal_tau}")
         _check(self.temporal_flow in FLOW_PRESETS, "infer.temporal_flow",
                f"must be one of {', '.join(FLOW_PRESETS)}, got {self.temporal_flow!r}")

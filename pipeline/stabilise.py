@@ -6,18 +6,22 @@ with the input video's motion). Here each translated frame t becomes a weighted 
 translated frames t-w..t+w of its segment, each warped onto frame t along the INPUT crops' optical
 flow. A neighbour's pixel counts as far as the INPUT neighbour, warped the same way, matches input
 frame t near there (a Gaussian of their squared difference, averaged over 3x3 px and the largest
-within 5x5 px, `sigma` in 8-bit levels), and at most exp(-k^2 / (2 tau^2)) k frames away: the
-flow to a far frame is composed over k pairs and errs more. Where the input changed (the mouth
-opens), or the flow is wrong (occlusion, a face leaving the crop), the neighbours get no weight
-and frame t keeps its own translation: real change is kept, output change where the input stood
-still (flicker) is averaged away. This one photometric test stands in for a forward-backward flow
-check (which measured no better, and needs a second flow per pair).
+within 5x5 px), and at most exp(-k^2 / (2 tau^2)) k frames away: the flow to a far frame is
+composed over k pairs and errs more. Where the input changed (the mouth opens), or the flow is
+wrong (occlusion, a face leaving the crop), the neighbours get no weight and frame t keeps its own
+translation: real change is kept, output change where the input stood still (flicker) is averaged
+away. This one photometric test stands in for a forward-backward flow check (which measured no
+better, and needs a second flow per pair).
 
-A translator that flickers hard changes its output by more than `sigma` from frame to frame even
-where the input stood still; an input change smaller than that flicker cannot be told from it. So
-each frame's tolerance rises to `adapt` times its flicker level (the median output change over the
-neighbours' pixels where the input changed by less than `sigma`): a steady translator keeps
-`sigma`, a noisy one is averaged harder.
+How large an input change still counts as "stood still" depends on how hard the translator
+flickers: an input change smaller than the output's flicker cannot be told from it. So the
+tolerance is `strength` times the translator's flicker on the shot: the output's change between
+consecutive frames (the later one warped onto the earlier) beyond the input's own change through
+the same warp (sensor noise, the warp's interpolation), over the pixels where the input changed by
+less than `still`, median over the shot's pairs. One tolerance per shot treats its frames alike
+(a tolerance per frame leaves softer and sharper stretches, which dlib's landmark fit reads as a
+change of mouth opening), and a translator that changes no more than its input on the typical
+frame of a shot is left as it is: averaging it would only blur the face.
 
 Each frame averages raw translations only, never earlier results, so nothing accumulates over a
 shot (no drift), and a window never crosses a scene cut or a gap in the face track.
@@ -91,53 +95,68 @@ def _near_change(squared: np.ndarray) -> np.ndarray:
     return cv2.dilate(cv2.blur(squared, (3, 3), borderType=cv2.BORDER_REFLECT), np.ones((SPREAD, SPREAD), np.uint8))
 
 
-def flicker_level(own: np.ndarray, neighbours: list[tuple[np.ndarray, np.ndarray]], sigma: float) -> float:
-    """Root of the median squared change (8-bit levels, mean over channels) between output frame `own`
-    and its warped neighbours, over the pixels where the input changed by less than `sigma`; 0 if none."""
-    changes = [_squared_change(output, own)[difference < sigma ** 2] for difference, output in neighbours]
-    changes = np.concatenate(changes) if changes else np.zeros(0)
-    return float(np.sqrt(np.median(changes))) if changes.size else 0.0
+def excess_change(own_out: np.ndarray, own_in: np.ndarray, warped_out: np.ndarray, warped_in: np.ndarray,
+                  still: float) -> float | None:
+    """How much more the output changed than its input between a frame and a neighbour warped onto it:
+    the median squared change (8-bit levels, mean over channels) of the output less the input's, over
+    the pixels where the input changed by less than `still`; None where there are none."""
+    input_change = _squared_change(warped_in, own_in)
+    where = _near_change(input_change) < still ** 2
+    if not where.any():
+        return None
+    return float(np.median(_squared_change(warped_out, own_out)[where]) - np.median(input_change[where]))
+
+
+def shot_flicker(outputs: np.ndarray, inputs: np.ndarray, rows: range, flow: FlowCache, still: float) -> float:
+    """The translator's flicker beyond its input's over one segment `rows` (8-bit levels): the root of
+    the median over its consecutive pairs of `excess_change`, 0 when that is not positive."""
+    excess = []
+    for t in rows[:-1]:
+        both = warp(np.concatenate([inputs[t + 1], outputs[t + 1]], axis=-1).astype(np.float32), flow(t, t + 1))
+        flow.forget_before(t + 1)  # a long shot's flows are not kept; the average computes its own
+        pair = excess_change(outputs[t].astype(np.float32), inputs[t].astype(np.float32), both[..., 3:],
+                             both[..., :3], still)
+        if pair is not None:
+            excess.append(pair)
+    return float(np.sqrt(max(np.median(excess), 0.0))) if excess else 0.0
 
 
 def stabilise_frame(t: int, rows: range, outputs: np.ndarray, inputs: np.ndarray, flow: FlowCache,
-                    sigma: float, adapt: float, tau: float) -> np.ndarray:
+                    tolerance: float, tau: float) -> np.ndarray:
     """Frame t of `outputs` [N, H, W, 3] as the weighted mean of its neighbours `rows` warped onto it."""
     own_in = inputs[t].astype(np.float32)
-    own_out = outputs[t].astype(np.float32)
-    others = [k for k in rows if k != t]
-    neighbours = []  # (input change near each pixel, warped output) of each of the others
-    for k in others:
+    total, weight = outputs[t].astype(np.float32), np.ones(own_in.shape[:2], np.float32)
+    for k in rows:
+        if k == t:
+            continue
         both = warp(np.concatenate([inputs[k], outputs[k]], axis=-1).astype(np.float32), flow(t, k))
-        neighbours.append((_near_change(_squared_change(both[..., :3], own_in)), both[..., 3:]))
-    tolerance = max(sigma, adapt * flicker_level(own_out, neighbours, sigma))
-    total, weight = own_out, np.ones(own_in.shape[:2], np.float32)
-    for (difference, output), k in zip(neighbours, others):
+        difference = _near_change(_squared_change(both[..., :3], own_in))
         w = np.exp(-difference / (2 * tolerance ** 2) - (k - t) ** 2 / (2 * tau ** 2)).astype(np.float32)
-        total = total + w[..., None] * output
+        total = total + w[..., None] * both[..., 3:]
         weight += w
     return np.clip(np.rint(total / weight[..., None]), 0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
 class Stabiliser:
-    """The `infer.temporal: flow` settings: `window` frames on each side, input similarity `sigma`
-    (8-bit levels), raised to `adapt` times a frame's flicker level (0: never), fall-off `tau`
-    (frames), DIS `preset`."""
+    """The `infer.temporal: flow` settings: `window` frames on each side, input change `still` (8-bit
+    levels) below which a pixel measures flicker, tolerance `strength` times the flicker, fall-off
+    `tau` (frames), DIS `preset`."""
 
     window: int
-    sigma: float
-    adapt: float
+    still: float
+    strength: float
     tau: float
     preset: str = "medium"
 
     @classmethod
     def from_params(cls, params: "InferParams") -> Stabiliser:
         """The stabiliser of the `infer` group's temporal_* settings."""
-        return cls(params.temporal_window, params.temporal_sigma, params.temporal_adapt, params.temporal_tau,
+        return cls(params.temporal_window, params.temporal_still, params.temporal_strength, params.temporal_tau,
                    params.temporal_flow)
 
     def settings(self) -> dict:
-        return {"temporal": "flow", "window": self.window, "sigma": self.sigma, "adapt": self.adapt,
+        return {"temporal": "flow", "window": self.window, "still": self.still, "strength": self.strength,
                 "tau": self.tau, "flow": f"DIS {self.preset}"}
 
     def __call__(self, outputs: np.ndarray, inputs: np.ndarray, frame: np.ndarray, shot: np.ndarray
@@ -147,8 +166,12 @@ class Stabiliser:
         row's frame number and shot, which set the segments."""
         flow = FlowCache(inputs, self.preset)
         for start, stop in segments(frame, shot):
+            tolerance = self.strength * shot_flicker(outputs, inputs, range(start, stop), flow, self.still)
             for t in range(start, stop):
+                if tolerance == 0:  # the translator changes no more than its input on this shot
+                    yield outputs[t]
+                    continue
                 first = max(start, t - self.window)
                 flow.forget_before(first)
                 yield stabilise_frame(t, range(first, min(stop, t + self.window + 1)), outputs, inputs, flow,
-                                      self.sigma, self.adapt, self.tau)
+                                      tolerance, self.tau)

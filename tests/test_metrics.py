@@ -1,9 +1,10 @@
 """Per-video scoring (pipeline.metrics.evaluate_video) on real GRID crops."""
 import numpy as np
 import pandas as pd
+import pytest
 
 from pipeline.identity import FaceDescriber
-from pipeline.metrics import INPUT, Translation, describe_real_faces, evaluate_video
+from pipeline.metrics import INPUT, Translation, describe_real_faces, evaluate_video, psnr_over_frames
 from pipeline.motion_fidelity import FaceMotion
 from pipeline.model_size import at_model_size
 from translation_layout import MARGIN, grid_crops
@@ -32,3 +33,13 @@ def test_the_input_row_is_scored_as_the_models_were_given_it(samples):
     assert "raw_psnr" not in model
     # a "stabilised" row that froze the face: no mouth motion, and far from the translation it came from
     assert steady["mouth_motion"] == 0 and steady["raw_psnr"] < 32  # measured 28.7 dB
+
+
+def test_psnr_to_raw_over_videos_is_that_of_all_their_frames():
+    """The stabiliser leaves a steady video identical (inf dB) and changes another: the overall figure
+    is the PSNR over all their frames, not an infinite mean of decibels."""
+    videos = pd.DataFrame({"raw_psnr": [np.inf, 40.0, 30.0, np.nan], "frames": [50, 25, 25, 75]})
+    assert psnr_over_frames(videos[:2], "raw_psnr") == pytest.approx(40 + 10 * np.log10(3))
+    assert psnr_over_frames(videos[1:3], "raw_psnr") == pytest.approx(-10 * np.log10((1e-4 + 1e-3) / 2))
+    assert psnr_over_frames(videos[:1], "raw_psnr") == np.inf
+    assert np.isnan(psnr_over_frames(videos[3:], "raw_psnr"))

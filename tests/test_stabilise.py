@@ -15,7 +15,6 @@ from pipeline.temporal import consecutive_pairs, input_motion, warping_error
 from translation_layout import grid_crops
 
 STABILISER = Stabiliser.from_params(load_group("infer", REPO / "params.yaml"))  # what the shipped params run
-FIXED = Stabiliser(STABILISER.window, STABILISER.sigma, adapt=0.0, tau=STABILISER.tau, preset=STABILISER.preset)
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +41,9 @@ def test_segments_break_at_cuts_and_gaps():
 
 
 def test_a_translator_that_returns_its_input_comes_out_unchanged(clip):
-    """The option never invents motion: the input itself (a translator that changes nothing) stays
-    within 40 dB of itself."""
-    assert psnr(clip, stabilised(clip, clip, *one_shot(len(clip)))) >= 40  # measured 47.1 dB
+    """The option never invents motion: the input itself (a translator that changes nothing) has no
+    flicker beyond its input's, so it comes out as it went in."""
+    np.testing.assert_array_equal(stabilised(clip, clip, *one_shot(len(clip))), clip)
 
 
 def test_independent_noise_per_frame_loses_at_least_half_its_warping_error(clip):
@@ -59,27 +58,25 @@ def test_independent_noise_per_frame_loses_at_least_half_its_warping_error(clip)
     assert psnr(clip, stabilised(flickering, clip, frame, shot)) > psnr(clip, flickering)  # the noise went, not the face
 
 
-def test_a_steady_translator_keeps_the_fixed_tolerance(clip):
-    """A translator whose frames change no more than its input (here: colours inverted) never flickers
-    past sigma / adapt, so the adaptive tolerance leaves its stabilised frames exactly as a fixed one."""
+def test_a_translator_changing_only_as_its_input_does_is_left_as_it_is(clip):
+    """A translator whose frames change exactly as its input's (here: colours inverted) flickers no
+    more than its input, so no frame of it is averaged (averaging would only blur it)."""
     inverted = (255 - clip).astype(np.uint8)
-    frame, shot = one_shot(len(clip))
-    np.testing.assert_array_equal(stabilised(inverted, clip, frame, shot), stabilised(inverted, clip, frame, shot, FIXED))
+    np.testing.assert_array_equal(stabilised(inverted, clip, *one_shot(len(clip))), inverted)
 
 
-def test_a_translator_flickering_past_sigma_on_a_moving_shot_is_averaged_harder(robustness):
+def test_a_translator_flickering_hard_on_a_moving_shot_is_averaged(robustness):
     """The first shot of Megamind.avi (the camera and the figure move) at 64 px, with noise of 20
-    levels a frame: where the input changes a little, a fixed sigma cannot tell that change from the
-    flicker and keeps each frame's own noise; the tolerance raised to the measured flicker averages
-    it, ending nearer the clean clip."""
+    levels a frame: the tolerance follows the measured flicker, so the input's own small changes
+    do not stop the average, and the noise goes without smearing the moving picture."""
     frames = decode(robustness / "Megamind.avi", 98)[1:]
     clip = np.stack([cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA) for f in frames])
     frame, shot = one_shot(len(clip))
     flickering = noisy(clip, 20)
     motion = input_motion(clip, consecutive_pairs(frame, shot))
-    fixed, adaptive = (stabilised(flickering, clip, frame, shot, s) for s in (FIXED, STABILISER))
-    assert warping_error(adaptive, motion) <= warping_error(fixed, motion) / 2  # measured 0.22x
-    assert psnr(clip, adaptive) > psnr(clip, fixed)  # measured 30.2 against 29.5 dB
+    steadier = stabilised(flickering, clip, frame, shot)
+    assert warping_error(steadier, motion) <= warping_error(flickering, motion) / 4  # measured 0.02x
+    assert psnr(clip, steadier) > psnr(clip, flickering) + 3  # measured 30.1 against 23.5 dB
 
 
 def test_restarts_at_each_cut_of_megamind(robustness):
@@ -90,7 +87,7 @@ def test_restarts_at_each_cut_of_megamind(robustness):
     shot = shot_ids(frames)
     assert [c + 1 for c in scene_cuts(shot)] == [98, 154, 200]
     inputs = np.stack([cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA) for f in frames])
-    outputs = (255 - inputs).astype(np.uint8)  # a translator that inverts colours: one that moves with its input
+    outputs = noisy(255 - inputs, 6)  # a translator that inverts colours and flickers, so it is averaged
     frame = np.arange(len(frames))
     first = stabilised(outputs, inputs, frame, shot)
     for cut in scene_cuts(shot):
@@ -98,7 +95,25 @@ def test_restarts_at_each_cut_of_megamind(robustness):
         changed[:cut] = np.random.default_rng(cut).integers(0, 256, changed[:cut].shape, dtype=np.uint8)
         np.testing.assert_array_equal(stabilised(changed, inputs, frame, shot)[cut:], first[cut:])
         blind = stabilised(changed, inputs, frame, np.zeros_like(shot))
-        assert np.abs(blind[cut].astype(int) - first[cut]).max() > 0
+        assert np.abs(blind[cut].astype(int) - first[cut]).mean() > 5  # measured 24-41 levels
+
+
+def test_each_shot_is_averaged_as_hard_as_its_own_flicker(robustness):
+    """Frames 1-153 of Megamind.avi (two shots), a translator that inverts colours and adds noise in
+    the second shot only: the first shot flickers no more than its input and comes out exactly as
+    translated, the second is averaged."""
+    frames = decode(robustness / "Megamind.avi", 154)[1:]
+    shot = shot_ids(frames)
+    assert scene_cuts(shot) == [97]
+    inputs = np.stack([cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA) for f in frames])
+    outputs = (255 - inputs).astype(np.uint8)
+    outputs[97:] = noisy(outputs[97:], 6)
+    frame = np.arange(len(frames))
+    steadier = stabilised(outputs, inputs, frame, shot)
+    np.testing.assert_array_equal(steadier[:97], outputs[:97])
+    second = np.arange(97, len(frames))
+    motion = input_motion(inputs[97:], consecutive_pairs(frame[second], shot[second]))
+    assert warping_error(steadier[97:], motion) <= warping_error(outputs[97:], motion) / 2  # measured 0.07x
 
 
 def test_a_gap_in_the_face_track_restarts_it(clip):
@@ -116,9 +131,8 @@ def test_tau_limits_how_far_the_average_reaches(clip):
     what a window of 1 gives (within rounding), a window of 1 with a wide tau does not."""
     frame, shot = one_shot(len(clip))
     flickering = noisy(clip, 6)
-    near = Stabiliser(1, STABILISER.sigma, adapt=0.0, tau=0.5, preset=STABILISER.preset)
-    wide = Stabiliser(4, STABILISER.sigma, adapt=0.0, tau=0.5, preset=STABILISER.preset)
-    reaching = Stabiliser(4, STABILISER.sigma, adapt=0.0, tau=100.0, preset=STABILISER.preset)
+    near, wide, reaching = (Stabiliser(window, STABILISER.still, STABILISER.strength, tau, STABILISER.preset)
+                            for window, tau in ((1, 0.5), (4, 0.5), (4, 100.0)))
     short = stabilised(flickering, clip, frame, shot, near).astype(int)
     assert np.abs(stabilised(flickering, clip, frame, shot, wide) - short).max() <= 1
     assert np.abs(stabilised(flickering, clip, frame, shot, reaching) - short).max() > 10

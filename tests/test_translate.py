@@ -94,8 +94,8 @@ def test_stabilised_inference_keeps_the_per_frame_translation_beside_it(stage_in
     generators, _ = load_generators(models["cyclegan"])
     (back, _), = translate_batches(generators["G_B"], None, [steady], CROP_SIZE, CPU)
     np.testing.assert_array_equal(np.load(out / "sbat6n_rec.npy"), back)
-    assert json.loads((out / "temporal.json").read_text()) == {"temporal": "flow", "window": 3, "sigma": 8.0,
-                                                               "adapt": 3.0, "tau": 2.5, "flow": "DIS medium"}
+    assert json.loads((out / "temporal.json").read_text()) == {"temporal": "flow", "window": 3, "still": 8.0,
+                                                               "strength": 3.0, "tau": 2.5, "flow": "DIS medium"}
     assert json.loads((translated / "temporal.json").read_text()) == {"temporal": "none"}
     assert np.load(out / "wall_raw.npy").shape == np.load(out / "wall.npy").shape == (0, CROP_SIZE, CROP_SIZE, 3)
 
