@@ -96,7 +96,7 @@ def translate_batches(forward: nn.Module, backward: nn.Module | None, batches: I
     if options.compile:
         nets = [torch.compile(net, dynamic=False) for net in nets]
     for batch in batches:
-        batch = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+        batch = torch.from_numpy(np.require(batch, requirements="CW")).to(device)  # a read-only memmap is copied
         count = len(batch)
         if count < pad_to:
             batch = torch.cat([batch, batch.new_zeros((pad_to - count, *batch.shape[1:]))])
