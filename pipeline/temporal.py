@@ -142,5 +142,5 @@ def warping_error(output: np.ndarray, motion: Motion) -> float:
 
 
 def tof(output: np.ndarray, motion: Motion) -> float:
-    """TecoGAN's tOF of one output, as temporal_scores computes it, without its warping error."""
-    return _mean([pair_tof(output[i], output[i + motion.gap], forward) for i, forward, _ in motion])
+    """TecoGAN's tOF of one output (temporal_scores)."""
+    return temporal_scores({"output": output}, motion, tof_of={"output"})["output"]["tof"]
