@@ -17,7 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir
-from pipeline.crop_outputs import BOX_COLUMNS, LANDMARKS, CropArrayWriter, train_crop_table
+from pipeline.crop_outputs import BOX_COLUMNS, LANDMARKS, CropArrayWriter, faceless_videos, train_crop_table
 from pipeline.errors import FacecycleError
 from pipeline.crop_geometry import crop_square
 from pipeline.faces import HISTOGRAM_SIDE, FaceDetector, ShotFilter, VideoBoxes, jitter, scene_cuts, shot_ids, track_faces
@@ -78,6 +78,8 @@ def crop_summary(boxes: pd.DataFrame, detector_runs: int, other_person_shots: in
     for domain in DOMAINS:
         summary[domain] = {split: counts(boxes[(boxes["domain"] == domain) & (boxes["split"] == split)])
                            for split in SPLITS}
+    summary["videos"] = {name: counts(rows) for name, rows in boxes.groupby("video", sort=True)}
+    summary["faceless_test_videos"] = faceless_videos(boxes[boxes["split"] == "test"])
     return summary
 
 

@@ -101,6 +101,13 @@ def read_boxes(faces_dir: str | Path, split: str) -> pd.DataFrame:
     return boxes[boxes["split"] == split].sort_values(["video", "frame"], kind="stable")
 
 
+def faceless_videos(rows: pd.DataFrame) -> list[str]:
+    """The videos of boxes.csv `rows` without a face in any of them (for test rows: nothing to
+    translate, their merged results are the source, unchanged)."""
+    found = rows.groupby("video", sort=True)["face"].any()
+    return [str(name) for name in found.index[~found]]
+
+
 def load_landmarks(faces_dir: str | Path, rows: pd.DataFrame) -> np.ndarray:
     """Landmarks [len(rows), 68, 2] of `rows`, rows of `read_boxes(faces_dir, ...)` (their index is
     the row number in boxes.csv); NaN where the frame has none (no face, or a train frame)."""

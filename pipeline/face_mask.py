@@ -5,8 +5,20 @@ hull of the 68 landmarks with each eyebrow point raised by half its distance fro
 below it, so the forehead is covered (faceswap's "extended" mask, plugins/extract/mask/extended.py),
 then eroded and blurred by shares of the face size (DeepFaceLab's and faceswap's erode and blur
 modifiers). Everything is drawn in source-frame pixels of the window the crop came from.
+
+`head` carries what the translation changed around the face as well: hair, outline, chin. It is the
+face hull joined with the region where the (colour-matched) translated crop differs from its source
+crop by more than `change` (a level far above encoding noise), inside a soft ellipse over the head,
+kept only where it is connected to the face (a changed patch of background elsewhere is left out).
+It is drawn in crop pixels (`head_weights`), averaged along the face track over neighbouring frames
+of one shot (`along_track`), then softened and faded out at the window's edges (`soften`), so the
+change never ends in a straight seam where the window cuts through the hair.
 """
 from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Iterable, Iterator, Optional
 
 import cv2
 import numpy as np
@@ -21,8 +33,26 @@ def feather_mask(size: int, feather: float) -> np.ndarray:
     index = np.arange(size)
     edge = ((np.minimum(index, size - 1 - index) + 0.5) / size).astype(np.float32)  # pixel centre to nearest edge
     ramp = np.clip(edge / feather, 0.0, 1.0) if feather > 0 else np.ones_like(edge)
-    ramp = ramp * ramp * (3.0 - 2.0 * ramp)  # smoothstep: no visible kink where the ramp ends
+    ramp = smoothstep(ramp)  # no visible kink where the ramp ends
     return np.outer(ramp, ramp)
+
+
+def match_color(face: np.ndarray, reference: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Shift and scale `face`'s Lab channels to `reference`'s weighted mean and std (float RGB in [0, 1])."""
+    lab = cv2.cvtColor(face, cv2.COLOR_RGB2Lab)
+    ref = cv2.cvtColor(reference, cv2.COLOR_RGB2Lab)
+    w = (weight / weight.sum())[..., None]
+    mean, ref_mean = (lab * w).sum((0, 1)), (ref * w).sum((0, 1))
+    std = np.sqrt(((lab - mean) ** 2 * w).sum((0, 1)))
+    ref_std = np.sqrt(((ref - ref_mean) ** 2 * w).sum((0, 1)))
+    lab = (lab - mean) * (ref_std / np.maximum(std, 1e-3)) + ref_mean
+    return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_Lab2RGB), 0.0, 1.0)
+
+
+def smoothstep(x: np.ndarray) -> np.ndarray:
+    """0 below 0, 1 above 1, and the cubic 3x^2 - 2x^3 between: a ramp with no kink at either end."""
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
 
 
 def face_outline(landmarks: np.ndarray) -> np.ndarray:
@@ -80,3 +110,85 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a > 0, b > 0
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+# The head mask, in shares of the crop side (the crop is the face box with data.margin on each side)
+HEAD_CENTRE_RAISE = 0.08  # the head ellipse's centre sits this far above the landmarks' mean (hair is above)
+HEAD_RADII = (0.40, 0.52)  # its half width and half height: the head and hair, not the shoulders
+CHANGE_BLUR = 1 / 30  # sigma of the blur of the colour difference before it is thresholded
+SOFTEN_BLUR = 1 / 50  # sigma of the final blur of the mask's edge
+EDGE_FADE = 0.08  # share of the window over which the mask fades out at its edges
+
+
+def head_ellipse(landmarks: np.ndarray, side: int) -> np.ndarray:
+    """float32 [side, side]: 1 well inside the head ellipse of face `landmarks` (crop pixels),
+    falling smoothly to 0 at its rim."""
+    centre = landmarks.mean(axis=0) - (0.0, HEAD_CENTRE_RAISE * side)
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32) + 0.5
+    radius = np.sqrt(((x - centre[0]) / (HEAD_RADII[0] * side)) ** 2 + ((y - centre[1]) / (HEAD_RADII[1] * side)) ** 2)
+    return smoothstep((1.0 - radius) / 0.15).astype(np.float32)
+
+
+def head_weights(translated: np.ndarray, source: np.ndarray, landmarks: np.ndarray, change: float) -> np.ndarray:
+    """float32 [S, S] weights of the `head` mask of one crop, before smoothing along the track.
+
+    `translated` and `source` are float RGB [S, S, 3] in [0, 1], the face's `landmarks` [68, 2]
+    in their pixels. The translation's colours are first matched to the source's outside the
+    head ellipse, so a colour cast the model gave the whole background does not count as a change.
+    A pixel then belongs to the head where the face hull covers it, or where the translation
+    changed it by more than `change` (mean over channels, after a blur, a smooth step from
+    `change` to twice it) inside the head ellipse, in a region that touches the hull.
+    """
+    side = translated.shape[0]
+    hull = hull_mask(landmarks, (0, 0), side)
+    ellipse = head_ellipse(landmarks, side)
+    translated = match_color(translated, source, 1.0 - ellipse)
+    difference = cv2.GaussianBlur(np.abs(translated - source).mean(axis=2), (0, 0), CHANGE_BLUR * side)
+    changed = smoothstep((difference - change) / change) * ellipse
+    region = np.maximum(changed, hull.astype(np.float32))
+    _, labels = cv2.connectedComponents((region >= 0.5).astype(np.uint8), connectivity=4)
+    touching = np.unique(labels[(hull > 0) & (labels > 0)])
+    return np.where(np.isin(labels, touching), region, np.minimum(region, hull)).astype(np.float32)
+
+
+def soften(weights: np.ndarray) -> np.ndarray:
+    """A mask's edge blurred, and its weights faded to 0 at the edges of the window it covers."""
+    side = weights.shape[0]
+    blurred = cv2.GaussianBlur(weights, (0, 0), SOFTEN_BLUR * side, borderType=cv2.BORDER_CONSTANT)
+    return (blurred * feather_mask(side, EDGE_FADE)).astype(np.float32)
+
+
+def along_track(masks: Iterable[Optional[np.ndarray]], frames: Iterable[int], shots: Iterable[int],
+                sigma: float) -> Iterator[Optional[np.ndarray]]:
+    """Each mask (crop pixels, same size) averaged with its neighbours up to 2 `sigma` frames
+    away with Gaussian weights, over a run of consecutive frames of one shot that all have a mask;
+    None (no mask) passes through and ends the run. Lazy: it holds 4 sigma + 1 masks at a time,
+    so a video of any length streams through."""
+    radius = int(math.ceil(2 * sigma)) if sigma > 0 else 0
+    weights = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2) if radius else np.ones(1)
+    run: deque = deque()  # (position in the run, mask) of the masks still needed
+    started, done, last = 0, 0, None  # masks in the run so far; masks of the run yielded; (shot, frame) of the last
+
+    def ready(upto: int) -> Iterator[np.ndarray]:
+        nonlocal done
+        while done < upto:
+            near = [(p, m) for p, m in run if abs(p - done) <= radius]
+            w = np.array([weights[p - done + radius] for p, _ in near])
+            yield np.tensordot(w / w.sum(), np.stack([m for _, m in near]), axes=1).astype(np.float32)
+            done += 1
+            while run and run[0][0] < done - radius:
+                run.popleft()
+
+    for mask, frame, shot in zip(masks, frames, shots):
+        if mask is None or last is None or (shot, frame) != (last[0], last[1] + 1):
+            yield from ready(started)  # the run ended: its last masks have no later neighbours
+            run.clear()
+            started, done = 0, 0
+        last = None if mask is None else (shot, frame)
+        if mask is None:
+            yield None
+            continue
+        run.append((started, mask))
+        started += 1
+        yield from ready(started - radius)
+    yield from ready(started)

@@ -24,7 +24,8 @@ from pipeline.atomic import atomic_dir, atomic_file
 from pipeline.crop_outputs import load_crop_array, load_crops, load_landmarks, read_boxes
 from pipeline.errors import FacecycleError
 from pipeline.crop_geometry import crop_window
-from pipeline.face_mask import face_mask, feather_mask, landmarks_usable
+from pipeline.face_mask import (along_track, face_mask, feather_mask, head_weights, hull_mask, landmarks_usable, match_color,
+                                soften)
 from pipeline.frame_outputs import Frames, load_frames, read_videos
 from pipeline.models import label
 from pipeline.params import MergeParams
@@ -34,18 +35,6 @@ from pipeline.video import VideoWriter
 CHANGED = "changed.csv"  # per video and model: the share of frame pixels the merge changed
 CHANGED_COLUMNS = ["video", "model", "frames", "changed_share", "changed_max"]
 _LABEL_HEIGHT = 28
-
-
-def match_color(face: np.ndarray, reference: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Shift and scale `face`'s Lab channels to `reference`'s weighted mean and std (float RGB in [0, 1])."""
-    lab = cv2.cvtColor(face, cv2.COLOR_RGB2Lab)
-    ref = cv2.cvtColor(reference, cv2.COLOR_RGB2Lab)
-    w = (weight / weight.sum())[..., None]
-    mean, ref_mean = (lab * w).sum((0, 1)), (ref * w).sum((0, 1))
-    std = np.sqrt(((lab - mean) ** 2 * w).sum((0, 1)))
-    ref_std = np.sqrt(((ref - ref_mean) ** 2 * w).sum((0, 1)))
-    lab = (lab - mean) * (ref_std / np.maximum(std, 1e-3)) + ref_mean
-    return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_Lab2RGB), 0.0, 1.0)
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -75,8 +64,8 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 def window_mask(box: tuple[float, float, float], landmarks: Optional[np.ndarray],
                 params: MergeParams) -> Optional[np.ndarray]:
-    """The `merge.mask` weights over the crop window of `box`, or None where the face mask cannot be
-    drawn (no usable landmarks): that frame is left unchanged."""
+    """The `face` or `square` weights over the crop window of `box`, or None where the face mask
+    cannot be drawn (no usable landmarks): that frame is left unchanged."""
     x0, y0, side = crop_window(*box)
     if params.mask == "square":
         return feather_mask(side, params.feather)
@@ -86,27 +75,23 @@ def window_mask(box: tuple[float, float, float], landmarks: Optional[np.ndarray]
 
 
 def paste_face(frame: np.ndarray, face: np.ndarray, box: tuple[float, float, float], mask: np.ndarray,
-               blend: str = "alpha", source: Optional[np.ndarray] = None) -> np.ndarray:
-    """Return `frame` (uint8 HxWx3) with `face` (uint8 CxCx3) blended in at `box` = (cx, cy, size).
+               blend: str = "alpha") -> np.ndarray:
+    """Return `frame` (uint8 HxWx3) with `face` (float RGB [C, C, 3] in [0, 1]) blended in at `box` = (cx, cy, size).
 
-    `mask` (float [side, side] over the box's window, `window_mask`) weighs the face against the
-    frame; pixels where it is 0 are the frame's, exactly. `blend` "poisson" first clones the face
-    into the frame (`seamless`). `source` is the crop the face was translated from (any square
-    size); when given, the face's colours are matched to it over the mask before pasting.
+    `mask` (float, square, over the box's window at any size: it is resized to the window's side)
+    weighs the face against the frame; pixels where it is 0 are the frame's, exactly. `blend`
+    "poisson" first clones the face into the frame (`seamless`).
     """
     x0, y0, side = crop_window(*box)
     height, width = frame.shape[:2]
     fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
     out = frame.copy()
     inside = (slice(fy0 - y0, fy1 - y0), slice(fx0 - x0, fx1 - x0))
-    if fx0 >= fx1 or fy0 >= fy1 or not mask[inside].any():
+    alpha = cv2.resize(mask, (side, side), interpolation=cv2.INTER_LINEAR) if mask.shape[0] != side else mask
+    alpha = alpha[inside]
+    if fx0 >= fx1 or fy0 >= fy1 or not alpha.any():
         return out
-    face = face.astype(np.float32) / 255.0
-    if source is not None:
-        weight = _resize(mask, face.shape[0])
-        face = match_color(face, _resize(source, face.shape[0]).astype(np.float32) / 255.0, weight)
     face = _resize(face, side)[inside]
-    alpha = mask[inside]
     region = out[fy0:fy1, fx0:fx1].astype(np.float32) / 255.0
     if blend == "poisson":
         face = seamless(face, region, alpha)
@@ -116,6 +101,59 @@ def paste_face(frame: np.ndarray, face: np.ndarray, box: tuple[float, float, flo
     return out
 
 
+def _in_crop(landmarks: np.ndarray, box: tuple[float, float, float], size: int) -> np.ndarray:
+    """Frame-pixel landmarks in the pixels of a `size` px crop of `box`'s window."""
+    x0, y0, side = crop_window(*box)
+    return (landmarks - (x0, y0)) * (size / side)
+
+
+def pasted_faces(rows: pd.DataFrame, translated: np.ndarray, crops: Optional[np.ndarray],
+                  landmarks: Optional[np.ndarray], params: MergeParams
+                  ) -> Iterator[Optional[tuple[np.ndarray, np.ndarray]]]:
+    """Per row, the face to paste (float RGB, colour-matched when asked) and its mask, or None:
+    no face, or a mask that cannot be drawn. `head` masks are averaged along the track, so this
+    reads a few rows ahead of what it yields (of the arrays, never of the frames)."""
+    faces, masks = [], []
+
+    def rows_prepared() -> Iterator[Optional[np.ndarray]]:
+        face_row = 0
+        for j, row in enumerate(rows.itertuples(index=False)):
+            faces.append(None)
+            if not row.face:
+                yield None
+                continue
+            face = np.asarray(translated[face_row], dtype=np.float32) / 255.0
+            face_row += 1
+            box, size = (row.cx, row.cy, row.size), face.shape[0]
+            points = None if landmarks is None else landmarks[j]
+            source = None if crops is None else _resize(np.asarray(crops[row.crop_index]), size).astype(np.float32) / 255
+            if params.mask != "head":
+                mask = window_mask(box, points, params)
+                if mask is not None and params.color_match:
+                    face = match_color(face, source, _resize(mask, size))
+                faces[-1] = face
+                yield mask
+                continue
+            x0, y0, side = crop_window(*box)
+            if points is None or not landmarks_usable(points, (x0, y0), side):
+                yield None
+                continue
+            points = _in_crop(points, box, size)
+            mask = head_weights(face, source, points, params.head_change)
+            if params.color_match:
+                face = match_color(face, source, hull_mask(points, (0, 0), size).astype(np.float32))
+            faces[-1] = face
+            yield mask
+
+    masks = rows_prepared()
+    if params.mask == "head":
+        masks = (None if m is None else soften(m)
+                 for m in along_track(masks, rows["frame"], rows["shot"], params.head_time_sigma))
+    for j, mask in enumerate(masks):
+        yield None if mask is None else (faces[j], mask)
+        faces[j] = None  # let go of the face once pasted
+
+
 def merged_frames(frames: Iterable[np.ndarray], rows: pd.DataFrame, translated: np.ndarray,
                   crops: Optional[np.ndarray], landmarks: Optional[np.ndarray],
                   params: MergeParams) -> Iterator[np.ndarray]:
@@ -123,24 +161,13 @@ def merged_frames(frames: Iterable[np.ndarray], rows: pd.DataFrame, translated: 
 
     `frames` holds the frame of each row, in the same order (`Frames.iter_at(rows["frame"])`), and is
     not written to; `translated[i]` is the face of the i-th row with a face; `crops` is the crop array
-    the rows' `crop_index` points into (the translator's input, used for colour matching);
-    `landmarks[j]` are the landmarks of row j (`load_landmarks`; only the face mask needs them).
-    A frame without a face, or whose face mask cannot be drawn, is yielded unchanged.
+    the rows' `crop_index` points into (the translator's input: colour matching and the `head` mask
+    compare with it); `landmarks[j]` are the landmarks of row j (`load_landmarks`; the `face` and
+    `head` masks need them). A frame without a face, or whose mask cannot be drawn, is yielded unchanged.
     """
-    face_row = 0
-    for j, (row, frame) in enumerate(zip(rows.itertuples(index=False), frames, strict=True)):
-        if not row.face:
-            yield frame
-            continue
-        box = (row.cx, row.cy, row.size)
-        mask = window_mask(box, None if landmarks is None else landmarks[j], params)
-        face = np.asarray(translated[face_row])
-        face_row += 1
-        if mask is None:
-            yield frame
-            continue
-        source = np.asarray(crops[row.crop_index]) if params.color_match else None
-        yield paste_face(frame, face, box, mask, params.blend, source)
+    pasted = pasted_faces(rows, translated, crops, landmarks, params)
+    for row, frame, paste in zip(rows.itertuples(index=False), frames, pasted, strict=True):
+        yield frame if paste is None else paste_face(frame, paste[0], (row.cx, row.cy, row.size), paste[1], params.blend)
 
 
 def label_bar(width: int, labels: Sequence[str]) -> np.ndarray:
@@ -234,7 +261,8 @@ def merge_test_videos(frames_dir: Path, faces_dir: Path, raw_dir: Path, translat
         frames, _ = load_frames(frames_dir, video, int(videos.loc[video, "frames"]))
         translated = {model: load_crop_array(Path(d) / f"{video}.npy", faces, "infer")
                       for model, d in zip(models, translated_dirs)}
-        crops = load_crops(faces_dir, rows["domain"].iloc[0], "test") if faces and params.color_match else None
+        crops = (load_crops(faces_dir, rows["domain"].iloc[0], "test")
+                 if faces and (params.color_match or params.mask == "head") else None)
         jobs.append((video, frames, rows, translated, crops, load_landmarks(faces_dir, rows),
                      float(videos.loc[video, "fps"]), raw_dir / videos.loc[video, "file"]))
     changed = []

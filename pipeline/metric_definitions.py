@@ -9,6 +9,23 @@ from pipeline.identity_scores import SAME_PERSON
 
 DRIFT_GAP = 5  # frames between the pairs of the long-range warping error
 
+# what a row scores (column `scored`), as the report and the results page head its tables
+SCORED = ("crops", "merged")
+SCORED_TITLES = {
+    "crops": "the model's crops",
+    "merged": "merged result videos (what the viewer sees)",
+}
+SCORED_NOTES = {
+    "crops": "The translated face crops as the model wrote them (data/translated), at the model's crop size; the "
+             "`input` rows score the untranslated test crops the same way.",
+    "merged": "The crop square of each tracked face cut back out of the decoded result video (results/<model>/), "
+              "after the mask, colour match, blend and H.264: at the crops' size for the temporal figures, at the "
+              "describer's face size (the face's own pixels, resampled once) for identity and motion. The `input` "
+              "rows cut the source frames the same way. Each model's row is the translation its merged video "
+              "shows (see above).",
+}
+
+
 # metric -> (column header, what it says); the order of the tables
 METRICS = {
     "warping_error": ("warping error", "Lai et al. (ECCV 2018): mean squared difference (pixels in [0, 1]) between output "

@@ -1,13 +1,17 @@
 """Evaluate every model's translated test videos (docs/contracts.md, `infer`) against their inputs.
 
-One row per test video and model, plus a row `input` per video that scores the untranslated
+Scored twice. On the model's crops (`crops`): one row per test video and translation (per frame,
+and stabilised where infer stabilises), plus a row `input` per video that scores the untranslated
 crops the same way: its warping error is the floor a translator that follows the input's motion
-can reach, and its identity figures are where the translation started from. Overall figures per
-model and direction: temporal and reconstruction means over videos (Lai et al. average videos);
-identity share and Frechet distance from all described frames of that direction pooled.
+can reach, and its identity figures are where the translation started from. On the merged result
+videos (`merged`, what a viewer sees: pipeline.merged_faces): one row per test video and model,
+plus `input` cut the same way from the source frames. Overall figures per model and direction:
+temporal and reconstruction means over videos (Lai et al. average videos); identity share and
+Frechet distance from all described frames of that direction pooled.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +19,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.crop_outputs import load_crop_array, load_crops, read_boxes
+from pipeline.crop_outputs import faceless_videos, load_crop_array, load_crops, read_boxes
 from pipeline.errors import FacecycleError
+from pipeline.frame_outputs import load_frames, read_videos
 from pipeline.identity import FaceDescriber
 from pipeline.identity_scores import centroid, frechet_distance, identity_transfer
-from pipeline.metric_definitions import DRIFT_GAP
+from pipeline.merged_faces import cut_faces, in_chunks, result_frames
+from pipeline.metric_definitions import DRIFT_GAP, SCORED
 from pipeline.model_size import at_model_size
 from pipeline.motion_fidelity import FaceMotion, motion_fidelity
 from pipeline.models import MODELS
@@ -104,17 +110,70 @@ def evaluate_video(faces: pd.DataFrame, inputs: np.ndarray, translated: dict[str
         output = t.output
         size = output.shape[1]
         described[model] = describe(output[::every], f"{model} {video}")
-        mouth, eyes = motion_fidelity(motion_of(output, f"landmarks {model} {video}"), moves[size], shot)
-        row = {"video": video, "domain": domain, "direction": f"{domain}2{TARGET[domain]}", "model": model,
-               "frames": len(output), "pairs": temporal[model]["pairs"], "warping_error": temporal[model]["warping_error"],
-               "drift": temporal[model]["drift"], "mouth_motion": mouth, "eye_motion": eyes,
-               **real.score(described[model], domain)}
+        motion = motion_fidelity(motion_of(output, f"landmarks {model} {video}"), moves[size], shot)
+        row = _row(faces, "crops", model, temporal[model], motion, real.score(described[model], domain))
         if t.rec is not None:
             row.update(tof=temporal[model]["tof"], psnr=psnr(given[size], t.rec), ssim=ssim(given[size], t.rec))
         if t.raw is not None:
             row["raw_psnr"] = psnr(t.raw, output)
         rows.append(row)
     return rows, described
+
+
+def _row(faces: pd.DataFrame, scored: str, model: str, temporal: dict, motion: np.ndarray, identity: dict) -> dict:
+    """One row of the per-video table: what was scored, and its temporal, motion and identity figures."""
+    domain = faces["domain"].iloc[0]
+    return {"scored": scored, "video": faces["video"].iloc[0], "domain": domain, "direction": f"{domain}2{TARGET[domain]}",
+            "model": model, "frames": len(faces), "pairs": temporal["pairs"], "warping_error": temporal["warping_error"],
+            "drift": temporal["drift"], "mouth_motion": motion[0], "eye_motion": motion[1], **identity}
+
+
+@dataclass(frozen=True)
+class CutFaces:
+    """One video's faces cut from whole frames: at the crops' size for the temporal figures, and at
+    the describer's face size (the face's own resolution, resampled once) the mouth and eye series
+    of every frame and the descriptors of every k-th."""
+
+    small: np.ndarray        # [N, S, S, 3] uint8
+    motion: np.ndarray       # [N, 2] mouth and eye opening
+    descriptors: np.ndarray  # [ceil(N / k), 128]
+
+
+def cut_and_describe(frames, rows: pd.DataFrame, crop_size: int, describe: FaceDescriber, motion_of: FaceMotion,
+                     every: int, desc: str) -> CutFaces:
+    """`CutFaces` of the face rows of `rows` (one video's test rows, faces or not) from `frames`,
+    one frame per row, a chunk of faces at a time."""
+    small, motion, described, done = [], [], [], 0
+    for crops, faces in in_chunks(cut_faces(frames, rows, (crop_size, describe.face_size))):
+        small.append(crops)
+        motion.append(motion_of(faces, f"landmarks {desc}"))
+        described.append(describe(faces[(-done) % every::every], desc))
+        done += len(faces)
+    return CutFaces(np.concatenate(small), np.concatenate(motion), np.concatenate(described))
+
+
+def evaluate_merged_video(rows: pd.DataFrame, source, results: dict[str, Path], crop_size: int,
+                          describe: FaceDescriber, real: RealFaces, every: int, motion_of: FaceMotion
+                          ) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Rows for the source and each model's merged result of one video (`rows`: its test rows, in
+    frame order; `source`: its frames; `results`: {model: result video}), and their descriptors."""
+    video, faces = rows["video"].iloc[0], rows[rows["face"]]
+    cuts = {INPUT: cut_and_describe(source.iter_at(rows["frame"]), rows, crop_size, describe, motion_of, every,
+                                    f"source {video}")}
+    for model, path in results.items():
+        cuts[model] = cut_and_describe(result_frames(path, len(rows)), rows, crop_size, describe, motion_of, every,
+                                       f"merged {model} {video}")
+    frame, shot = faces["frame"].to_numpy(), faces["shot"].to_numpy()
+    pairs, later = consecutive_pairs(frame, shot), consecutive_pairs(frame, shot, DRIFT_GAP)
+    small = {model: cut.small for model, cut in cuts.items()}
+    temporal = temporal_scores(small, input_motion(small[INPUT], pairs))
+    drift = temporal_scores(small, input_motion(small[INPUT], later, DRIFT_GAP))
+    out = []
+    for model, cut in cuts.items():
+        figures = dict(temporal[model], pairs=len(pairs), drift=drift[model]["warping_error"])
+        motion = motion_fidelity(cut.motion, cuts[INPUT].motion, shot)
+        out.append(_row(faces, "merged", model, figures, motion, real.score(cut.descriptors, faces["domain"].iloc[0])))
+    return out, {model: cut.descriptors for model, cut in cuts.items()}
 
 
 def psnr_over_frames(videos: pd.DataFrame, column: str) -> float:
@@ -134,7 +193,7 @@ def overall_figures(videos: pd.DataFrame, described: dict[tuple[str, str], list[
     overall: dict = {}
     for (model, way), parts in described.items():
         group = videos[(videos["model"] == model) & (videos["direction"] == way)]
-        means = group[[c for c in MEANS_OVER_VIDEOS if c in group]].mean().to_dict()
+        means = group[[c for c in MEANS_OVER_VIDEOS if c in group]].mean().dropna().to_dict()  # figures the rows have
         if "raw_psnr" in group:
             means["raw_psnr"] = psnr_over_frames(group, "raw_psnr")
         overall.setdefault(model, {})[way] = {"videos": len(group), "frames": int(group["frames"].sum()), **means,
@@ -146,11 +205,12 @@ def overall_figures(videos: pd.DataFrame, described: dict[tuple[str, str], list[
 class Evaluation:
     """Per-video rows and overall figures, with what the report needs to say how they were made."""
 
-    videos: pd.DataFrame  # one row per (video, model)
-    overall: dict         # {model: {direction: {metric: value}}}
+    videos: pd.DataFrame  # one row per (scored, video, model)
+    overall: dict         # {scored: {model: {direction: {metric: value}}}}
     params: MetricsParams
     real_faces: dict      # {domain: train crops described for its centroid}
     temporal: dict        # {model: infer's temporal.json}: which mode the merged videos show
+    faceless: list        # test videos without a face: their results are the source
 
 
 def temporal_mode(model_dir: Path) -> dict:
@@ -193,23 +253,54 @@ def open_videos(faces_dir: Path, translated_dir: Path, models: tuple[str, ...]) 
     return videos, modes
 
 
+@dataclass(frozen=True)
+class MergedVideos:
+    """Where the merged results and their sources are: merge_video's output and extract_frames' frame stores."""
+
+    results_dir: Path
+    frames_dir: Path
+
+    @functools.cached_property
+    def _listing(self) -> pd.DataFrame:
+        return read_videos(self.frames_dir).set_index("name")
+
+    def open(self, video: str, models: tuple[str, ...]) -> tuple:
+        """(the source frames, {model: result video}) of one test video."""
+        listing = self._listing
+        if video not in listing.index:
+            raise FacecycleError(f"{self.frames_dir / 'videos.csv'}: no video {video} (boxes.csv lists it)")
+        frames, _ = load_frames(self.frames_dir, video, int(listing.loc[video, "frames"]))
+        return frames, {model: self.results_dir / model / f"{video}.mp4" for model in models}
+
+
 def evaluate(faces_dir: str | Path, translated_dir: str | Path, params: MetricsParams, margin: float,
-             models: tuple[str, ...] = tuple(MODELS)) -> Evaluation:
-    """Score the test videos of `faces_dir/boxes.csv` for each model in `translated_dir/<model>/`."""
+             models: tuple[str, ...] = tuple(MODELS), merged: MergedVideos | None = None) -> Evaluation:
+    """Score the test videos of `faces_dir/boxes.csv` for each model in `translated_dir/<model>/`,
+    and, given `merged`, the faces of their merged result videos."""
     faces_dir, translated_dir = Path(faces_dir), Path(translated_dir)
     videos, modes = open_videos(faces_dir, translated_dir, models)
+    test_rows = read_boxes(faces_dir, "test")
     train = {d: (faces_dir / f"{d}_train.npy", load_crops(faces_dir, d, "train")) for d in TARGET}
     describe = FaceDescriber(params.face_rect, params.face_size, margin)
     motion_of = FaceMotion(params.face_size, describe.centre)
     real = describe_real_faces(train, describe, params.centroid_frames)
-    rows, described = [], {}
+    rows = []
+    described: dict = {scored: {} for scored in SCORED}
     for _ in tqdm(range(len(videos)), desc="metrics", unit="video"):
         faces, inputs, translated = videos.pop(0)  # let go once scored: its mapped pages leave memory with it
-        video_rows, video_described = evaluate_video(faces, inputs, translated, describe, real, params.identity_every,
-                                                     motion_of)
-        rows += video_rows
-        for model, descriptors in video_described.items():
-            described.setdefault((model, video_rows[0]["direction"]), []).append(descriptors)
-    table = pd.DataFrame(rows).sort_values(["direction", "video"], kind="stable", ignore_index=True)
-    return Evaluation(table, overall_figures(table, described, real), params,
-                      {d: len(x) for d, x in real.descriptors.items()}, modes)
+        scored = {"crops": evaluate_video(faces, inputs, translated, describe, real, params.identity_every, motion_of)}
+        if merged is not None:
+            video = faces["video"].iloc[0]
+            source, results = merged.open(video, models)
+            crop_size = min(t.output.shape[1] for t in translated.values())
+            scored["merged"] = evaluate_merged_video(test_rows[test_rows["video"] == video], source, results, crop_size,
+                                                     describe, real, params.identity_every, motion_of)
+        for kind, (video_rows, video_described) in scored.items():
+            rows += video_rows
+            for model, descriptors in video_described.items():
+                described[kind].setdefault((model, video_rows[0]["direction"]), []).append(descriptors)
+    table = pd.DataFrame(rows).sort_values(["scored", "direction", "video"], kind="stable", ignore_index=True)
+    overall = {kind: overall_figures(table[table["scored"] == kind], described[kind], real)
+               for kind in SCORED if described[kind]}
+    return Evaluation(table, overall, params, {d: len(x) for d, x in real.descriptors.items()}, modes,
+                      faceless_videos(test_rows))

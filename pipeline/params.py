@@ -25,7 +25,7 @@ DEFAULT_TEST_SHARE = 5903 / (16485 + 5903)  # the reference project's split (doc
 UPSAMPLE_MODES = ("transpose", "resize")  # the paper's transposed convolution, or resize-then-convolve
 TEMPORAL_MODES = ("none", "flow")  # infer.temporal: per-frame translation, or stabilised along the input's flow
 FLOW_PRESETS = ("ultrafast", "fast", "medium")  # OpenCV DIS presets (pipeline.stabilise)
-MASKS = ("face", "square")  # merge.mask: landmark face outline, or the whole crop box
+MASKS = ("head", "face", "square")  # merge.mask: face and the change around it, landmark face outline, or the crop box
 BLENDS = ("alpha", "poisson")  # merge.blend: feathered weighted mean, or Poisson cloning then the mask
 
 
@@ -195,7 +195,9 @@ class InferParams:
 class MergeParams:
     """Group `merge`: how translated faces are pasted back and the videos encoded."""
 
-    mask: str = "face"         # face: landmark hull raised over the forehead; square: the whole crop box
+    mask: str = "head"         # head: face hull and the hair/outline the model changed; face: hull only; square: crop box
+    head_change: float = 0.05  # head mask: colour change (share of full scale) from which a pixel counts as changed
+    head_time_sigma: float = 1.5  # head mask: Gaussian over neighbouring frames of the track (sigma in frames)
     mask_erode: float = 0.05   # face mask: erosion, as a share of the face size
     mask_blur: float = 0.1     # face mask: width of the Gaussian edge, as a share of the face size
     feather: float = 0.15      # square mask: share of the box size over which the face fades out at each edge
@@ -206,6 +208,8 @@ class MergeParams:
 
     def validate(self) -> None:
         _check(self.mask in MASKS, "merge.mask", f"must be one of {list(MASKS)}, got {self.mask!r}")
+        _check(0 < self.head_change <= 0.5, "merge.head_change", f"must be in (0, 0.5], got {self.head_change}")
+        _check(0 <= self.head_time_sigma <= 10, "merge.head_time_sigma", f"must be in [0, 10], got {self.head_time_sigma}")
         _check(0 <= self.mask_erode <= 0.3, "merge.mask_erode", f"must be in [0, 0.3], got {self.mask_erode}")
         _check(0 <= self.mask_blur <= 0.5, "merge.mask_blur", f"must be in [0, 0.5], got {self.mask_blur}")
         _check(self.blend in BLENDS, "merge.blend", f"must be one of {list(BLENDS)}, got {self.blend!r}")

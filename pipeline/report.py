@@ -10,7 +10,7 @@ import pandas as pd
 
 from pipeline.atomic import atomic_dir, atomic_file
 from pipeline.charts import COLOURS, grouped_bars
-from pipeline.metric_definitions import FID_NOTE, METRICS, format_number
+from pipeline.metric_definitions import FID_NOTE, METRICS, SCORED, SCORED_NOTES, SCORED_TITLES, format_number
 from pipeline.metrics import INPUT, Evaluation
 from pipeline.stage_files import read_table
 
@@ -36,9 +36,11 @@ def _table(frame: pd.DataFrame, keys: list[str]) -> list[str]:
     return lines
 
 
-def _models(evaluation: Evaluation) -> list[str]:
+def _models(videos: pd.DataFrame) -> list[str]:
     """The input first, then the models in the order evaluated."""
-    return [INPUT] + [m for m in evaluation.videos["model"].unique() if m != INPUT]
+    return [INPUT] + [m for m in videos["model"].unique() if m != INPUT]
+
+
 
 
 def temporal_line(evaluation: Evaluation) -> str:
@@ -54,6 +56,28 @@ def temporal_line(evaluation: Evaluation) -> str:
     return "Merged videos (results/) show: " + "; ".join(parts) + "."
 
 
+def _overall_lines(evaluation: Evaluation, scored: str) -> list[str]:
+    """The overall tables of one kind of row, a table per direction."""
+    videos = evaluation.videos[evaluation.videos["scored"] == scored].dropna(axis=1, how="all")
+    overall = evaluation.overall[scored]
+    lines = [f"## Overall: {SCORED_TITLES[scored]}", "", SCORED_NOTES[scored], ""]
+    for way in sorted(videos["direction"].unique()):
+        rows = pd.DataFrame([{"model": m, **overall[m][way]} for m in _models(videos) if way in overall.get(m, {})])
+        first_row = rows.iloc[0]
+        lines += [f"### {way[0]} -> {way[2]}: {first_row['videos']} video(s), {first_row['frames']} frames, "
+                  f"{first_row['described']} described per model",
+                  "", *_table(rows, ["model"]), ""]
+    return lines
+
+
+def faceless_line(evaluation: Evaluation) -> str:
+    """The test videos without a face, whose results are the source."""
+    if not evaluation.faceless:
+        return ""
+    return (f"No face found in test video(s) {', '.join(evaluation.faceless)}: no face: result is the source "
+            "(nothing is scored for them).")
+
+
 def markdown(evaluation: Evaluation) -> str:
     """The report: overall and per-video tables comparing the models, what each figure means, the plots."""
     videos, params = evaluation.videos, evaluation.params
@@ -61,17 +85,15 @@ def markdown(evaluation: Evaluation) -> str:
     counts = ", ".join(f"{d}: {', '.join(first.loc[first['domain'] == d, 'video'])}"
                        for d in sorted(first["domain"].unique()))
     lines = ["# Translation metrics", "",
-             f"{len(first)} test videos ({counts}). Models: {', '.join(_models(evaluation)[1:])}; the `input` rows "
-             "score the untranslated test crops the same way (their reference for temporal figures, and the starting "
-             "point for identity).", "", temporal_line(evaluation), "", "## Overall", ""]
-    for way in sorted(videos["direction"].unique()):
-        rows = pd.DataFrame([{"model": m, **evaluation.overall[m][way]} for m in _models(evaluation)
-                             if way in evaluation.overall.get(m, {})])
-        first_row = rows.iloc[0]
-        lines += [f"### {way[0]} -> {way[2]}: {first_row['videos']} video(s), {first_row['frames']} frames, "
-                  f"{first_row['described']} described per model",
-                  "", *_table(rows, ["model"]), ""]
-    lines += ["## Per video", "", *_table(videos, ["video", "direction", "model"]), "",
+             f"{len(first)} test videos ({counts}). Models: {', '.join(_models(videos)[1:])}. Scored twice: on "
+             + " and on ".join(SCORED_TITLES[kind] for kind in SCORED if kind in evaluation.overall) + ".", ""]
+    if evaluation.faceless:
+        lines += [faceless_line(evaluation), ""]
+    lines += [temporal_line(evaluation), ""]
+    for scored in SCORED:
+        if scored in evaluation.overall:
+            lines += _overall_lines(evaluation, scored)
+    lines += ["## Per video", "", *_table(videos, ["scored", "video", "direction", "model"]), "",
               "## What the figures mean", ""]
     lines += [f"- **{header}**: {meaning}" for header, meaning in METRICS.values()]
     rect = ("dlib's HOG detector in the resized crop" if params.face_rect == "detect"
@@ -85,21 +107,26 @@ def markdown(evaluation: Evaluation) -> str:
 
 
 def plot(evaluation: Evaluation, out_dir: Path) -> None:
-    """One grouped bar chart per metric: a group per video and per direction overall, a bar per model."""
+    """One grouped bar chart per metric: a group per video and per direction overall, a bar per model
+    and kind of row (the merged rows' bars are labelled `merged`)."""
     videos = evaluation.videos
     ways = sorted(videos["direction"].unique())
     groups = list(videos["video"].unique()) + [f"all {w}" for w in ways]
-    colours = {model: COLOURS[i % len(COLOURS)] for i, model in enumerate(_models(evaluation))}
+    bars = [(scored, model) for scored in SCORED if scored in evaluation.overall
+            for model in _models(videos[videos["scored"] == scored])]
+    name = {bar: bar[1] if bar[0] == "crops" else f"{bar[1]} merged" for bar in bars}
+    colours = {name[bar]: COLOURS[i % len(COLOURS)] for i, bar in enumerate(bars)}
     for metric in PLOTS:
         if metric not in videos:
             continue
         series = {}
-        for model in _models(evaluation):
-            rows = videos[videos["model"] == model].set_index("video")[metric]
+        for scored, model in bars:
+            rows = videos[(videos["scored"] == scored) & (videos["model"] == model)].set_index("video")[metric]
+            overall = evaluation.overall[scored].get(model, {})
             values = [float(rows.get(v, float("nan"))) for v in groups[:-len(ways)]]
-            values += [float(evaluation.overall.get(model, {}).get(w, {}).get(metric, float("nan"))) for w in ways]
+            values += [float(overall.get(w, {}).get(metric, float("nan"))) for w in ways]
             if not all(math.isnan(v) for v in values):
-                series[model] = values
+                series[name[scored, model]] = values
         grouped_bars(out_dir / f"{metric}.png", METRICS[metric][0], groups, series, colours)
 
 
@@ -124,20 +151,28 @@ def shown_row(model: str, mode: dict) -> str:
     return model if mode["temporal"] == "none" else f"{model}+{mode['temporal']}"
 
 
+def _pooled_share(by_way: dict) -> float | None:
+    """The identity share of all described frames of both directions."""
+    described = sum(way["described"] for way in by_way.values())
+    share = sum(way["identity_share"] * way["described"] for way in by_way.values() if way["described"])
+    return share / described if described else None
+
+
 def headline_figures(evaluation: Evaluation) -> dict:
     """metrics/summary.json, what `dvc exp show` lists: per model, for the translation its merged
     videos show (stabilised when infer stabilises), over the test videos of both directions, the mean
-    warping error and the identity share of all described frames. Two figures a model keep the table
+    warping error and the identity share of all described crops, and the identity share of the
+    faces cut from the merged videos (what the viewer sees). Three figures a model keep the table
     readable in a terminal; the rest is in translation.json, the CSV and the report."""
     figures = {}
+    crops = evaluation.overall["crops"]
     for model, mode in evaluation.temporal.items():
         row = shown_row(model, mode)
-        rows = evaluation.videos[evaluation.videos["model"] == row]
-        ways = evaluation.overall[row].values()
-        described = sum(way["described"] for way in ways)
-        share = sum(way["identity_share"] * way["described"] for way in ways if way["described"])
+        rows = evaluation.videos[(evaluation.videos["scored"] == "crops") & (evaluation.videos["model"] == row)]
         figures[model] = {"warping_error": float(rows["warping_error"].mean()),
-                          "identity_share": share / described if described else None}
+                          "identity_share": _pooled_share(crops[row])}
+        if model in evaluation.overall.get("merged", {}):
+            figures[model]["merged_identity_share"] = _pooled_share(evaluation.overall["merged"][model])
     return figures
 
 

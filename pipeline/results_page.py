@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipeline.atomic import atomic_file
 from pipeline.errors import FacecycleError
-from pipeline.metric_definitions import FID_NOTE, METRICS, format_number
+from pipeline.metric_definitions import FID_NOTE, METRICS, SCORED, SCORED_NOTES, SCORED_TITLES, format_number
 from pipeline.models import label
 from pipeline.stage_files import read_json, read_table
 
@@ -136,15 +136,16 @@ def _videos_section(results_dir: Path, models: Sequence[str], directions: dict[s
 
 
 def _metrics_section(metrics_dir: Path, table: pd.DataFrame, page_dir: Path) -> str:
-    """Overall figures per direction, per-video figures, what they mean, the metric plots."""
+    """Overall figures per kind of row and direction, per-video figures, what they mean, the metric plots."""
     overall = _read_json(metrics_dir / "translation.json", "metrics")
-    ways = sorted({way for by_way in overall.values() for way in by_way})
     parts = ['<h2 id="metrics">Metrics</h2>',
-             f'<p>The same figures as <a href="{_href(metrics_dir / "report.md", page_dir)}">report.md</a>; '
-             "the <code>input</code> rows score the untranslated test crops the same way.</p>"]
-    for way in ways:
-        rows = [{"model": model, **by_way[way]} for model, by_way in overall.items() if way in by_way]
-        parts += [f"<h3>Overall, {_text(way)}</h3>", _table(rows)]
+             f'<p>The same figures as <a href="{_href(metrics_dir / "report.md", page_dir)}">report.md</a>.</p>']
+    for scored in (kind for kind in SCORED if kind in overall):
+        by_model = overall[scored]
+        parts += [f"<h3>Overall: {_text(SCORED_TITLES[scored])}</h3>", f"<p>{_prose(SCORED_NOTES[scored])}</p>"]
+        for way in sorted({way for by_way in by_model.values() for way in by_way}):
+            rows = [{"model": model, **by_way[way]} for model, by_way in by_model.items() if way in by_way]
+            parts += [f"<h4>{_text(way)}</h4>", _table(rows)]
     parts += ["<h3>Per video</h3>", _table(table.to_dict("records")), "<h3>What the figures mean</h3>", "<dl>"]
     parts += [f"<dt>{_text(header)}</dt><dd>{_prose(meaning)}</dd>" for header, meaning in METRICS.values()]
     parts += ["</dl>", f"<p>{_prose(FID_NOTE)}</p>", '<div class="grid wide">']

@@ -20,6 +20,9 @@ def main() -> None:
     summary = crop_faces(Path(args.frames), Path(args.out), params)
     with atomic_file(args.metrics) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    for video in summary["faceless_test_videos"]:
+        print(f"crop_faces: warning: no face found in test video {video} "
+              f"({summary['videos'][video]['frames']} frames): its results will be the source video, unchanged")
     print(f"crop_faces: {summary['faces']} faces in {summary['frames']} frames "
           f"(detection rate {summary['detection_rate']:.4f}) in {args.out}/")
 

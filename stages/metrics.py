@@ -1,8 +1,9 @@
 """Stage metrics: temporal consistency, identity transfer, realism and reconstruction of every translated test video."""
 import argparse
+from pathlib import Path
 
 from pipeline.cli import run_stage
-from pipeline.metrics import evaluate
+from pipeline.metrics import MergedVideos, evaluate
 from pipeline.models import MODELS
 from pipeline.params import load_group
 from pipeline.report import read_changed, write_report
@@ -13,6 +14,8 @@ def main() -> None:
     parser.add_argument("--faces", default="data/faces", help="crop_faces output (boxes.csv, <domain>_<split>.npy)")
     parser.add_argument("--translated", default="data/translated", help="infer output (<model>/<video>.npy, _rec.npy)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="model names under --translated")
+    parser.add_argument("--results", help="merge_video output (<model>/<video>.mp4): also score the merged videos")
+    parser.add_argument("--frames", default="data/frames", help="extract_frames output (the merged videos' sources)")
     parser.add_argument("--changed", help="merge_video's changed.csv (pixels changed per video and model) for the report")
     parser.add_argument("--out", default="metrics",
                         help="writes summary.json, translation.json, translation.csv, report.md, plots/")
@@ -21,7 +24,8 @@ def main() -> None:
     params = load_group("metrics", args.params)
     margin = load_group("data", args.params).margin
     changed = read_changed(args.changed) if args.changed else None
-    evaluation = evaluate(args.faces, args.translated, params, margin, tuple(args.models))
+    merged = MergedVideos(Path(args.results), Path(args.frames)) if args.results else None
+    evaluation = evaluate(args.faces, args.translated, params, margin, tuple(args.models), merged)
     write_report(evaluation, args.out, changed)
     print(f"metrics: {evaluation.videos['video'].nunique()} test videos scored; see {args.out}/report.md")
 

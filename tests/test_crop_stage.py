@@ -118,6 +118,11 @@ def test_hard_videos_run_through(tmp_path, robustness, samples):
     assert len(wall) == 48 and not wall["face"].any()
     summary = json.loads((tmp_path / "crop.json").read_text())
     assert summary["scene_cuts"] == 4 and summary["B"]["test"]["faces"] == 0 and summary["other_person_shots"] == 2
+    assert summary["faceless_test_videos"] == ["wall"] and summary["videos"]["wall"]["faces"] == 0
+    assert summary["videos"]["occlusion"]["faces"] == 240
+    warnings = [line for line in result.stdout.splitlines() if "warning" in line]
+    assert warnings == ["crop_faces: warning: no face found in test video wall (48 frames): its results will be the "
+                        "source video, unchanged"]
 
 
 @pytest.mark.parametrize("videos, message", [

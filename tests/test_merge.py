@@ -15,13 +15,15 @@ import yaml
 from conftest import REPO
 from decoders import pyav_frames
 from merge_inputs import write_models
+from translation_layout import grid_crops
 from pipeline.crop_outputs import load_landmarks, read_boxes
 from pipeline.errors import FacecycleError
 from pipeline.crop_geometry import crop_window
-from pipeline.face_mask import blur_radius, feather_mask, hull_mask
+from pipeline.face_mask import blur_radius, feather_mask, hull_mask, mask_iou
 from pipeline.frame_outputs import load_frames
 from pipeline.models import MODELS
-from pipeline.merge_video import match_color, merged_frames, merge_test_videos, paste_face
+from pipeline.merge_video import merged_frames, merge_test_videos, paste_face, pasted_faces
+from pipeline.face_mask import match_color
 from pipeline.params import BLENDS, MASKS, MergeParams
 from pipeline.reconstruction import psnr
 from pipeline.infer import translate_videos
@@ -136,6 +138,49 @@ def test_face_mask_changes_only_the_face(stage_inputs, grid):
             assert grown.sum() < 0.6 * row.size ** 2  # the face, not the crop box
 
 
+@pytest.fixture(scope="module")
+def woman(samples, grid):
+    """A real translation stand-in for the GRID man's clip: consecutive frames of a GRID woman with
+    long hair, cut around her face as crop_faces cuts (dlib box, margin 0.4), 64 px."""
+    _, rows, _, _ = grid
+    return grid_crops(samples / "B" / "brbk7n.mpg", len(rows), size=64)
+
+
+def head_params(**changes) -> MergeParams:
+    return MergeParams(**{**dict(mask="head", head_change=0.05, head_time_sigma=1.5), **changes})
+
+
+def test_head_mask_carries_her_hair_and_keeps_the_background(grid, woman):
+    """Her face and hair pasted over the man with the head mask: it changes more than the face mask
+    (her outline and hair), the window's top corners keep the source, nothing outside the window changes."""
+    frames, rows, crops, landmarks = grid
+    changed = {}
+    for mask in ("face", "head"):
+        merged = merged_frames(frames.iter_at(rows["frame"]), rows, woman, crops, landmarks, head_params(mask=mask))
+        changed[mask] = []
+        for out, row, frame in zip(merged, rows.itertuples(), frames, strict=True):
+            x0, y0, side = crop_window(row.cx, row.cy, row.size)
+            window = np.zeros(frame.shape[:2], bool)
+            window[max(y0, 0):y0 + side, max(x0, 0):x0 + side] = True
+            np.testing.assert_array_equal(out[~window], frame[~window])
+            corner = side // 6
+            for xs in (slice(x0, x0 + corner), slice(x0 + side - corner, x0 + side)):
+                assert np.abs(out[y0:y0 + corner, xs].astype(int) - frame[y0:y0 + corner, xs]).mean() < 0.5
+            changed[mask].append((np.abs(out.astype(int) - frame).max(axis=2) > 8).sum())
+    assert np.mean(changed["head"]) > 1.3 * np.mean(changed["face"]), changed
+
+
+def test_head_mask_is_steady_along_the_track(grid, woman):
+    """Consecutive frames' head masks overlap (IoU of weights >= 0.5 above 0.95), more so averaged along the track."""
+    _, rows, crops, landmarks = grid
+    iou = {}
+    for sigma in (0.0, 1.5):
+        masks = [m for _, m in pasted_faces(rows, woman, crops, landmarks, head_params(head_time_sigma=sigma))]
+        iou[sigma] = [mask_iou(a >= 0.5, b >= 0.5) for a, b in zip(masks, masks[1:])]  # one shot, no missing frame
+    assert min(iou[0.0]) > 0.95 and min(iou[1.5]) > 0.95, iou
+    assert np.mean(iou[1.5]) > np.mean(iou[0.0])
+
+
 def test_face_without_usable_landmarks_passes_through(grid):
     """Rows whose landmarks are missing (NaN) or off the face box keep their frame; the others still change,
     each with its own translated face."""
@@ -155,11 +200,10 @@ def test_face_without_usable_landmarks_passes_through(grid):
 def test_paste_changes_only_the_box(stage_inputs, grid):
     frames, rows, crops, _ = grid
     row = rows.iloc[0]
-    woman = np.load(stage_inputs["faces"] / "B_train.npy")[0]
+    woman = np.load(stage_inputs["faces"] / "B_train.npy")[0].astype(np.float32) / 255
     frame = np.asarray(frames[row["frame"]])
     x0, y0, side = crop_window(row["cx"], row["cy"], row["size"])
-    out = paste_face(frame, woman, (row["cx"], row["cy"], row["size"]), feather_mask(side, 0.15), "alpha",
-                     crops[row["crop_index"]])
+    out = paste_face(frame, woman, (row["cx"], row["cy"], row["size"]), feather_mask(side, 0.15), "alpha")
     outside = np.ones(frame.shape[:2], bool)
     outside[max(y0, 0):y0 + side, max(x0, 0):x0 + side] = False
     np.testing.assert_array_equal(out[outside], frame[outside])
@@ -170,7 +214,8 @@ def test_paste_changes_only_the_box(stage_inputs, grid):
 def test_paste_clips_a_box_that_leaves_the_frame(grid):
     frames, _, crops, _ = grid
     frame = np.asarray(frames[0])
-    out = paste_face(frame, np.asarray(crops[0][::-1]), (20.0, 250.0, 120.0), feather_mask(120, 0.15))  # lower-left
+    face = np.asarray(crops[0][::-1]).astype(np.float32) / 255
+    out = paste_face(frame, face, (20.0, 250.0, 120.0), feather_mask(120, 0.15))  # lower-left
     assert out.shape == frame.shape
     np.testing.assert_array_equal(out[:, 80:], frame[:, 80:])
     np.testing.assert_array_equal(out[:190], frame[:190])

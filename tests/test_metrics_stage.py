@@ -1,10 +1,15 @@
 """The metrics stage end to end under `dvc repro` on real crops in the contract's layout, and its errors.
 
 Two stand-in "models" with known behaviour, both made of real frames: `cyclegan` flickers (the
-input with alternating brightness, perfect cycle), `recyclegan` swaps the person (another real
-clip of the target domain, cycle with noise). The report must find exactly that.
+input mirrored in every other frame, perfect cycle; a brightness flicker would not do: the merge's
+colour match takes it out), `recyclegan` swaps the person (another real
+clip of the target domain, cycle with noise). Their crops are merged into the test videos by the
+real merge_video code with the shipped params. The report must find exactly that, on the crops
+and on the merged videos, and name the test video without a face (real footage: the studio's
+background beside a GRID speaker).
 """
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +23,10 @@ from PIL import Image
 
 from conftest import REPO, copy_stages
 from processes import ENV, sh
+from pipeline.merge_video import merge_test_videos
+from pipeline.models import MODELS
+from pipeline.params import load_group
+from real_frames import write_frames
 from translation_layout import grid_crops, write_faces, write_translated
 
 FRAMES = 16
@@ -25,27 +34,37 @@ FRAMES = 16
 
 @pytest.fixture(scope="module")
 def workdir(samples, tmp_path_factory):
-    """data/faces, data/translated and params.yaml (demo params, fewer described frames)."""
+    """data/frames, data/raw, data/faces, data/translated, results (merged with the shipped merge params)
+    and params.yaml (the shipped ones, fewer described frames)."""
     root = tmp_path_factory.mktemp("metrics_stage")
     a, b = samples / "A", samples / "B"
     clips = [(a / "bbaf2n.mpg", "A", "train"), (a / "lgil4n.mpg", "A", "train"), (b / "brbk7n.mpg", "B", "train"),
              (b / "lbbc2a.mpg", "B", "train"), (a / "sbat6n.mpg", "A", "test"), (b / "lrwp9a.mpg", "B", "test")]
-    tests = write_faces(root / "data" / "faces", clips, FRAMES, 72)
+    tests = write_faces(root / "data" / "faces", clips, FRAMES, 72, faceless={"backdrop": "A"})
     other_person = {"sbat6n": grid_crops(b / "brbk7n.mpg", FRAMES, skip=40),  # later frames than in training
                     "lrwp9a": grid_crops(a / "swbv4p.mpg", FRAMES)}  # a clip of the man not in the layout
-    gain = np.where(np.arange(FRAMES) % 2, 1.0, 0.8)[:, None, None, None]
     noise = np.random.default_rng(0).normal(0, 8, (FRAMES, 72, 72, 3))
     for video, inputs in tests.items():
-        write_translated(root / "data" / "translated", "cyclegan", video, (inputs * gain).round(), inputs)
+        flicker = np.where((np.arange(FRAMES) % 2 == 1)[:, None, None, None], inputs[:, :, ::-1], inputs)
+        write_translated(root / "data" / "translated", "cyclegan", video, flicker, inputs)
         write_translated(root / "data" / "translated", "recyclegan", video, other_person[video],
                          (inputs + noise).clip(0, 255).round())
-    (root / "results").mkdir()
-    pd.DataFrame({"video": ["sbat6n", "sbat6n"], "model": ["cyclegan", "recyclegan"], "frames": FRAMES,
-                  "changed_share": [0.081, 0.092], "changed_max": [0.09, 0.1]}).to_csv(root / "results" / "changed.csv",
-                                                                                      index=False)
+    for model in MODELS:  # infer's output for a video without a face: no crops
+        write_translated(root / "data" / "translated", model, "backdrop", *[np.zeros((0, 72, 72, 3))] * 2)
+    sources = [(path, domain) for path, domain, split in clips if split == "test"]
+    write_frames(root / "data" / "frames", [dict(name=p.stem, domain=d, split="test", path=p, limit=FRAMES)
+                                            for p, d in sources] +
+                 [dict(name="backdrop", domain="A", split="test", path=a / "sgib8n.mpg", limit=FRAMES,
+                       region=(0, 0, 100, 120))])  # blue backdrop and no face
+    (root / "data" / "raw").mkdir()
+    for path, _ in sources + [(a / "sgib8n.mpg", "A")]:
+        shutil.copy(path, root / "data" / "raw")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["metrics"].update(identity_every=4, centroid_frames=8)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
+    merge_test_videos(*(root / "data" / d for d in ("frames", "faces", "raw")),
+                      [root / "data" / "translated" / m for m in MODELS], root / "results",
+                      load_group("merge", root / "params.yaml"))
     return root
 
 
@@ -67,7 +86,7 @@ def repro(workdir, tmp_path_factory):
 
 
 def test_stage_reports_what_each_stand_in_model_does(repro):
-    overall = json.loads((repro / "metrics" / "translation.json").read_text())
+    overall = json.loads((repro / "metrics" / "translation.json").read_text())["crops"]
     for way in ("A2B", "B2A"):
         source, flicker, swap = (overall[m][way] for m in ("input", "cyclegan", "recyclegan"))
         assert flicker["warping_error"] > 50 * source["warping_error"]
@@ -86,18 +105,41 @@ def test_stage_reports_what_each_stand_in_model_does(repro):
         (overall["cyclegan"]["A2B"]["warping_error"] + overall["cyclegan"]["B2A"]["warping_error"]) / 2)  # one video each
 
     table = pd.read_csv(repro / "metrics" / "translation.csv")
-    assert len(table) == 6 and set(table["model"]) == {"input", "cyclegan", "recyclegan"}
-    assert np.isinf(table.loc[table["model"] == "cyclegan", "psnr"]).all()
+    crops = table[table["scored"] == "crops"]
+    assert len(crops) == 6 and set(crops["model"]) == {"input", "cyclegan", "recyclegan"}
+    assert np.isinf(crops.loc[crops["model"] == "cyclegan", "psnr"]).all()
 
     report = (repro / "metrics" / "report.md").read_text()
-    assert "| sbat6n | A2B | cyclegan |" in report and "| lrwp9a | B2A | recyclegan |" in report
+    assert "| crops | sbat6n | A2B | cyclegan |" in report and "| crops | lrwp9a | B2A | recyclegan |" in report
     assert "FID is not reported" in report
-    assert "| sbat6n | recyclegan | 9.2% | 10.0% |" in report  # merge_video's changed pixels
+    assert re.search(r"\| sbat6n \| recyclegan \| \d+\.\d% \| \d+\.\d% \|", report)  # merge_video's changed pixels
     images = [line.rsplit("](", 1)[1][:-1] for line in report.splitlines() if line.startswith("![")]
     assert len(images) == 9  # report.PLOTS but PSNR to raw: no stabilised rows here
     for image in images:
         with Image.open(repro / "metrics" / image) as png:
             assert png.format == "PNG" and png.width > 300
+
+
+def test_merged_videos_are_scored_as_the_viewer_sees_them(repro):
+    """The faces cut from the merged videos: the swapped person is seen, the flicker is seen, the
+    source cut the same way moves as itself; summary.json carries the merged identity share."""
+    merged = json.loads((repro / "metrics" / "translation.json").read_text())["merged"]
+    assert sorted(merged) == ["cyclegan", "input", "recyclegan"]
+    for way in ("A2B", "B2A"):
+        source, flicker, swap = (merged[m][way] for m in ("input", "cyclegan", "recyclegan"))
+        assert source["identity_share"] == 0.0 == flicker["identity_share"] and swap["identity_share"] >= 0.75
+        assert swap["target_distance"] < flicker["target_distance"]
+        assert flicker["warping_error"] > 10 * source["warping_error"]
+        assert source["mouth_motion"] == pytest.approx(1.0) and source["failures"] == 0
+        assert flicker["described"] == FRAMES // 4 and "psnr" not in flicker
+    headline = json.loads((repro / "metrics" / "summary.json").read_text())
+    assert headline["recyclegan"]["merged_identity_share"] >= 0.75 and headline["cyclegan"]["merged_identity_share"] == 0
+    table = pd.read_csv(repro / "metrics" / "translation.csv")
+    assert len(table[table["scored"] == "merged"]) == 6 and "backdrop" not in set(table["video"])
+    report = (repro / "metrics" / "report.md").read_text()
+    assert "## Overall: merged result videos (what the viewer sees)" in report
+    assert "| merged | sbat6n | A2B | recyclegan |" in report
+    assert "No face found in test video(s) backdrop: no face: result is the source" in report
 
 
 @pytest.mark.parametrize("damage, message", [

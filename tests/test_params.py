@@ -68,7 +68,9 @@ def test_an_empty_or_missing_list_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("setting, message", [
-    (dict(mask="hull"), r"merge\.mask: must be one of \['face', 'square'\], got 'hull'"),
+    (dict(mask="hull"), r"merge\.mask: must be one of \['head', 'face', 'square'\], got 'hull'"),
+    (dict(head_change=0), r"merge\.head_change: must be in \(0, 0\.5\]"),
+    (dict(head_time_sigma=-1), r"merge\.head_time_sigma: must be in \[0, 10\]"),
     (dict(blend="seamless"), r"merge\.blend: must be one of \['alpha', 'poisson'\], got 'seamless'"),
     (dict(mask_erode=-0.1), r"merge\.mask_erode: must be in \[0, 0\.3\]"),
     (dict(mask_blur=0.8), r"merge\.mask_blur: must be in \[0, 0\.5\]"),

@@ -150,7 +150,8 @@ def test_lambda_cyc_sets_both_models_and_exp_show_fits_a_terminal(team, tmp_path
     lines = shown.splitlines()
     assert max(len(line) for line in lines) <= 160 and "…" not in shown, shown
     header = lines[1].split()  # the swept param and the summary figures that moved, nothing else
-    figures = {f"{model}.{figure}" for model in MODELS for figure in ("warping_error", "identity_share")}
+    figures = {f"{model}.{figure}" for model in MODELS
+               for figure in ("warping_error", "identity_share", "merged_identity_share")}
     assert header[0] == "Experiment" and {"lambda_cyc", "cyclegan.warping_error", "recyclegan.warping_error"} <= set(header)
     assert set(header) <= {"Experiment", "lambda_cyc"} | figures
 

@@ -2,18 +2,22 @@
 
 Crops are cut the way crop_faces cuts them (pipeline.faces: dlib HOG box, data.margin on each
 side, edge-padded square resized to load_size), with one box per clip: the GRID camera is fixed
-and the speakers barely move. `data/translated/<model>/` is filled by the tests with known
-transforms of real crops, so each metric has an answer it must find.
+and the speakers barely move; the test faces get dlib's 68 landmarks in that box, as crop_faces
+gives them. `data/translated/<model>/` is filled by the tests with known transforms of real
+crops, so each metric has an answer it must find.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from decoders import decode
 from pipeline.crop_geometry import crop_square
+from pipeline.crop_outputs import LANDMARKS
 from pipeline.faces import FaceDetector, centre_size
+from pipeline.landmarks import predict_landmarks
 from real_crops import write_layout
 
 MARGIN = 0.4  # params.yaml data.margin
@@ -36,12 +40,24 @@ def grid_crops(path: Path, count: int, size: int = 72, skip: int = 0) -> np.ndar
     return cut_faces(path, count, size, skip)[0]
 
 
-def write_faces(faces: Path, clips: list[tuple[Path, str, str]], count: int, size: int) -> dict[str, np.ndarray]:
-    """Write boxes.csv and <domain>_<split>.npy for the first `count` frames of each (path, domain, split)
-    clip, one shot each; return the crops of each test video by name."""
+def write_faces(faces: Path, clips: list[tuple[Path, str, str]], count: int, size: int,
+                faceless: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+    """Write boxes.csv, <domain>_<split>.npy and landmarks.npy (dlib's, for the test faces) for the
+    first `count` frames of each (path, domain, split) clip, one shot each, and `count` test frames
+    without a face for each {name: domain} of `faceless`; return the crops of each test video by name."""
     cut = {path: cut_faces(path, count, size) for path, _, _ in clips}
+    without = [dict(video=name, domain=domain, split="test", crops=np.zeros((count, size, size, 3), np.uint8),
+                    box=(np.nan,) * 3, misses=range(count)) for name, domain in (faceless or {}).items()]
     write_layout(faces, [dict(video=path.stem, domain=domain, split=split, crops=cut[path][0], box=cut[path][1])
-                         for path, domain, split in clips])
+                         for path, domain, split in clips] + without)
+    boxes = pd.read_csv(faces / "boxes.csv")
+    landmarks = np.full((len(boxes), 68, 2), np.nan, np.float32)
+    for path, _, split in clips:
+        if split == "test":
+            rows = boxes[boxes["video"] == path.stem]
+            for index, row, frame in zip(rows.index, rows.itertuples(), decode(path, count)):
+                landmarks[index] = predict_landmarks(frame, row.cx, row.cy, row.size, MARGIN)
+    np.save(faces / LANDMARKS, landmarks)
     return {path.stem: cut[path][0] for path, _, split in clips if split == "test"}
 
 
