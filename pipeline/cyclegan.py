@@ -150,7 +150,7 @@ class CycleGAN:
 
     def __init__(self, params: GANParams, device: torch.device, options: StepOptions | None = None):
         self.params = params
-        self.options = options or StepOptions.for_device(device, params.compile)
+        self.options = options or StepOptions.for_device(device, params.compile, params.precision)
         self.autocast = lambda: self.options.autocast(device)
         torch.manual_seed(params.seed)
         self.networks = nn.ModuleDict(self.build_networks(params)).to(device, memory_format=self.options.memory_format)

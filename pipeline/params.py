@@ -26,6 +26,7 @@ UPSAMPLE_MODES = ("transpose", "resize")  # the paper's transposed convolution, 
 TEMPORAL_MODES = ("none", "flow")  # infer.temporal: per-frame translation, or stabilised along the input's flow
 FLOW_PRESETS = ("ultrafast", "fast", "medium")  # OpenCV DIS presets (pipeline.stabilise)
 MASKS = ("head", "face", "square")  # merge.mask: face and the change around it, landmark face outline, or the crop box
+PRECISIONS = ("auto", "bf16", "fp32")  # training precision: bf16 autocast where the hardware has it, or forced
 BLENDS = ("alpha", "poisson")  # merge.blend: feathered weighted mean, or Poisson cloning then the mask
 
 
@@ -117,6 +118,7 @@ class GANParams:
     upsample: str = "transpose"  # transpose (paper) or resize (resize-then-convolve)
     seed: int = 0
     compile: bool = False        # torch.compile the networks (same maths; on the CPU it needs a C++ compiler)
+    precision: str = "fp32"      # auto: bf16 autocast on CUDA and on CPUs with bf16 instructions, else fp32; bf16; fp32
     log_every: int = 100         # steps between logged losses (host syncs only there and at sample/checkpoint steps)
     sample_every: int = 1000     # steps between sample image grids
     checkpoint_every: int = 1000  # steps between resumable checkpoints
@@ -136,6 +138,8 @@ class GANParams:
                "n_epochs + n_epochs_decay must be > 0")
         _check(self.upsample in UPSAMPLE_MODES, f"{group}.upsample",
                f"must be transpose or resize, got {self.upsample!r}")
+        _check(self.precision in PRECISIONS, f"{group}.precision",
+               f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclass(frozen=True)

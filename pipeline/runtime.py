@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ContextManager
 
 import numpy as np
@@ -27,6 +28,27 @@ def pick_device(requested: str = "auto", param: str = "device") -> torch.device:
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     torch.cuda.set_device(device)
     return device
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU has bf16 instructions (avx512_bf16 or amx_bf16 among the flags of
+    /proc/cpuinfo, or of `cpuinfo`): CPU autocast pays only there, elsewhere oneDNN emulates bf16
+    and a step is several times slower (docs/speed.md). False where the flags cannot be read."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`bf16` or `fp32` for a training run: `auto` is bf16 autocast on CUDA and on a CPU with bf16
+    instructions, fp32 elsewhere; `bf16` and `fp32` force it."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" or cpu_has_native_bf16() else "fp32"
 
 
 @dataclass(frozen=True)
@@ -50,15 +72,16 @@ class StepOptions:
     cuda_graphs: bool = False
 
     @classmethod
-    def for_device(cls, device: torch.device, compile: bool = False) -> "StepOptions":
-        """bf16 and fused Adam on CUDA, fused Adam only on the CPU; NCHW on both (docs/speed.md).
+    def for_device(cls, device: torch.device, compile: bool = False, precision: str | None = None) -> "StepOptions":
+        """Fused Adam, NCHW, and bf16 autocast as training's `precision` resolves (`resolve_precision`);
+        without one (translation), bf16 on CUDA only (docs/speed.md).
 
-        Measured on an H100, NCHW beats channels_last in every case (eager training 1.27x, compiled
-        1.06x, translation 1.24x / 1.06x): torch's group norm copies a channels_last input to NCHW
-        on the GPU, which costs more than cuDNN's own layout change. On the CPU (2-core AVX2) bf16 is
-        ~9x slower, channels_last no faster and compile no faster after 1.5 min of warm-up.
+        Measured on an H100, NCHW beats channels_last in every case: torch's group norm copies a
+        channels_last input to NCHW on the GPU, which costs more than cuDNN's own layout change. On
+        the CPU channels_last and compile are no faster.
         """
-        return cls(bf16=device.type == "cuda", fused_adam=True, compile=compile)
+        bf16 = device.type == "cuda" if precision is None else resolve_precision(precision, device) == "bf16"
+        return cls(bf16=bf16, fused_adam=True, compile=compile)
 
     def compile_options(self, device: torch.device) -> dict | None:
         """Inductor options for torch.compile. On CUDA: CUDA graphs when asked, and the convolution

@@ -69,9 +69,11 @@ def lr_factor(step: int, steps_per_epoch: float, n_epochs: float, n_epochs_decay
     return max(0.0, 1.0 - (epoch - n_epochs) / n_epochs_decay)
 
 
-def fingerprint(model: str, params: GANParams, inputs: list[Path]) -> dict:
-    """What the weights depend on: the model, its params (less the cosmetic ones), the input files."""
+def fingerprint(model: str, params: GANParams, inputs: list[Path], precision: str) -> dict:
+    """What the weights depend on: the model, its params (less the cosmetic ones; `precision` as
+    resolved on this machine), the input files."""
     values = {k: v for k, v in dataclasses.asdict(params).items() if k not in COSMETIC}
+    values["precision"] = precision
     return {"model": model, "params": values, "inputs": {p.name: file_sha256(p) for p in inputs}}
 
 
@@ -267,9 +269,9 @@ def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: 
                              "(it is the global batch; make it a multiple of --nproc_per_node)")
     domains, load_size = load_domains(model_name, params, faces_dir, frames, device, crop_budget)
     inputs = [faces_dir / "A_train.npy", faces_dir / "B_train.npy"] + ([faces_dir / "train_crops.csv"] if frames > 1 else [])
-    fp = fingerprint(model_name, params, inputs)
-
     model = model_cls(params, device)
+    precision = "bf16" if model.options.bf16 else "fp32"
+    fp = fingerprint(model_name, params, inputs, precision)
     batches = UnpairedBatches(domains["A"], domains["B"], params.crop_size, params.batch_size, params.seed, rank, world,
                               params.flip)
     steps_per_epoch = batches.epoch_size / params.batch_size
@@ -291,6 +293,10 @@ def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: 
     from dvclive import Live  # here, not at the top: it imports DVC (~0.5 s), which infer and the benches never use
 
     live = Live(str(log_dir), resume=bool(start), dvcyaml=False, save_dvc_exp=False) if lead else contextlib.nullcontext()
+    if lead:
+        live.log_params({"device": device.type, "precision": precision})  # logs/<model>/params.yaml
+        print(f"{model_name}: {total} steps of {params.batch_size} on {device.type} in {precision} "
+              f"(precision {params.precision})", file=sys.stderr)
     with live, tqdm(total=total, initial=start, desc=model_name, unit="step", dynamic_ncols=True, disable=not lead) as bar:
         for step in range(start + 1, total + 1):  # `step` optimisation steps done at the end of the body
             losses = model.optimize(next(batches))

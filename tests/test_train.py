@@ -173,6 +173,20 @@ def test_changed_params_or_inputs_start_over_and_unchanged_ones_resume(tiny_face
     assert "(B_train.npy changed); starting over" in capsys.readouterr().err
 
 
+def test_bf16_training_says_so_in_its_log_and_repeats_bit_for_bit(tiny_faces, uninterrupted, tmp_path):
+    """precision bf16 (forced, so that it runs on any CPU): the stage says so, logs/params.yaml records
+    it, a rerun on the same machine ends with the same weights, and they are not the fp32 run's."""
+    params = params_file(tmp_path / "params.yaml", cyclegan=dict(precision="bf16"))
+    runs = [run_stage("cyclegan", params, tiny_faces, tmp_path / f"run{i}") for i in range(2)]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr
+    assert "cyclegan: 40 steps of 1 on cpu in bf16 (precision bf16)" in runs[0].stderr
+    assert yaml.safe_load((tmp_path / "run0/logs/params.yaml").read_text()) == {"device": "cpu", "precision": "bf16"}
+    first, second = (load_file(tmp_path / f"run{i}/models/generators.safetensors") for i in range(2))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    fp32 = load_file(uninterrupted["cyclegan"] / "models/generators.safetensors")
+    assert not all(torch.equal(first[k], fp32[k]) for k in first)
+
+
 def test_lr_factor_is_one_for_n_epochs_then_falls_linearly_to_zero():
     """20 steps an epoch, 3 constant epochs then 2 of decay: steps 0-60 at 1, 0 from step 100."""
     assert [lr_factor(step, 20, 3, 2) for step in (0, 59, 60, 70, 80, 99, 100, 140)] == \
