@@ -112,20 +112,23 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
-# The head mask, in shares of the crop side (the crop is the face box with data.margin on each side)
-HEAD_CENTRE_RAISE = 0.08  # the head ellipse's centre sits this far above the landmarks' mean (hair is above)
-HEAD_RADII = (0.40, 0.52)  # its half width and half height: the head and hair, not the shoulders
+# The head mask's ellipse, in face sizes (face_size: the landmarks' extent)
+HEAD_CENTRE_RAISE = 0.15  # its centre sits this far above the landmarks' mean (the hair is above)
+HEAD_RADII = (0.70, 0.90)  # its half width and half height: the head and hair, not the shoulders or the room
+# ... and the rest in shares of the crop side
 CHANGE_BLUR = 1 / 30  # sigma of the blur of the colour difference before it is thresholded
 SOFTEN_BLUR = 1 / 50  # sigma of the final blur of the mask's edge
 EDGE_FADE = 0.08  # share of the window over which the mask fades out at its edges
+WEIGHT_FLOOR = 0.02  # weights below this become 0 (the rest rescaled): the blurs' far tails change no pixel
 
 
 def head_ellipse(landmarks: np.ndarray, side: int) -> np.ndarray:
     """float32 [side, side]: 1 well inside the head ellipse of face `landmarks` (crop pixels),
     falling smoothly to 0 at its rim."""
-    centre = landmarks.mean(axis=0) - (0.0, HEAD_CENTRE_RAISE * side)
+    size = face_size(landmarks)
+    centre = landmarks.mean(axis=0) - (0.0, HEAD_CENTRE_RAISE * size)
     y, x = np.mgrid[0:side, 0:side].astype(np.float32) + 0.5
-    radius = np.sqrt(((x - centre[0]) / (HEAD_RADII[0] * side)) ** 2 + ((y - centre[1]) / (HEAD_RADII[1] * side)) ** 2)
+    radius = np.sqrt(((x - centre[0]) / (HEAD_RADII[0] * size)) ** 2 + ((y - centre[1]) / (HEAD_RADII[1] * size)) ** 2)
     return smoothstep((1.0 - radius) / 0.15).astype(np.float32)
 
 
@@ -152,10 +155,12 @@ def head_weights(translated: np.ndarray, source: np.ndarray, landmarks: np.ndarr
 
 
 def soften(weights: np.ndarray) -> np.ndarray:
-    """A mask's edge blurred, and its weights faded to 0 at the edges of the window it covers."""
+    """A mask's edge blurred, its weights faded to 0 at the edges of the window it covers, and the
+    faint tails (below WEIGHT_FLOOR) set to 0, the rest stretched so that no step appears."""
     side = weights.shape[0]
     blurred = cv2.GaussianBlur(weights, (0, 0), SOFTEN_BLUR * side, borderType=cv2.BORDER_CONSTANT)
-    return (blurred * feather_mask(side, EDGE_FADE)).astype(np.float32)
+    faded = blurred * feather_mask(side, EDGE_FADE)
+    return np.clip((faded - WEIGHT_FLOOR) / (1.0 - WEIGHT_FLOOR), 0.0, 1.0).astype(np.float32)
 
 
 def along_track(masks: Iterable[Optional[np.ndarray]], frames: Iterable[int], shots: Iterable[int],

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
 
 import cv2
 import dlib
@@ -20,6 +23,8 @@ from tqdm import tqdm
 from pipeline.errors import FacecycleError
 from pipeline.face_resnet import CHIP_SIZE, FaceResNet
 from pipeline.spread import evenly
+
+T, R = TypeVar("T"), TypeVar("R")
 
 # Shots of one video whose mean descriptors are closer than this show one person. Measured on the
 # shared clips (3 faces per clip or shot): one person across clips or shots 0.11-0.27 (GRID s1,
@@ -38,6 +43,29 @@ def model_file(name: str) -> str:
     if not path.is_file():
         raise FacecycleError(f"{path}: missing from face_recognition_models")
     return str(path)
+
+
+def dlib_map(function: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """[function(item) for item in items] on one thread per core: dlib's detector and shape
+    predictors release the GIL, so the face work of the crop and metrics stages spreads over the
+    cores; each item's result is its own, whatever the thread (docs/speed.md)."""
+    return list(_threads().map(function, items))
+
+
+@functools.cache
+def _threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0)))
+
+
+_per_thread = threading.local()
+
+
+def face_detector() -> dlib.fhog_object_detector:
+    """dlib's HOG frontal face detector of the calling thread: a detector keeps scratch buffers
+    while it runs, so threads (dlib_map) do not share one; it is built once per thread."""
+    if not hasattr(_per_thread, "detector"):
+        _per_thread.detector = dlib.get_frontal_face_detector()
+    return _per_thread.detector
 
 
 @functools.cache
@@ -59,7 +87,7 @@ class FaceDescriber:
 
     def __init__(self, face_rect: str = "crop", face_size: int = 216, margin: float = 0.0, batch_size: int = 32):
         self.face_size, self.batch_size = face_size, batch_size
-        self.detector = dlib.get_frontal_face_detector() if face_rect == "detect" else None
+        self.detect = face_rect == "detect"
         side = face_size / (1 + 2 * margin)
         lo = int(round((face_size - side) / 2))
         self.centre = dlib.rectangle(lo, lo, lo + int(round(side)) - 1, lo + int(round(side)) - 1)
@@ -67,9 +95,9 @@ class FaceDescriber:
         self.resnet = FaceResNet.from_dat(model_file("dlib_face_recognition_resnet_model_v1.dat"))
 
     def _rectangle(self, image: np.ndarray) -> dlib.rectangle | None:
-        if self.detector is None:
+        if not self.detect:
             return self.centre
-        faces = self.detector(image, 0)
+        faces = face_detector()(image, 0)
         return max(faces, key=lambda r: r.area()) if len(faces) else None
 
     def chip(self, crop: np.ndarray) -> np.ndarray | None:
@@ -88,7 +116,8 @@ class FaceDescriber:
         descriptors = np.full((len(crops), 128), np.nan)
         with tqdm(total=len(crops), desc=desc, unit="face", leave=False) as bar:
             for start in range(0, len(crops), self.batch_size):
-                chips = {i: self.chip(crops[i]) for i in range(start, min(start + self.batch_size, len(crops)))}
+                batch = range(start, min(start + self.batch_size, len(crops)))
+                chips = dict(zip(batch, dlib_map(self.chip, (crops[i] for i in batch))))
                 found = [i for i, chip in chips.items() if chip is not None]
                 if found:
                     batch = torch.from_numpy(np.stack([chips[i] for i in found]))

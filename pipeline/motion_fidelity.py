@@ -27,12 +27,13 @@ import dlib
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.identity import landmark_model
+from pipeline.identity import dlib_map, landmark_model
 
 MIN_FRAMES = 10  # a shot shorter than this says little about motion and is left out
 _INNER_LIPS = ((61, 67), (62, 66), (63, 65))
 _EYES = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47))  # corner, top, top, corner, bottom, bottom
 SHIFT = 0.015  # the face rectangle's moves, share of the face size
+CHUNK = 64  # crops measured between progress updates
 
 
 def _distance(points: np.ndarray, a: int, b: int) -> float:
@@ -74,11 +75,16 @@ class FaceMotion:
 
     def __call__(self, crops: np.ndarray, desc: str = "landmarks") -> np.ndarray:
         """[N, 2] (mouth opening, eye opening) of uint8 RGB crops [N, H, W, 3]."""
-        series = np.empty((len(crops), 2))
-        for i, crop in enumerate(tqdm(crops, desc=desc, unit="face", leave=False)):
+        def measure(crop: np.ndarray) -> np.ndarray:
             interpolation = cv2.INTER_CUBIC if crop.shape[0] < self.face_size else cv2.INTER_AREA
             image = cv2.resize(np.ascontiguousarray(crop), (self.face_size, self.face_size), interpolation=interpolation)
-            series[i] = self._openings(image)
+            return self._openings(image)
+
+        series = np.empty((len(crops), 2))
+        with tqdm(total=len(crops), desc=desc, unit="face", leave=False) as bar:
+            for start in range(0, len(crops), CHUNK):
+                series[start:start + CHUNK] = dlib_map(measure, crops[start:start + CHUNK])
+                bar.update(len(crops[start:start + CHUNK]))
         return series
 
 
