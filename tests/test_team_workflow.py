@@ -5,9 +5,11 @@ nets of conftest.GROUPS) and is pushed to a folder remote. A teammate's clone pu
 and runs only inference; forced reruns of every stage write the same bytes; `dvc exp run -S
 lambda_cyc=5` retrains both models and what follows them, and `dvc exp show --only-changed` leads
 with the summary figures; a queued sweep of a CycleGAN param reruns CycleGAN and what follows it,
-nothing else, and `dvc plots diff` of its two experiments shows their contact sheets with no
-script; an own video in videos/ travels through the remote when added, replaced and removed, and
-retrains nothing as a test video. A training stage killed with SIGKILL resumes under
+nothing else, and one of its experiments travels to a fresh clone by `dvc exp push` / `dvc exp
+pull` (git remote and DVC remote) and applies without retraining; `dvc plots diff` of two
+experiments shows their contact sheets with no script; an own video in videos/ travels through the
+remote when added, replaced and removed, and retrains nothing as a test video; the same team path
+runs over an SSH remote (sshd on loopback). A training stage killed with SIGKILL resumes under
 `dvc repro` and `dvc exp run` and ends with the weights of an uninterrupted run.
 """
 import json
@@ -21,6 +23,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+import ssh_server
 from browser import CHROMIUM, loaded
 from conftest import GROUPS, REPO, copy_stages
 from processes import commit, kill_once_saved, sh
@@ -204,6 +207,33 @@ def test_queued_sweep_reruns_cyclegan_and_what_follows_only(sweep):
         assert scores["cyclegan"]["warping_error"] != base["cyclegan"]["warping_error"]
 
 
+def test_a_sweeps_experiment_travels_by_exp_push_and_pull_and_applies_without_retraining(sweep, team, tmp_path):
+    """docs/team.md: `dvc exp push origin <exp>` sends the experiment's git ref to the git remote and its
+    cached outputs to the DVC remote; a fresh clone `dvc exp pull`s it, `dvc exp show` lists it, and
+    `dvc exp apply` + `dvc pull` give its models and results, with nothing to rerun."""
+    mate, _ = sweep
+    _, experiments = exp_rows(mate)
+    (chosen,) = [exp for exp in experiments if exp["params"]["cyclegan"]["lambda_identity"] == 1]
+    pushed = sh(mate, "dvc", "exp", "push", "origin", chosen["name"])
+    assert f"Pushed experiment {chosen['name']} to Git remote 'origin'" in pushed.stdout, pushed.stdout
+
+    fresh = clone(mate.parent / "origin.git", tmp_path / "fresh")
+    assert exp_rows(fresh)[1] == []  # a clone brings no experiment with it
+    assert chosen["name"] in sh(fresh, "dvc", "exp", "list", "--name-only", "origin").stdout.split()
+    sh(fresh, "dvc", "exp", "pull", "origin", chosen["name"])
+    assert exp_rows(fresh)[1] == [chosen]  # its params and summary figures, as in the clone that ran it
+    sh(fresh, "dvc", "exp", "apply", chosen["name"])
+    sh(fresh, "dvc", "pull")
+    assert UP_TO_DATE in sh(fresh, "dvc", "status").stdout  # every output is the one its dvc.lock names
+    assert UP_TO_DATE in sh(fresh, "dvc", "repro").stdout  # nothing retrains
+    assert yaml.safe_load((fresh / "params.yaml").read_text())["cyclegan"]["lambda_identity"] == 1
+    assert json.loads((fresh / "metrics" / "summary.json").read_text()) == chosen["metrics"]["metrics/summary.json"]
+    for model, swept in (("cyclegan", True), ("recyclegan", False)):
+        weights = Path("models") / model / "generators.safetensors"
+        assert ((fresh / weights).read_bytes() != (team / weights).read_bytes()) is swept, model
+    assert not (fresh / "checkpoints").exists()
+
+
 @pytest.fixture(scope="module")
 def plots_diff(sweep, tmp_path_factory) -> tuple[Path, list[str]]:
     """docs/team.md: the page of `dvc plots diff HEAD <exp> <exp>` for the sweep's two experiments; with their names."""
@@ -300,6 +330,41 @@ def test_an_own_video_travels_with_the_project_and_as_a_test_video_retrains_noth
     assert not (mate / "videos" / "own.mpg").exists()
     for model in MODELS:
         assert (mate / "models" / model / "generators.safetensors").read_bytes() == weights[model]
+
+
+@pytest.fixture
+def ssh(tmp_path) -> ssh_server.Server:
+    """sshd on 127.0.0.1 (Debian's openssh-server) for the test."""
+    if reason := ssh_server.unusable():
+        pytest.skip(reason)
+    with ssh_server.serving(tmp_path / "sshd") as server:
+        yield server
+
+
+def log_in(repo: Path, server: ssh_server.Server) -> None:
+    """docs/team.md: each clone's own login to the SSH remote `storage`, in .dvc/config.local (not in git)."""
+    sh(repo, "dvc", "remote", "modify", "--local", "storage", "user", server.user)
+    sh(repo, "dvc", "remote", "modify", "--local", "storage", "keyfile", str(server.keyfile))
+
+
+def test_the_team_path_runs_over_an_ssh_remote(team, ssh, tmp_path):
+    """The lead makes an SSH remote (dvc-ssh) the default, adds an own video and pushes; a fresh clone
+    pulls everything over SSH, and `dvc status` and `dvc repro` find nothing to do."""
+    lead = clone(team, tmp_path / "lead")
+    sh(lead, "dvc", "pull")  # from the folder remote, the default until the next line
+    store = tmp_path / "store"
+    sh(lead, "dvc", "remote", "add", "-d", "storage", ssh.url(store))
+    log_in(lead, ssh)
+    add_own_video(lead, "data/samples/A/sgib8n.mpg", ".dvc/config")
+    assert "Cache and remote 'storage' are in sync." in sh(lead, "dvc", "status", "--cloud").stdout
+    assert (store / "files" / "md5").is_dir()
+
+    mate = clone(lead, tmp_path / "mate")
+    log_in(mate, ssh)
+    teammate_is_up_to_date(mate)
+    assert (mate / "videos" / "own.mpg").read_bytes() == (REPO / "data/samples/A/sgib8n.mpg").read_bytes()
+    for model in MODELS:  # pushed to the SSH remote only, by the lead
+        assert (mate / "results" / model / "own.mp4").read_bytes() == (lead / "results" / model / "own.mp4").read_bytes()
 
 
 def test_turning_the_stabiliser_off_reruns_inference_and_what_follows_only(team, tmp_path):
