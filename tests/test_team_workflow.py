@@ -135,7 +135,7 @@ def exp_rows(repo: Path) -> tuple[dict, list[dict]]:
     return row(baseline), [row(exp) for branch in baseline["experiments"] or [] for exp in branch["revs"]]
 
 
-def test_lambda_cyc_sets_both_models_and_exp_show_fits_a_terminal(team, tmp_path):
+def test_lambda_cyc_sets_both_models_and_exp_show_leads_with_the_summary_figures(team, tmp_path):
     mate = clone(team, tmp_path / "mate")
     sh(mate, "dvc", "pull")
     run = sh(mate, "dvc", "exp", "run", "-S", "lambda_cyc=5")
