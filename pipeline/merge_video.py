@@ -201,8 +201,8 @@ def _sheet_positions(rows: pd.DataFrame, count: int) -> set[int]:
 
 
 def merge_video(video: str, frames: Frames, rows: pd.DataFrame, translated: dict[str, np.ndarray],
-                crops: np.ndarray, landmarks: np.ndarray, out_dirs: dict[str, Path], compare_dir: Path, fps: float,
-                audio: Optional[Path], params: MergeParams) -> list[dict]:
+                crops: np.ndarray, landmarks: np.ndarray, out_dirs: dict[str, Path], compare_dir: Path, sheets_dir: Path,
+                fps: float, audio: Optional[Path], params: MergeParams) -> list[dict]:
     """Write `<video>.mp4` for each model, the side-by-side comparison and its contact sheet, frame by
     frame; return a row per model: the mean and largest share of frame pixels it changed.
 
@@ -234,7 +234,7 @@ def merge_video(video: str, frames: Frames, rows: pd.DataFrame, translated: dict
             if position in sheet_at:
                 sheet.append(panels)
     _, png = cv2.imencode(".png", cv2.cvtColor(contact_sheet(sheet, labels), cv2.COLOR_RGB2BGR))
-    with atomic_file(compare_dir / f"{video}.png") as tmp:
+    with atomic_file(sheets_dir / f"{video}.png") as tmp:
         tmp.write_bytes(png.tobytes())
     return [{"video": video, "model": model, "frames": len(rows), "changed_share": float(shares.mean()),
              "changed_max": float(shares.max())} for model, shares in zip(translated, changed)]
@@ -247,7 +247,7 @@ def merge_test_videos(frames_dir: Path, faces_dir: Path, raw_dir: Path, translat
     All inputs are opened and checked (tables, array sizes, each frame store's index and first
     frame) before the first frame is encoded, so a missing or mis-sized file fails at once; a frame
     damaged further into a store fails when it is reached, and no partial result is left. Writes
-    `results_dir/<model>/`, `results_dir/compare/` and `results_dir/changed.csv`, each atomically;
+    `results_dir/<model>/`, `results_dir/compare/`, `results_dir/sheets/` and `results_dir/changed.csv`, each atomically;
     returns the videos merged.
     """
     test = read_boxes(faces_dir, "test")
@@ -269,9 +269,10 @@ def merge_test_videos(frames_dir: Path, faces_dir: Path, raw_dir: Path, translat
     with contextlib.ExitStack() as stack:
         out_dirs = {model: stack.enter_context(atomic_dir(results_dir / model)) for model in models}
         compare_dir = stack.enter_context(atomic_dir(results_dir / "compare"))
+        sheets_dir = stack.enter_context(atomic_dir(results_dir / "sheets"))  # only images: a DVC plots folder
         for video, frames, rows, translated, crops, landmarks, fps, audio in jobs:
-            changed += merge_video(video, frames, rows, translated, crops, landmarks, out_dirs, compare_dir, fps,
-                                   audio, params)
+            changed += merge_video(video, frames, rows, translated, crops, landmarks, out_dirs, compare_dir, sheets_dir,
+                                   fps, audio, params)
         with atomic_file(results_dir / CHANGED) as tmp:
             pd.DataFrame(changed, columns=CHANGED_COLUMNS).to_csv(tmp, index=False)
     return [job[0] for job in jobs]

@@ -1,8 +1,8 @@
 """The results page: one HTML file (results/index.html) with everything a run produced, offline.
 
-DVC's HTML plots load Vega from a CDN, so `dvc plots show` renders nothing without a network.
+One run on one page (`dvc plots diff` compares runs by their image plots).
 This page is plain HTML with inline CSS and relative links (it sits in results/ beside
-compare/), so it opens from a file:// URL: the compare videos with their contact sheets, the
+compare/ and sheets/), so it opens from a file:// URL: the compare videos with their contact sheets, the
 metrics tables with what each figure means (pipeline/report.py), the metric plots, the loss
 curves and sample grids of training, the crop summary and params.yaml. Tables are drawn from
 the keys of the data, so a figure the metrics stage adds shows up here unchanged. The bytes
@@ -115,7 +115,7 @@ def _image(path: Path, page_dir: Path, alt: str) -> str:
 
 def _videos_section(results_dir: Path, models: Sequence[str], directions: dict[str, str], page_dir: Path) -> str:
     """Each compare video (input and every model side by side), its contact sheet a click away."""
-    compare = _required(results_dir / "compare", "merge_video")
+    compare, sheets = (_required(results_dir / folder, "merge_video") for folder in ("compare", "sheets"))
     parts = ['<h2 id="videos">Translated test videos</h2>',
              f"<p>Each video shows {_text(', '.join(['the input'] + [label(m) for m in models]))} "
              "side by side, with the source audio if it has any (unmute it in the controls); its contact sheet shows "
@@ -125,7 +125,7 @@ def _videos_section(results_dir: Path, models: Sequence[str], directions: dict[s
         caption = f"{name} ({directions[name]})" if name in directions else name
         alone = [f'<a href="{_href(results_dir / m / video.name, page_dir)}">{_text(label(m))}</a>'
                  for m in models if (results_dir / m / video.name).exists()]
-        sheet = compare / f"{name}.png"
+        sheet = sheets / f"{name}.png"
         parts += ["<figure>", f"<figcaption>{_text(caption)}</figcaption>",
                   f'<video src="{_href(video, page_dir)}" controls autoplay muted loop playsinline preload="auto">'
                   "</video>",

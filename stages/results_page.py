@@ -8,7 +8,7 @@ from pipeline.results_page import write_results_page
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--results", default="results", help="merge_video output (compare/, <model>/)")
+    parser.add_argument("--results", default="results", help="merge_video output (compare/, sheets/, <model>/)")
     parser.add_argument("--metrics", default="metrics", help="translation.json, translation.csv, plots/, crop.json")
     parser.add_argument("--logs", default="logs", help="training logs (<model>/plots/images, <model>/metrics.json)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="model names under --results and --logs")

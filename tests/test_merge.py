@@ -277,7 +277,7 @@ def test_compare_video_and_contact_sheet_show_input_and_both_models(results, tra
     compare = pyav_frames(results / "compare" / "sbat6n.mp4")
     assert psnr(compare[5][LABEL_HEIGHT:, :360], frames[5]) > 30
     assert compare[5][:LABEL_HEIGHT].max() > 200 and compare[5][:LABEL_HEIGHT].mean() < 60  # white text on black
-    sheet = cv2.cvtColor(cv2.imread(str(results / "compare" / "sbat6n.png")), cv2.COLOR_BGR2RGB)
+    sheet = cv2.cvtColor(cv2.imread(str(results / "sheets" / "sbat6n.png")), cv2.COLOR_BGR2RGB)
     assert sheet.shape == (LABEL_HEIGHT + 4 * 288, 3 * 360, 3)
     merged = {model: list(merged_frames(frames.iter_at(rows["frame"]), rows, np.load(translated / model / "sbat6n.npy"),
                                          crops, landmarks, PARAMS))
@@ -287,7 +287,7 @@ def test_compare_video_and_contact_sheet_show_input_and_both_models(results, tra
         np.testing.assert_array_equal(cells[:, :360], frames[frame])
         np.testing.assert_array_equal(cells[:, 360:720], merged["cyclegan"][frame])
         np.testing.assert_array_equal(cells[:, 720:], merged["recyclegan"][frame])
-    wall = cv2.imread(str(results / "compare" / "wall.png"))
+    wall = cv2.imread(str(results / "sheets" / "wall.png"))
     assert wall.shape == (LABEL_HEIGHT + 4 * 360, 3 * 160, 3)
 
 

@@ -140,7 +140,7 @@ def test_gpu_round_trip_then_dvc_runs_only_merge_and_metrics(lead, tmp_path):
             assert fake.shape == rec.shape and fake.shape[1:] == (32, 32, 3) and len(fake) > 0
     sh(lead, "dvc", "commit", "-f", "train_cyclegan", "train_recyclegan", "infer")
     assert ran(sh(lead, "dvc", "repro").stdout) == ["merge_video", "metrics", "results_page"]
-    assert (lead / "results" / "compare" / "sbat6n.png").exists()
+    assert (lead / "results" / "sheets" / "sbat6n.png").exists()
     figures = json.loads((lead / "metrics" / "translation.json").read_text())
     assert set(figures) == {"input", *MODELS, *(f"{m}+flow" for m in MODELS)}  # params.yaml: temporal flow
     assert "Data and pipelines are up to date" in sh(lead, "dvc", "repro").stdout

@@ -97,7 +97,7 @@ def test_page_shows_every_output_of_the_run_by_relative_links(repo):
     videos = sorted((repo / "results" / "compare").glob("*.mp4"))
     assert [v.stem for v in videos] == ["lrwp9a", "sbat6n"]
     assert [(repo / "results" / src).resolve() for src in links.src if src.endswith(".mp4")] == videos
-    sheets = sorted((repo / "results" / "compare").glob("*.png"))
+    sheets = sorted((repo / "results" / "sheets").glob("*.png"))
     plots = sorted((repo / "metrics" / "plots").glob("*.png"))
     training = {m: sorted(p.name for p in (repo / "logs" / m / "plots" / "images").glob("*.png")) for m in MODELS}
     assert len(sheets) == 2 and plots and training == {m: ["losses.png", "samples.png"] for m in MODELS}

@@ -3,11 +3,14 @@
 The whole pipeline runs once on about a second of three real GRID clips (32 px crops, the tiny
 nets of conftest.GROUPS) and is pushed to a folder remote. A teammate's clone pulls the models
 and runs only inference; forced reruns of every stage write the same bytes; `dvc exp run -S
-lambda_cyc=5` retrains both models and what follows them; a queued sweep of a CycleGAN param reruns
-CycleGAN and what follows it, nothing else; an own video in videos/ travels through the remote
-when added, replaced and removed, and retrains nothing as a test video. A training stage killed
-with SIGKILL resumes under `dvc repro` and `dvc exp run` and ends with the weights of an
-uninterrupted run.
+lambda_cyc=5` retrains both models and what follows them, and `dvc exp show --only-changed` leads
+with the summary figures; a queued sweep of a CycleGAN param reruns CycleGAN and what follows it,
+nothing else, and one of its experiments travels to a fresh clone by `dvc exp push` / `dvc exp
+pull` (git remote and DVC remote) and applies without retraining; `dvc plots diff` of two
+experiments shows their contact sheets with no script; an own video in videos/ travels through the
+remote when added, replaced and removed, and retrains nothing as a test video; the same team path
+runs over an SSH remote (sshd on loopback). A training stage killed with SIGKILL resumes under
+`dvc repro` and `dvc exp run` and ends with the weights of an uninterrupted run.
 """
 import json
 import re
@@ -20,6 +23,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+import ssh_server
+from browser import CHROMIUM, loaded
 from conftest import GROUPS, REPO, copy_stages
 from processes import commit, kill_once_saved, sh
 from pipeline.models import MODELS
@@ -29,7 +34,8 @@ CLIPS = [("bbaf2n", "A", "train", 1.0), ("sbat6n", "A", "test", 1.0), ("brbk7n",
 SHIPPED_IGNORES = (".gitignore", "data/.gitignore", "data/translated/.gitignore", "results/.gitignore",
                    "models/.gitignore")
 COMMIT_STEP = ("git", "add", "dvc.lock", "metrics", "logs", "results")  # docs/team.md: what `dvc repro` leaves for git
-EXP_SHOW = ("dvc", "exp", "show", "--only-changed", "--drop", r"Created|train\.|.*/")  # docs/team.md
+EXP_SHOW = ("dvc", "exp", "show", "--only-changed", "--md")  # docs/team.md's table, as markdown: every header whole
+FIGURES = ("warping_error", "identity_share", "merged_identity_share")  # metrics/summary.json per model (the DVC metrics)
 UP_TO_DATE = "Data and pipelines are up to date."
 NO_TRAINING = ["fetch", "extract_frames", "crop_faces", "infer", "merge_video", "metrics", "results_page"]
 
@@ -121,15 +127,15 @@ def test_every_stage_rerun_on_the_same_inputs_writes_the_same_bytes(team, tmp_pa
 
 
 def exp_rows(repo: Path) -> tuple[dict, list[dict]]:
-    """`dvc exp show --json` as (baseline, experiments), each {"params": ..., "metrics": {file: values}}."""
-    def row(data: dict) -> dict:
-        return {"params": data["params"]["params.yaml"]["data"],
-                "metrics": {path: m["data"] for path, m in data["metrics"].items()}}
+    """`dvc exp show --json` as (baseline, experiments), each {"name": ..., "params": ..., "metrics": {file: values}}."""
+    def row(rev: dict) -> dict:
+        return {"name": rev.get("name"), "params": rev["data"]["params"]["params.yaml"]["data"],
+                "metrics": {path: m["data"] for path, m in rev["data"]["metrics"].items()}}
     (baseline,) = [rev for rev in json.loads(sh(repo, "dvc", "exp", "show", "--json").stdout) if rev["rev"] != "workspace"]
-    return row(baseline["data"]), [row(exp["data"]) for branch in baseline["experiments"] for exp in branch["revs"]]
+    return row(baseline), [row(exp) for branch in baseline["experiments"] or [] for exp in branch["revs"]]
 
 
-def test_lambda_cyc_sets_both_models_and_exp_show_fits_a_terminal(team, tmp_path):
+def test_lambda_cyc_sets_both_models_and_exp_show_leads_with_the_summary_figures(team, tmp_path):
     mate = clone(team, tmp_path / "mate")
     sh(mate, "dvc", "pull")
     run = sh(mate, "dvc", "exp", "run", "-S", "lambda_cyc=5")
@@ -147,13 +153,15 @@ def test_lambda_cyc_sets_both_models_and_exp_show_fits_a_terminal(team, tmp_path
         assert scores[model]["warping_error"] != base[model]["warping_error"], model
 
     shown = sh(mate, *EXP_SHOW).stdout
-    lines = shown.splitlines()
-    assert max(len(line) for line in lines) <= 160 and "…" not in shown, shown
-    header = lines[1].split()  # the swept param and the summary figures that moved, nothing else
-    figures = {f"{model}.{figure}" for model in MODELS
-               for figure in ("warping_error", "identity_share", "merged_identity_share")}
-    assert header[0] == "Experiment" and {"lambda_cyc", "cyclegan.warping_error", "recyclegan.warping_error"} <= set(header)
-    assert set(header) <= {"Experiment", "lambda_cyc"} | figures
+    header = [cell.strip() for cell in shown.splitlines()[0].strip("|").split("|")]
+    # first the summary figures that moved, then the swept param, then the hashes of the changed dependencies
+    figures = [h for h in header if h.split(".", 1)[-1] in FIGURES]
+    assert header[:2] == ["Experiment", "Created"] and header[2:2 + len(figures)] == figures, shown
+    assert {f"{model}.warping_error" for model in MODELS} <= set(figures) and header[2 + len(figures)] == "lambda_cyc"
+    # at most 20 columns even with three summary figures per model and the State and Executor columns
+    # that a queued sweep shows after Created (the figures then fill columns 5 to 10)
+    assert len(header) - len(figures) + 3 * len(MODELS) + len(("State", "Executor")) <= 20, shown
+    assert not [h for h in header if h.startswith("train.")], shown  # dvclive's losses are not DVC metrics
 
 
 def test_exp_run_set_rewrites_one_line_of_the_shipped_params(tmp_path):
@@ -173,13 +181,22 @@ def test_exp_run_set_rewrites_one_line_of_the_shipped_params(tmp_path):
         "+lambda_cyc: 5            # weight of the cycle-consistency terms of both models (both papers: 10)"]
 
 
-def test_queued_sweep_reruns_cyclegan_and_what_follows_only(team, tmp_path):
-    mate = clone(team, tmp_path / "mate")
+@pytest.fixture(scope="module")
+def sweep(team, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A clone of the project from a bare git remote (its `origin`, as a team's git server) that ran a
+    queued two-value sweep of a CycleGAN param; the clone and the output of `dvc exp run --run-all`."""
+    root = tmp_path_factory.mktemp("sweep")
+    sh(root, "git", "clone", "-q", "--bare", str(team), str(root / "origin.git"))
+    mate = clone(root / "origin.git", root / "mate")
     sh(mate, "dvc", "pull")
     assert UP_TO_DATE in sh(mate, "dvc", "repro").stdout
     queued = sh(mate, "dvc", "exp", "run", "--queue", "-S", "cyclegan.lambda_identity=0.25,1")
     assert queued.stdout.count("Queued experiment") == 2
-    run = sh(mate, "dvc", "exp", "run", "--run-all")
+    return mate, sh(mate, "dvc", "exp", "run", "--run-all")
+
+
+def test_queued_sweep_reruns_cyclegan_and_what_follows_only(sweep):
+    mate, run = sweep
     assert ran(run.stdout) == ["train_cyclegan", "infer", "merge_video", "metrics", "results_page"] * 2
 
     baseline, experiments = exp_rows(mate)
@@ -191,12 +208,88 @@ def test_queued_sweep_reruns_cyclegan_and_what_follows_only(team, tmp_path):
         assert scores["cyclegan"]["warping_error"] != base["cyclegan"]["warping_error"]
 
 
+def test_a_sweeps_experiment_travels_by_exp_push_and_pull_and_applies_without_retraining(sweep, team, tmp_path):
+    """docs/team.md: `dvc exp push origin <exp>` sends the experiment's git ref to the git remote and its
+    cached outputs to the DVC remote; a fresh clone `dvc exp pull`s it, `dvc exp show` lists it, and
+    `dvc exp apply` + `dvc pull` give its models and results, with nothing to rerun."""
+    mate, _ = sweep
+    _, experiments = exp_rows(mate)
+    (chosen,) = [exp for exp in experiments if exp["params"]["cyclegan"]["lambda_identity"] == 1]
+    pushed = sh(mate, "dvc", "exp", "push", "origin", chosen["name"])
+    assert f"Pushed experiment {chosen['name']} to Git remote 'origin'" in pushed.stdout, pushed.stdout
+
+    fresh = clone(mate.parent / "origin.git", tmp_path / "fresh")
+    assert exp_rows(fresh)[1] == []  # a clone brings no experiment with it
+    assert chosen["name"] in sh(fresh, "dvc", "exp", "list", "--name-only", "origin").stdout.split()
+    sh(fresh, "dvc", "exp", "pull", "origin", chosen["name"])
+    assert exp_rows(fresh)[1] == [chosen]  # its params and summary figures, as in the clone that ran it
+    sh(fresh, "dvc", "exp", "apply", chosen["name"])
+    sh(fresh, "dvc", "pull")
+    assert UP_TO_DATE in sh(fresh, "dvc", "status").stdout  # every output is the one its dvc.lock names
+    assert UP_TO_DATE in sh(fresh, "dvc", "repro").stdout  # nothing retrains
+    assert yaml.safe_load((fresh / "params.yaml").read_text())["cyclegan"]["lambda_identity"] == 1
+    assert json.loads((fresh / "metrics" / "summary.json").read_text()) == chosen["metrics"]["metrics/summary.json"]
+    for model, swept in (("cyclegan", True), ("recyclegan", False)):
+        weights = Path("models") / model / "generators.safetensors"
+        assert ((fresh / weights).read_bytes() != (team / weights).read_bytes()) is swept, model
+    assert not (fresh / "checkpoints").exists()
+
+
+@pytest.fixture(scope="module")
+def plots_diff(sweep, tmp_path_factory) -> tuple[Path, list[str]]:
+    """docs/team.md: the page of `dvc plots diff HEAD <exp> <exp>` for the sweep's two experiments; with their names."""
+    mate, _ = sweep
+    names = [exp["name"] for exp in exp_rows(mate)[1]]
+    out = tmp_path_factory.mktemp("plots_diff")
+    done = sh(mate, "dvc", "plots", "diff", "HEAD", *names, "-o", str(out))
+    assert "failed" not in done.stderr.lower(), done.stderr  # DVC names a plot it could not read
+    return out / "index.html", names
+
+
+def test_plots_diff_shows_each_experiments_contact_sheets_with_no_script(sweep, plots_diff):
+    """Image plots only: no script, nothing to fetch from a CDN; each revision's contact sheets, sample
+    grids and metric charts side by side."""
+    mate, _ = sweep
+    page, names = plots_diff
+    text = page.read_text()
+    assert "<script" not in text and "://" not in text  # every image a file beside the page
+    sheets = {}
+    for video in ("sbat6n", "brbk7n"):
+        for rev in ["HEAD", *names]:
+            (src,) = re.findall(rf'<p>{re.escape(rev)}</p>\s*<img src="(static/[^"]*results_sheets_{video}\.png)"', text)
+            sheets[rev, video] = (page.parent / src).read_bytes()
+        assert sheets["HEAD", video] == (mate / "results" / "sheets" / f"{video}.png").read_bytes()
+        assert all(sheets[name, video] != sheets["HEAD", video] for name in names), video  # CycleGAN's column changed
+    for plot in ("logs_cyclegan_plots_images_samples.png", "metrics_plots_warping_error.png"):
+        assert text.count(plot) == 1 + len(names), plot
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not found (Debian: apt-get install chromium; .ci/run installs it)")
+def test_chromium_shows_every_image_of_the_plots_diff_page_offline(plots_diff):
+    page, names = plots_diff
+    seen = loaded(page)["images"]
+    assert sum("results_sheets_" in image["src"] for image in seen) == 2 * (1 + len(names))
+    for image in seen:
+        assert image["complete"] and image["width"] > 0, image
+
+
 def set_own_video(repo: Path, listed: bool) -> None:
     """List the own video `own` in videos.yaml as a test video, or take it off the list."""
     videos = [v for v in yaml.safe_load((repo / "videos.yaml").read_text())["videos"] if v["name"] != "own"]
     if listed:
         videos.append({"name": "own", "domain": "A", "path": "videos/own.mpg", "split": "test", "end": 1.0})
     (repo / "videos.yaml").write_text(yaml.safe_dump({"videos": videos}, default_flow_style=None, sort_keys=False))
+
+
+def add_own_video(lead: Path, clip: str, *paths: str) -> None:
+    """docs/team.md: an own video copied into videos/ and `dvc add`ed, listed as a test video; `dvc repro`
+    trains nothing; then shared (`paths` committed besides) and pushed to the default remote."""
+    shutil.copy(REPO / clip, lead / "videos" / "own.mpg")
+    sh(lead, "dvc", "add", "videos/own.mpg")
+    set_own_video(lead, listed=True)
+    assert ran(sh(lead, "dvc", "repro").stdout) == NO_TRAINING
+    assert (lead / "results" / "cyclegan" / "own.mp4").exists()
+    share(lead, "own video", "videos.yaml", "videos/own.mpg.dvc", "videos/.gitignore", *paths)
 
 
 def teammate_is_up_to_date(mate: Path) -> None:
@@ -215,17 +308,10 @@ def test_an_own_video_travels_with_the_project_and_as_a_test_video_retrains_noth
     lead = clone(team, tmp_path / "lead")
     sh(lead, "dvc", "pull")
     weights = {m: (lead / "models" / m / "generators.safetensors").read_bytes() for m in MODELS}
-    shutil.copy(REPO / "data/samples/A/sgib8n.mpg", lead / "videos" / "own.mpg")
-    sh(lead, "dvc", "add", "videos/own.mpg")
-    set_own_video(lead, listed=True)
-    assert ran(sh(lead, "dvc", "repro").stdout) == NO_TRAINING
-    assert (lead / "results" / "cyclegan" / "own.mp4").exists()
-    share(lead, "own video", "videos.yaml", "videos/own.mpg.dvc", "videos/.gitignore")
+    add_own_video(lead, "data/samples/A/sgib8n.mpg")
 
     mate = clone(lead, tmp_path / "mate")
-    sh(mate, "dvc", "pull")
-    assert UP_TO_DATE in sh(mate, "dvc", "status").stdout
-    assert UP_TO_DATE in sh(mate, "dvc", "repro").stdout
+    teammate_is_up_to_date(mate)
     assert (mate / "videos" / "own.mpg").read_bytes() == (REPO / "data/samples/A/sgib8n.mpg").read_bytes()
 
     shutil.copy(REPO / "data/samples/A/srao1a.mpg", lead / "videos" / "own.mpg")  # replaced
@@ -245,6 +331,41 @@ def test_an_own_video_travels_with_the_project_and_as_a_test_video_retrains_noth
     assert not (mate / "videos" / "own.mpg").exists()
     for model in MODELS:
         assert (mate / "models" / model / "generators.safetensors").read_bytes() == weights[model]
+
+
+@pytest.fixture
+def ssh(tmp_path) -> ssh_server.Server:
+    """sshd on 127.0.0.1 (Debian's openssh-server) for the test."""
+    if reason := ssh_server.unusable():
+        pytest.skip(reason)
+    with ssh_server.serving(tmp_path / "sshd") as server:
+        yield server
+
+
+def log_in(repo: Path, server: ssh_server.Server) -> None:
+    """docs/team.md: each clone's own login to the SSH remote `storage`, in .dvc/config.local (not in git)."""
+    sh(repo, "dvc", "remote", "modify", "--local", "storage", "user", server.user)
+    sh(repo, "dvc", "remote", "modify", "--local", "storage", "keyfile", str(server.keyfile))
+
+
+def test_the_team_path_runs_over_an_ssh_remote(team, ssh, tmp_path):
+    """The lead makes an SSH remote (dvc-ssh) the default, adds an own video and pushes; a fresh clone
+    pulls everything over SSH, and `dvc status` and `dvc repro` find nothing to do."""
+    lead = clone(team, tmp_path / "lead")
+    sh(lead, "dvc", "pull")  # from the folder remote, the default until the next line
+    store = tmp_path / "store"
+    sh(lead, "dvc", "remote", "add", "-d", "storage", ssh.url(store))
+    log_in(lead, ssh)
+    add_own_video(lead, "data/samples/A/sgib8n.mpg", ".dvc/config")
+    assert "Cache and remote 'storage' are in sync." in sh(lead, "dvc", "status", "--cloud").stdout
+    assert (store / "files" / "md5").is_dir()
+
+    mate = clone(lead, tmp_path / "mate")
+    log_in(mate, ssh)
+    teammate_is_up_to_date(mate)
+    assert (mate / "videos" / "own.mpg").read_bytes() == (REPO / "data/samples/A/sgib8n.mpg").read_bytes()
+    for model in MODELS:  # pushed to the SSH remote only, by the lead
+        assert (mate / "results" / model / "own.mp4").read_bytes() == (lead / "results" / model / "own.mp4").read_bytes()
 
 
 def test_turning_the_stabiliser_off_reruns_inference_and_what_follows_only(team, tmp_path):
