@@ -28,7 +28,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.dataset import Domain, UnpairedBatches
-from pipeline.params import CycleGANParams, RecycleGANParams
+from pipeline.params import PRECISIONS, CycleGANParams, RecycleGANParams
 from pipeline.profile import PROFILES
 from pipeline.runtime import StepOptions, pick_device
 from pipeline.train import MODEL_CLASSES
@@ -45,8 +45,9 @@ def resized(domain: Domain, size: int) -> Domain:
     return Domain(images.round().clamp(0, 255).byte().permute(0, 2, 3, 1).contiguous(), domain.starts, domain.frames)
 
 
-def recipe(model: str, profile: str, size: int | None, batch_size: int | None, compile: bool | None):
-    """The profile's params for `model` and its load size, at `size` px and `batch_size` when given."""
+def recipe(model: str, profile: str, size: int | None, batch_size: int | None, compile: bool | None,
+           precision: str | None = None):
+    """The profile's params for `model` and its load size, at `size` px, `batch_size` and `precision` when given."""
     values = yaml.safe_load((PROFILES / f"{profile}.yaml").read_text())
     params = PARAMS[model](**values[model])
     load_size = values["data"]["load_size"]
@@ -55,15 +56,16 @@ def recipe(model: str, profile: str, size: int | None, batch_size: int | None, c
         params = dataclasses.replace(params, crop_size=size)
         if model == "recyclegan":  # as deep as the profile's U-Net allows at this size (unet_256 at 256 px)
             params = dataclasses.replace(params, predictor_downs=min(params.predictor_downs, int(math.log2(size & -size))))
-    changes = {k: v for k, v in (("batch_size", batch_size), ("compile", compile)) if v is not None}
+    changes = {k: v for k, v in (("batch_size", batch_size), ("compile", compile), ("precision", precision))
+               if v is not None}
     params = dataclasses.replace(params, **changes)
     params.validate()
     return params, load_size
 
 
-def step_options(device: torch.device, compile: bool, channels_last: bool | None) -> StepOptions:
-    """The stage's options on `device` with `compile`, in the layout asked for (None: the stage's)."""
-    options = StepOptions.for_device(device, compile)
+def step_options(device: torch.device, params, channels_last: bool | None) -> StepOptions:
+    """The train stage's options for `params` on `device`, in the layout asked for (None: the stage's)."""
+    options = StepOptions.for_device(device, params.compile, params.precision)
     return options if channels_last is None else dataclasses.replace(options, channels_last=channels_last)
 
 
@@ -152,6 +154,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, help="default: the profile's")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="default: the profile's (auto: bf16 autocast where the CPU has bf16 instructions)")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
                         help="activation layout (default: the train stage's, NCHW)")
     parser.add_argument("--no-layout-opt", action="store_true",
@@ -165,8 +169,8 @@ def main() -> None:
     device = pick_device()
     print(device_line(device))
     for name in args.model:
-        params, load_size = recipe(name, args.profile, args.size, args.batch_size, args.compile)
-        options = step_options(device, params.compile, args.channels_last)
+        params, load_size = recipe(name, args.profile, args.size, args.batch_size, args.compile, args.precision)
+        options = step_options(device, params, args.channels_last)
         if args.no_layout_opt:
             options = dataclasses.replace(options, layout_opt=False)
         if args.cuda_graphs:
@@ -176,7 +180,8 @@ def main() -> None:
         seconds, flops, report = time_model(name, params, options, load_size, args.faces, device, args.steps,
                                             args.warmup, args.trace)
         print(f"{name:10s} {args.profile} batch {params.batch_size} {params.crop_size} px "
-              f"compile {'on' if params.compile else 'off'}{' (CUDA graphs)' * options.cuda_graphs}, {layout(options)}: "
+              f"compile {'on' if params.compile else 'off'}{' (CUDA graphs)' * options.cuda_graphs}, {layout(options)}, "
+              f"{'bf16' if options.bf16 else 'fp32'}: "
               + figures(seconds, flops, params.batch_size, device, "iter", "img/s", "img"), flush=True)
         if report:
             print(report, flush=True)
