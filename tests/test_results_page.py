@@ -1,6 +1,7 @@
 """The results page of a real run: real GRID clips cropped by dlib, two tiny models trained a few
 steps, then infer, merge_video, metrics and results_page under `dvc repro` in a fresh git + DVC
 repository; the page is then opened in headless Chromium (Debian's `chromium`) from a file:// URL."""
+import html
 import math
 import shutil
 import subprocess
@@ -108,7 +109,7 @@ def test_page_shows_every_output_of_the_run_by_relative_links(repo):
 def test_page_holds_the_figures_definitions_and_params_of_the_run(repo):
     import pandas as pd
 
-    from pipeline.metric_definitions import FID_NOTE, METRICS, format_number
+    from pipeline.metric_definitions import FID_NOTE, METRICS, SCORED, SCORED_TITLES, format_number
 
     page = (repo / "results" / "index.html").read_text(encoding="utf-8")
     table = pd.read_csv(repo / "metrics" / "translation.csv")
@@ -119,6 +120,9 @@ def test_page_holds_the_figures_definitions_and_params_of_the_run(repo):
     text = " ".join(Links(page).text)
     for header, meaning in [*METRICS.values(), ("", FID_NOTE)]:  # as the reader sees them: markdown marks gone
         assert f"{header} {meaning.replace('`', '').replace('*', '')}".strip() in text
+    for scored in SCORED:  # the crops' figures and the merged videos' figures, each under its own title
+        assert f"<h3>Overall: {html.escape(SCORED_TITLES[scored])}</h3>" in page
+    assert set(table["scored"]) == set(SCORED)
     crops = yaml.safe_load((repo / "metrics" / "crop.json").read_text())
     assert f"<td>A.test.faces</td><td class=\"n\">{crops['A']['test']['faces']}</td>" in page
     assert "# escaped: &lt;b&gt;bold&lt;/b&gt; &amp; co" in page and "<b>" not in page
