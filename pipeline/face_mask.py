@@ -114,10 +114,11 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 # The head mask's ellipse, in face sizes (face_size: the landmarks' extent)
 HEAD_CENTRE_RAISE = 0.15  # its centre sits this far above the landmarks' mean (the hair is above)
-HEAD_RADII = (0.70, 0.90)  # its half width and half height: the head and hair, not the shoulders or the room
+HEAD_RADII = (0.62, 0.90, 0.60)  # its half width, its height above the centre and below: head and hair, not the room
+ELLIPSE_EDGE = 0.08  # its weights fall from 1 to 0 over this share of its radii
 # ... and the rest in shares of the crop side
 CHANGE_BLUR = 1 / 30  # sigma of the blur of the colour difference before it is thresholded
-SOFTEN_BLUR = 1 / 50  # sigma of the final blur of the mask's edge
+SOFTEN_BLUR = 1 / 100  # sigma of the final blur of the mask's edge
 EDGE_FADE = 0.08  # share of the window over which the mask fades out at its edges
 WEIGHT_FLOOR = 0.02  # weights below this become 0 (the rest rescaled): the blurs' far tails change no pixel
 
@@ -128,8 +129,9 @@ def head_ellipse(landmarks: np.ndarray, side: int) -> np.ndarray:
     size = face_size(landmarks)
     centre = landmarks.mean(axis=0) - (0.0, HEAD_CENTRE_RAISE * size)
     y, x = np.mgrid[0:side, 0:side].astype(np.float32) + 0.5
-    radius = np.sqrt(((x - centre[0]) / (HEAD_RADII[0] * size)) ** 2 + ((y - centre[1]) / (HEAD_RADII[1] * size)) ** 2)
-    return smoothstep((1.0 - radius) / 0.15).astype(np.float32)
+    height = np.where(y < centre[1], HEAD_RADII[1], HEAD_RADII[2]) * size
+    radius = np.sqrt(((x - centre[0]) / (HEAD_RADII[0] * size)) ** 2 + ((y - centre[1]) / height) ** 2)
+    return smoothstep((1.0 - radius) / ELLIPSE_EDGE).astype(np.float32)
 
 
 def head_weights(translated: np.ndarray, source: np.ndarray, landmarks: np.ndarray, change: float) -> np.ndarray:
