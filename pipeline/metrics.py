@@ -205,7 +205,7 @@ def overall_figures(videos: pd.DataFrame, described: dict[tuple[str, str], list[
     for (model, way), parts in described.items():
         group = videos[(videos["model"] == model) & (videos["direction"] == way)]
         means = group[[c for c in MEANS_OVER_VIDEOS if c in group]].mean().dropna().to_dict()  # figures the rows have
-        if "raw_psnr" in group:
+        if "raw_psnr" in group and group["raw_psnr"].notna().any():
             means["raw_psnr"] = psnr_over_frames(group, "raw_psnr")
         overall.setdefault(model, {})[way] = {"videos": len(group), "frames": int(group["frames"].sum()), **means,
                                               **real.score(np.concatenate(parts), way[0])}
