@@ -27,13 +27,13 @@ from pipeline.crop_outputs import load_crops
 from pipeline.dataset import Domain
 from pipeline.nets import ResnetGenerator, init_weights
 from pipeline.params import load_group
-from pipeline.runtime import pick_device
+from pipeline.runtime import StepOptions, pick_device
 from pipeline.stabilise import Stabiliser
 from pipeline.train import MODEL_CLASSES
 from pipeline.infer import translate_batches
 from timing import best_seconds  # bench/, beside this script
 from train_speed import (REPO, count_flops, device_line, figures, layout, recipe, resized,  # bench/, beside this script
-                         step_options, synchronize)
+                         synchronize)
 
 INFER = load_group("infer", REPO / "params.yaml")
 STABILISER = Stabiliser.from_params(INFER)
@@ -56,7 +56,9 @@ def main() -> None:
     parser.add_argument("--stabilise-frames", type=int, default=40, help="consecutive crops the stabiliser is timed on")
     args = parser.parse_args()
     device = pick_device()
-    options = step_options(device, args.compile, args.channels_last)
+    options = StepOptions.for_device(device, args.compile)  # as the infer stage builds them
+    if args.channels_last is not None:
+        options = dataclasses.replace(options, channels_last=args.channels_last)
     eager = dataclasses.replace(options, compile=False)  # FlopCounterMode counts the eager ops
     params, load_size = recipe(args.model, args.profile, args.size, None, None)
     crops = torch.from_numpy(np.ascontiguousarray(load_crops(args.faces, "A", "train")))

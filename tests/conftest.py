@@ -20,8 +20,8 @@ from processes import commit, sh
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"
 # Tiny networks on 32 px crops keep training fast; a small pool fills up and swaps within a run.
-TINY = dict(crop_size=32, ngf=4, ndf=4, n_blocks=1, n_epochs=1, n_epochs_decay=1, log_every=5, sample_every=20,
-            checkpoint_every=10, pool_size=4)
+TINY = dict(crop_size=32, ngf=4, ndf=4, n_blocks=1, batch_size=1, lr=2e-4, n_epochs=1, n_epochs_decay=1, log_every=5,
+            sample_every=20, checkpoint_every=10, pool_size=4)
 GROUPS = {"cyclegan": TINY, "recyclegan": dict(TINY, predictor_downs=5)}
 
 

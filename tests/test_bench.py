@@ -13,8 +13,8 @@ from processes import ENV
 from real_crops import write_faces
 
 NUMBER = r"([0-9.]+)"
-TRAIN_LINE = re.compile(rf"^(cyclegan|recyclegan) +demo batch 2 32 px compile off, NCHW: {NUMBER} ms/iter, {NUMBER} img/s, "
-                        rf"{NUMBER} GFLOP/img, {NUMBER} TFLOP/s, peak {NUMBER} GiB \(host RSS\)$", re.M)
+TRAIN_LINE = re.compile(rf"^(cyclegan|recyclegan) +demo batch 2 32 px compile off, NCHW, fp32: {NUMBER} ms/iter, "
+                        rf"{NUMBER} img/s, {NUMBER} GFLOP/img, {NUMBER} TFLOP/s, peak {NUMBER} GiB \(host RSS\)$", re.M)
 INFER_LINE = re.compile(rf"^cyclegan +demo (G \+ reconstruction|G only), ngf 16 3 blocks, batch 4 36 -> 32 px, "
                         rf"compile off, NCHW: {NUMBER} ms/batch, {NUMBER} frames/s, "
                         rf"{NUMBER} GFLOP/frame, {NUMBER} TFLOP/s, peak {NUMBER} GiB \(host RSS\)$", re.M)
@@ -66,7 +66,7 @@ def test_infer_bench_times_translation_with_and_without_the_reconstruction(faces
 def test_train_bench_profiles_where_the_step_time_goes_in_the_layout_asked_for(faces):
     out = bench("train_speed.py", faces, "--model", "cyclegan", "--batch-size", "2", "--steps", "1", "--warmup", "1",
                 "--no-compile", "--channels-last", "--trace", "2")
-    assert re.search(r"^cyclegan +demo batch 2 32 px compile off, channels_last: [0-9.]+ ms/iter", out, re.M), out
+    assert re.search(r"^cyclegan +demo batch 2 32 px compile off, channels_last, fp32: [0-9.]+ ms/iter", out, re.M), out
     assert "aten::convolution_backward" in out  # the profile table names the ops
     (wall,) = re.findall(rf"^per step \(profiled, 2 steps\): wall {NUMBER} ms$", out, re.M)
     assert float(wall) > 0

@@ -142,7 +142,8 @@ def test_gpu_round_trip_then_dvc_runs_only_merge_and_metrics(lead, tmp_path):
     assert ran(sh(lead, "dvc", "repro").stdout) == ["merge_video", "metrics", "results_page"]
     assert (lead / "results" / "sheets" / "sbat6n.png").exists()
     figures = json.loads((lead / "metrics" / "translation.json").read_text())
-    assert set(figures) == {"input", *MODELS, *(f"{m}+flow" for m in MODELS)}  # params.yaml: temporal flow
+    assert set(figures["crops"]) == {"input", *MODELS, *(f"{m}+flow" for m in MODELS)}  # params.yaml: temporal flow
+    assert set(figures["merged"]) == {"input", *MODELS}  # the videos merged from the stabilised translations
     assert "Data and pipelines are up to date" in sh(lead, "dvc", "repro").stdout
 
 
@@ -159,7 +160,7 @@ def test_a_variant_goes_to_its_own_folder_with_its_params(lead, tmp_path):
     assert (variant / "data" / "translated" / "cyclegan" / "sbat6n.npy").exists()
     sh(lead, sys.executable, str(lead / "stages" / "metrics.py"), "--faces", "data/faces", "--translated",
        str(variant / "data" / "translated"), "--models", "cyclegan", "--out", str(variant / "metrics"))
-    assert "cyclegan" in json.loads((variant / "metrics" / "translation.json").read_text())
+    assert "cyclegan" in json.loads((variant / "metrics" / "translation.json").read_text())["crops"]
     assert "variants" not in sh(lead, "git", "status", "--porcelain").stdout  # git-ignored
 
 
