@@ -1,7 +1,7 @@
 """Frames per second of the data half of the pipeline, decode, extract and crop, on the GRID sample
 clips or on videos you name (at least two; they take domains A and B in turn).
 
-Decode is pipeline.video.iter_frames alone (the floor); extract is the extract_frames stage's work
+Decode is pipeline.store.video.iter_frames alone (the floor); extract is the extract_frames stage's work
 (decode + JPEG-encoding into the frame store, whose size it prints against raw frames); crop is the
 crop_faces stage's work (cuts, sparse detection, tracking, crops, and the 68 landmarks of the test
 faces) with `data.detect_every` and `data.test_share` from params.yaml (each clip's test segment)
@@ -18,16 +18,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from pipeline.crop_faces import crop_faces
-from pipeline.crop_outputs import read_boxes
-from pipeline.frame_outputs import load_frames, read_videos
-from pipeline.extract_frames import extract_frames
-from pipeline.identity import landmark_model
-from pipeline.landmarks import predict_landmarks
-from pipeline.params import load_group
-from pipeline.video import iter_frames, probe
 from timing import best_seconds  # bench/, beside this script
+
+from pipeline.common.params import load_group
+from pipeline.data.crop_faces import crop_faces
+from pipeline.data.extract_frames import extract_frames
+from pipeline.face.dlib_models import landmark_model
+from pipeline.face.landmarks import predict_landmarks
+from pipeline.store.faces import read_boxes
+from pipeline.store.frames import load_frames, read_videos
+from pipeline.store.video import iter_frames, probe
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,6 @@
 """Translation speed of the infer stage: frames per second, ms per batch, achieved TFLOP/s, peak memory.
 
-Times pipeline.infer.translate_batches, as the infer stage runs it: uint8 face crops from the
+Times pipeline.translate.infer.translate_batches, as the infer stage runs it: uint8 face crops from the
 host, resize to the model's crop size, generator and the reconstruction pass (bf16 on CUDA),
 uint8 results back on the host; `--compile` as with `infer.compile: true`. The generators have
 the profile's architecture (paper by default; only speed is measured, so their weights are the
@@ -22,18 +22,26 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-
-from pipeline.crop_outputs import load_crops
-from pipeline.dataset import Domain
-from pipeline.nets import ResnetGenerator, init_weights
-from pipeline.params import load_group
-from pipeline.runtime import StepOptions, pick_device
-from pipeline.stabilise import Stabiliser
-from pipeline.train import MODEL_CLASSES
-from pipeline.infer import translate_batches
 from timing import best_seconds  # bench/, beside this script
-from train_speed import (REPO, count_flops, device_line, figures, layout, recipe, resized,  # bench/, beside this script
-                         synchronize)
+from train_speed import (  # bench/, beside this script
+    REPO,
+    count_flops,
+    device_line,
+    figures,
+    layout,
+    recipe,
+    resized,
+    synchronize,
+)
+
+from pipeline.common.device import StepOptions, pick_device
+from pipeline.common.params import load_group
+from pipeline.models import MODELS
+from pipeline.models.nets import ResnetGenerator, init_weights
+from pipeline.store.faces import load_crops
+from pipeline.train.dataset import Domain
+from pipeline.translate.infer import translate_batches
+from pipeline.translate.stabilise import Stabiliser
 
 INFER = load_group("infer", REPO / "params.yaml")
 STABILISER = Stabiliser.from_params(INFER)
@@ -41,7 +49,7 @@ STABILISER = Stabiliser.from_params(INFER)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=sorted(MODEL_CLASSES), default="cyclegan", help="whose generator architecture")
+    parser.add_argument("--model", choices=sorted(MODELS), default="cyclegan", help="whose generator architecture")
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--batch-size", type=int, default=64, help="crops per forward pass (the infer group's batch_size)")
     parser.add_argument("--size", type=int, help="crop size in px (default: the profile's)")

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.crop_outputs import load_landmarks, read_boxes
-from pipeline.frame_outputs import load_frames
-from pipeline.merge_video import merge_test_videos, merged_frames
-from pipeline.nets import ResnetGenerator, init_weights
+from pipeline.common.device import pick_device
+from pipeline.common.params import BLENDS, MASKS, MergeParams
 from pipeline.models import MODELS
-from pipeline.params import BLENDS, MASKS, MergeParams
-from pipeline.runtime import pick_device
-from pipeline.infer import translate_batches
+from pipeline.models.nets import ResnetGenerator, init_weights
+from pipeline.store.faces import load_landmarks, read_boxes
+from pipeline.store.frames import load_frames
+from pipeline.translate.infer import translate_batches
+from pipeline.translate.merge_video import merge_test_videos, merged_frames
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))

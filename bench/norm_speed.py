@@ -1,4 +1,4 @@
-"""Instance norm computed as group norm (pipeline.nets.InstanceNorm) against torch's instance_norm.
+"""Instance norm computed as group norm (pipeline.models.nets.InstanceNorm) against torch's instance_norm.
 
 nets.InstanceNorm uses group norm with one group per channel because torch's CPU instance_norm
 gives wrong input gradients for one-sample channels_last batches. This times both kernels inside
@@ -12,10 +12,10 @@ import time
 
 import torch
 import torch.nn.functional as F
-
-from pipeline.nets import InstanceNorm, ResnetGenerator, init_weights
-from pipeline.runtime import StepOptions, pick_device
 from train_speed import device_line, synchronize  # bench/, beside this script
+
+from pipeline.common.device import StepOptions, pick_device
+from pipeline.models.nets import InstanceNorm, ResnetGenerator, init_weights
 
 
 def instance_norm(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 import yaml
 
-from pipeline.crop_outputs import load_crops
-from pipeline.dataset import triplet_starts
+from pipeline.store.faces import load_crops
+from pipeline.train.dataset import triplet_starts
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"

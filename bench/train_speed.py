@@ -27,11 +27,11 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from pipeline.dataset import Domain, UnpairedBatches
-from pipeline.params import PRECISIONS, CycleGANParams, RecycleGANParams
-from pipeline.profile import PROFILES
-from pipeline.runtime import StepOptions, pick_device
-from pipeline.train import MODEL_CLASSES
+from pipeline.common.device import StepOptions, pick_device
+from pipeline.common.params import PRECISIONS, CycleGANParams, RecycleGANParams
+from pipeline.common.profile import PROFILES
+from pipeline.models import MODELS, model_class
+from pipeline.train.dataset import Domain, UnpairedBatches
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = {"cyclegan": CycleGANParams, "recyclegan": RecycleGANParams}
@@ -126,7 +126,8 @@ def profile_steps(model, batches, device: torch.device, steps: int) -> str:
 def time_model(name: str, params, options: StepOptions, load_size: int, faces: Path, device: torch.device,
                steps: int, warmup: int, trace: int) -> tuple[float, int, str]:
     """(seconds per training step after `warmup` steps, FLOPs of one step, profile of `trace` more steps or '')."""
-    model_cls, frames = MODEL_CLASSES[name]
+    model_cls = model_class(name)
+    frames = model_cls.frames_per_sample
     a, b = (resized(Domain.load(faces, d, frames, device), load_size) for d in "AB")
     batches = UnpairedBatches(a, b, params.crop_size, params.batch_size, params.seed)
     # an eager model, built inside the count (weight init has no convolutions) and freed after it
@@ -147,7 +148,7 @@ def time_model(name: str, params, options: StepOptions, load_size: int, faces: P
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", nargs="+", choices=sorted(MODEL_CLASSES), default=sorted(MODEL_CLASSES))
+    parser.add_argument("--model", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
     parser.add_argument("--profile", default="paper", help="profiles/<name>.yaml gives the recipe (default paper)")
     parser.add_argument("--batch-size", type=int, help="global batch (default: the profile's)")
     parser.add_argument("--size", type=int, help="crop size in px (default: the profile's; Recycle-GAN: a multiple of 32)")

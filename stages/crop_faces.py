@@ -3,10 +3,10 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.atomic import atomic_file
-from pipeline.cli import run_stage
-from pipeline.crop_faces import crop_faces
-from pipeline.params import load_group
+from pipeline.common.cli import run_stage
+from pipeline.common.files import atomic_file
+from pipeline.common.params import load_group
+from pipeline.data.crop_faces import crop_faces
 
 
 def main() -> None:

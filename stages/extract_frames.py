@@ -2,10 +2,10 @@
 import argparse
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir
-from pipeline.cli import run_stage
-from pipeline.extract_frames import extract_frames
-from pipeline.params import load_group
+from pipeline.common.cli import run_stage
+from pipeline.common.files import atomic_dir
+from pipeline.common.params import load_group
+from pipeline.data.extract_frames import extract_frames
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
 """Stage fetch: copy or download every video that videos.yaml lists into one folder, with its sha256."""
 import argparse
 
-from pipeline.atomic import atomic_dir
-from pipeline.cli import run_stage
-from pipeline.fetch import fetch_videos
-from pipeline.params import load_videos
+from pipeline.common.cli import run_stage
+from pipeline.common.files import atomic_dir
+from pipeline.common.params import load_videos
+from pipeline.data.fetch import fetch_videos
 
 
 def main() -> None:

@@ -2,11 +2,11 @@
 import argparse
 from pathlib import Path
 
-from pipeline.cli import run_stage
-from pipeline.params import load_group
-from pipeline.runtime import pick_device
-from pipeline.stabilise import Stabiliser
-from pipeline.infer import translate_videos
+from pipeline.common.cli import run_stage
+from pipeline.common.device import pick_device
+from pipeline.common.params import load_group
+from pipeline.translate.infer import translate_videos
+from pipeline.translate.stabilise import Stabiliser
 
 
 def main() -> None:

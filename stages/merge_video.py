@@ -2,9 +2,9 @@
 import argparse
 from pathlib import Path
 
-from pipeline.cli import run_stage
-from pipeline.merge_video import merge_test_videos
-from pipeline.params import load_group
+from pipeline.common.cli import run_stage
+from pipeline.common.params import load_group
+from pipeline.translate.merge_video import merge_test_videos
 
 
 def main() -> None:

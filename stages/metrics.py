@@ -2,11 +2,11 @@
 import argparse
 from pathlib import Path
 
-from pipeline.cli import run_stage
-from pipeline.metrics import MergedVideos, evaluate
+from pipeline.common.cli import run_stage
+from pipeline.common.params import load_group
+from pipeline.evaluate.metrics import MergedVideos, evaluate
+from pipeline.evaluate.report import read_changed, write_report
 from pipeline.models import MODELS
-from pipeline.params import load_group
-from pipeline.report import read_changed, write_report
 
 
 def main() -> None:

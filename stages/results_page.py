@@ -1,9 +1,9 @@
 """Stage results_page: one offline HTML page (results/index.html) with the videos, figures and params of the run."""
 import argparse
 
-from pipeline.cli import run_stage
+from pipeline.common.cli import run_stage
+from pipeline.evaluate.results_page import write_results_page
 from pipeline.models import MODELS
-from pipeline.results_page import write_results_page
 
 
 def main() -> None:

@@ -9,14 +9,15 @@ import argparse
 import os
 from pathlib import Path
 
-from pipeline.cli import run_stage
-from pipeline.params import load_group
-from pipeline.train import MODEL_CLASSES, train
+from pipeline.common.cli import run_stage
+from pipeline.common.params import load_group
+from pipeline.models import MODELS
+from pipeline.train.loop import train
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model", choices=sorted(MODEL_CLASSES), help="which model (and params group) to train")
+    parser.add_argument("model", choices=sorted(MODELS), help="which model (and params group) to train")
     parser.add_argument("--faces", default="data/faces", help="crop_faces output (A/B_train.npy, boxes.csv)")
     parser.add_argument("--out", help="writes generators.safetensors, architecture.json (default models/<model>)")
     parser.add_argument("--checkpoints", help="resumable training state (default checkpoints/<model>)")

@@ -13,8 +13,8 @@ from typing import Iterator
 
 import pytest
 import yaml
-
-from clips.fetch_robustness import CLIPS, FOLDER as ROBUSTNESS
+from clips.fetch_robustness import CLIPS
+from clips.fetch_robustness import FOLDER as ROBUSTNESS
 from processes import commit, sh
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,8 +80,8 @@ def one_thread():
 
 def train_into(model: str, params: Path, faces: Path, out: Path) -> dict:
     """The training loop in this process with the `model` group of `params`, everything under `out`."""
-    from pipeline.params import load_group
-    from pipeline.train import train
+    from pipeline.common.params import load_group
+    from pipeline.train.loop import train
 
     return train(model, load_group(model, params), faces, out / "models", out / "checkpoints", out / "logs")
 

@@ -1,6 +1,6 @@
 """Decoding real clips in the tests.
 
-`decode` reads with the pipeline's own sequential reader (pipeline.video), to make test inputs
+`decode` reads with the pipeline's own sequential reader (pipeline.store.video), to make test inputs
 from real footage. `opencv_frames` (OpenCV's own FFmpeg build) and `pyav_frames` (PyAV's decoder
 without the reader's rotation and frame selection) are the references the reader and the H.264
 writer are checked against.
@@ -15,7 +15,7 @@ import av
 import cv2
 import numpy as np
 
-from pipeline.video import iter_frames
+from pipeline.store.video import iter_frames
 
 
 def decode(path: Path, limit: Optional[int] = None, region: Optional[tuple[int, int, int, int]] = None) -> np.ndarray:

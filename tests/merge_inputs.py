@@ -1,8 +1,8 @@
 """Real inputs of the infer and merge_video stages, made by the real upstream code on sample clips.
 
 Frames are decoded from real clips (tests/real_frames.py), faces found and cropped by
-`pipeline.crop_faces.crop_faces` (dlib), and the models are real CycleGAN / Recycle-GAN networks,
-tiny and freshly initialised, exported by `pipeline.train.export` as the training stages do.
+`pipeline.data.crop_faces.crop_faces` (dlib), and the models are real CycleGAN / Recycle-GAN networks,
+tiny and freshly initialised, exported by `pipeline.train.loop.export` as the training stages do.
 """
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import shutil
 from pathlib import Path
 
 import torch
-
-from pipeline.crop_faces import crop_faces
-from pipeline.cyclegan import CycleGAN
-from pipeline.params import CycleGANParams, DataParams, RecycleGANParams
-from pipeline.recyclegan import RecycleGAN
-from pipeline.train import export
 from real_frames import write_frames
+
+from pipeline.common.params import CycleGANParams, DataParams, RecycleGANParams
+from pipeline.data.crop_faces import crop_faces
+from pipeline.models.cyclegan import CycleGAN
+from pipeline.models.recyclegan import RecycleGAN
+from pipeline.train.loop import export
 
 LOAD_SIZE = 160  # ~0.7 of the ~220 px GRID face box: crop -> paste back keeps > 40 dB (identity test)
 CROP_SIZE = 64

@@ -1,4 +1,4 @@
-"""Real video frames for the crop tests, decoded with pipeline.video and stored as extract_frames does.
+"""Real video frames for the crop tests, decoded with pipeline.store.video and stored as extract_frames does.
 
 `write_frames` writes `<name>.mjpeg`, `<name>.csv` and `videos.csv` in the layout of docs/contracts.md,
 so the crop stage can be run on real clips without the fetch and extract stages. `region` cuts a
@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
 from decoders import decode
-from pipeline.frame_outputs import FrameWriter
-from pipeline.params import DataParams
-from pipeline.video import probe
+
+from pipeline.common.params import DataParams
+from pipeline.store.frames import FrameWriter
+from pipeline.store.video import probe
 
 
 def write_frames(frames_dir: Path, videos: list[dict]) -> Path:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pipeline.atomic import atomic_dir, atomic_file
+from pipeline.common.files import atomic_dir, atomic_file
 
 
 def current_umask() -> int:
@@ -60,7 +60,7 @@ def test_failed_file_write_leaves_nothing_and_a_whole_one_gets_an_open_mode(tmp_
 KILLED_MID_WRITE = """
 import os, signal, sys
 from pathlib import Path
-from pipeline.atomic import atomic_dir, atomic_file
+from pipeline.common.files import atomic_dir, atomic_file
 root = Path(sys.argv[1])
 with atomic_dir(root / "out") as tmp, atomic_file(root / "model.bin") as part:
     (tmp / "a.npy").write_bytes(bytes(1000))

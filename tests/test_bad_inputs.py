@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import GROUPS, REPO, copy_stages
 from decoders import decode
-from pipeline.video import VideoWriter
 from processes import ENV, sh
+
+from pipeline.store.video import VideoWriter
 
 CLIP = Path("data/samples/A/bbaf2n.mpg")  # 3 s, 25 fps, 360x288
 

@@ -1,4 +1,4 @@
-"""The step stacks independent calls of one network into one call (pipeline.cyclegan.batched).
+"""The step stacks independent calls of one network into one call (pipeline.models.cyclegan.batched).
 
 These tests hold it to the official code's call pattern, one network call per input, written out
 here on the same networks: the losses and the gradients must match, for random weights and real-
@@ -9,9 +9,9 @@ below any real difference.
 import pytest
 import torch
 
-from pipeline.cyclegan import CycleGAN, batched, gan_loss, l1_loss
-from pipeline.params import CycleGANParams, RecycleGANParams
-from pipeline.recyclegan import RecycleGAN
+from pipeline.common.params import CycleGANParams, RecycleGANParams
+from pipeline.models.cyclegan import CycleGAN, batched, gan_loss, l1_loss
+from pipeline.models.recyclegan import RecycleGAN
 
 CPU = torch.device("cpu")
 TINY = dict(crop_size=32, ngf=4, ndf=4, n_blocks=1, seed=3)

@@ -2,7 +2,7 @@
 import numpy as np
 from PIL import Image
 
-from pipeline.charts import COLOURS, loss_curves
+from pipeline.common.charts import COLOURS, loss_curves
 
 
 def rgb(colour: str) -> tuple[int, int, int]:

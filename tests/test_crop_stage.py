@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO
 from decoders import decode
-from pipeline.crop_geometry import crop_square
-from pipeline.crop_outputs import CropArrayWriter
-from pipeline.frame_outputs import FrameWriter, load_frames
-from pipeline.params import DEFAULT_TEST_SHARE
 from real_crops import crop
 from real_frames import write_frames
+
+from pipeline.common.params import DEFAULT_TEST_SHARE
+from pipeline.face.geometry import crop_square
+from pipeline.store.faces import CropArrayWriter
+from pipeline.store.frames import FrameWriter, load_frames
 
 BOX_COLUMNS = ["video", "domain", "split", "frame", "time", "shot", "face", "cx", "cy", "size",
                "det_x0", "det_y0", "det_x1", "det_y1", "crop_index"]
@@ -199,8 +199,8 @@ def garbled_listing(frames: Path) -> None:
                        "(the JPEGs lie back to back, each at least 1 byte)"),
     (frame_5_smaller, "bbaf2n.mjpeg: frame 5 is [50, 50, 3], frame 0 [144, 180, 3] (decoded at 1/2 size)"),
     (drop_offsets, "bbaf2n.csv: unreadable ('offset')"),
-    (lambda frames: (frames / "bbaf2n.mjpeg").unlink(), "bbaf2n.mjpeg: not found (run extract_frames first)"),
-    (garbled_listing, "videos.csv: not a video table ('utf-8' codec can't decode byte 0xff in position 0: "
+    (lambda frames: (frames / "bbaf2n.mjpeg").unlink(), "bbaf2n.mjpeg: not found (the extract_frames stage writes it)"),
+    (garbled_listing, "videos.csv: not a readable CSV table ('utf-8' codec can't decode byte 0xff in position 0: "
                       "invalid start byte)"),
 ], ids=["store cut short", "store appended to", "a frame overwritten", "an empty frame", "a frame of another size",
         "table without offsets", "store missing", "video list garbled"])

@@ -3,11 +3,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from pipeline.crop_outputs import load_crops
-from pipeline.dataset import Domain, UnpairedBatches, center_crops, crop_flip, triplet_starts
-from pipeline.errors import FacecycleError
 from real_crops import write_faces
+
+from pipeline.common.errors import FacecycleError
+from pipeline.store.faces import load_crops
+from pipeline.train.dataset import Domain, UnpairedBatches, center_crops, crop_flip, triplet_starts
 
 CPU = torch.device("cpu")
 

@@ -21,13 +21,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import GROUPS, REPO, torch_threads, train_into
+from processes import ENV, kill_once_saved
 from torch import nn
 
-from conftest import GROUPS, REPO, torch_threads, train_into
-from pipeline.params import load_group
-from pipeline.train import MODEL_CLASSES, train
-from pipeline.infer import load_generators
-from processes import ENV, kill_once_saved
+from pipeline.common.params import load_group
+from pipeline.models import model_class
+from pipeline.train.loop import train
+from pipeline.translate.infer import load_generators
 
 STEPS = dict(batch_size=4, n_epochs=0.4, n_epochs_decay=0, log_every=1)  # 2 steps of 4 of the 20 samples
 
@@ -92,7 +93,7 @@ def test_two_processes_train_the_weights_of_one_with_the_same_global_batch(model
     rounding = torch.load(reordered / "checkpoints/checkpoint.pt", weights_only=True)
     got = torch.load(two / f"checkpoints/{model}/checkpoint.pt", weights_only=True)
     assert got["step"] == expected["step"] == 2
-    skipped = normed_biases(MODEL_CLASSES[model][0](load_group(model, params), torch.device("cpu")))
+    skipped = normed_biases(model_class(model)(load_group(model, params), torch.device("cpu")))
     assert skipped and len(skipped) < len(expected["networks"]) / 2
     for key, value in expected["networks"].items():
         if key not in skipped:
@@ -159,7 +160,7 @@ def test_a_checkpoint_of_two_processes_resumes_in_one(tiny_faces, tmp_path, capf
                      for path in (whole / "checkpoints/cyclegan/checkpoint.pt", saved))
     assert got["step"] == expected["step"] == 4
     assert got["losses"] == pytest.approx(expected["losses"], rel=1e-4)
-    skipped = normed_biases(MODEL_CLASSES["cyclegan"][0](recipe, torch.device("cpu")))
+    skipped = normed_biases(model_class("cyclegan")(recipe, torch.device("cpu")))
     rounded_directions = 2 * recipe.lr * sum(adam_step_bound(t, recipe.beta1) for t in (3, 4))
     for key, value in expected["networks"].items():
         off = (got["networks"][key] - value).abs().max()

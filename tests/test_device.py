@@ -1,11 +1,11 @@
-"""pipeline.runtime: where the networks run and how crops enter them, shared by training, infer and metrics."""
+"""pipeline.common.device: where the networks run and how crops enter them, shared by training, infer and metrics."""
 import numpy as np
 import pytest
 import torch
 
-from pipeline.errors import FacecycleError
-from pipeline.model_size import at_model_size
-from pipeline.runtime import StepOptions, cpu_has_native_bf16, pick_device, resolve_precision, to_model_input, to_uint8
+from pipeline.common.device import StepOptions, cpu_has_native_bf16, pick_device, resolve_precision, to_model_input, to_uint8
+from pipeline.common.errors import FacecycleError
+from pipeline.models.size import at_model_size
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")

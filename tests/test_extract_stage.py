@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO, copy_stages
 from decoders import opencv_frames
-from pipeline.frame_outputs import DECODERS, load_frames
-from pipeline.fetch import fetch_videos
-from pipeline.params import Video
-from pipeline.reconstruction import psnr
 from processes import sh
+
+from pipeline.common.params import Video
+from pipeline.data.fetch import fetch_videos
+from pipeline.evaluate.reconstruction import psnr
+from pipeline.store.frames import DECODERS, load_frames
 
 CLIPS = {"bbaf2n": "A", "lrwp9a": "B"}
 

@@ -1,9 +1,9 @@
-"""Averaging masks along a face track (pipeline.face_mask.along_track): within runs of consecutive
+"""Averaging masks along a face track (pipeline.face.mask.along_track): within runs of consecutive
 frames of one shot only, with Gaussian weights, streaming."""
 import numpy as np
 import pytest
 
-from pipeline.face_mask import along_track
+from pipeline.face.mask import along_track
 
 
 def values(outputs):

@@ -2,11 +2,20 @@
 import cv2
 import numpy as np
 import pytest
-
 from decoders import decode
-from pipeline.crop_geometry import crop_square, crop_window
-from pipeline.faces import (FaceDetector, centre_size, interpolate, jitter, link_tracks, main_track, scene_cuts, shot_ids,
-                            track_faces)
+
+from pipeline.face.geometry import crop_square, crop_window
+from pipeline.face.tracking import (
+    FaceDetector,
+    centre_size,
+    interpolate,
+    jitter,
+    link_tracks,
+    main_track,
+    scene_cuts,
+    shot_ids,
+    track_faces,
+)
 
 MEGAMIND_FPS = 23.976
 

@@ -29,13 +29,13 @@ import shutil
 
 import pytest
 import torch
-
 from conftest import GROUPS
-from pipeline.dataset import Domain, UnpairedBatches
-from pipeline.nets import ResnetGenerator, init_weights
-from pipeline.params import CycleGANParams, RecycleGANParams
-from pipeline.runtime import StepOptions, pick_device
-from pipeline.train import MODEL_CLASSES
+
+from pipeline.common.device import StepOptions, pick_device
+from pipeline.common.params import CycleGANParams, RecycleGANParams
+from pipeline.models import model_class
+from pipeline.models.nets import ResnetGenerator, init_weights
+from pipeline.train.dataset import Domain, UnpairedBatches
 
 PARAMS = {"cyclegan": CycleGANParams, "recyclegan": RecycleGANParams}
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -44,7 +44,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def training(model: str, faces, device: torch.device, **changes):
     """The class of `model`, its tiny params with `changes`, and the batches it trains on."""
-    model_cls, frames = MODEL_CLASSES[model]
+    model_cls = model_class(model)
+    frames = model_cls.frames_per_sample
     params = PARAMS[model](**dict(GROUPS[model], **changes))
     a, b = (Domain.load(faces, d, frames, device) for d in "AB")
     return model_cls, params, UnpairedBatches(a, b, params.crop_size, params.batch_size, params.seed)

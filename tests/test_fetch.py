@@ -13,13 +13,13 @@ import imageio_ffmpeg
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO, copy_stages, serving
-from pipeline.errors import FacecycleError
-from pipeline.fetch import COLUMNS, _DownloadBar, fetch_videos
-from pipeline.params import Video
-from pipeline.video import probe
 from processes import ENV, sh
+
+from pipeline.common.errors import FacecycleError
+from pipeline.common.params import Video
+from pipeline.data.fetch import COLUMNS, _DownloadBar, fetch_videos
+from pipeline.store.video import probe
 
 
 def sha256(path: Path) -> str:

@@ -3,12 +3,13 @@ import dlib
 import numpy as np
 import pytest
 import torch
-
 from decoders import decode
-from pipeline.errors import FacecycleError
-from pipeline.identity import FaceDescriber, model_file
-from pipeline.identity_scores import SAME_PERSON, centroid, frechet_distance, identity_transfer
 from translation_layout import grid_crops
+
+from pipeline.common.errors import FacecycleError
+from pipeline.evaluate.identity_scores import SAME_PERSON, centroid, frechet_distance, identity_transfer
+from pipeline.face.dlib_models import model_file
+from pipeline.face.identity import FaceDescriber
 
 A_TRAIN = ["bbaf2n", "bgbo1a", "lgil4n", "pbbc4n", "prax1a"]
 A_TEST = ["sbat6n", "sbwh8p", "sgib8n", "srao1a", "srwi2n", "swbv4p"]  # the sample split's test clips
@@ -55,7 +56,7 @@ def test_centre_square_gives_nearly_the_detected_descriptor(samples, describe):
 
 
 def test_pytorch_resnet_gives_dlibs_own_descriptors(samples, describe):
-    """pipeline.face_resnet reads dlib's .dat and must agree with dlib's ResNet on real face chips."""
+    """pipeline.face.resnet reads dlib's .dat and must agree with dlib's ResNet on real face chips."""
     chips = [describe.chip(face) for face in grid_crops(samples / "B" / "lrwp9a.mpg", 4)]
     dlib_resnet = dlib.face_recognition_model_v1(model_file("dlib_face_recognition_resnet_model_v1.dat"))
     expected = np.array([dlib_resnet.compute_face_descriptor(chip) for chip in chips])

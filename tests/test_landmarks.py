@@ -6,16 +6,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from pipeline.crop_faces import crop_faces
-from pipeline.crop_geometry import crop_window
-from pipeline.crop_outputs import LANDMARKS, load_landmarks, read_boxes
-from pipeline.face_mask import face_size, hull_mask, mask_iou
-from pipeline.frame_outputs import load_frames
-from pipeline.landmarks import predict_landmarks
-from pipeline.merge_video import merge_test_videos, merged_frames
-from pipeline.params import DataParams, MergeParams
 from real_frames import write_frames
+
+from pipeline.common.params import DataParams, MergeParams
+from pipeline.data.crop_faces import crop_faces
+from pipeline.face.geometry import crop_window
+from pipeline.face.landmarks import predict_landmarks
+from pipeline.face.mask import face_size, hull_mask, mask_iou
+from pipeline.store.faces import LANDMARKS, load_landmarks, read_boxes
+from pipeline.store.frames import load_frames
+from pipeline.translate.merge_video import merge_test_videos, merged_frames
 
 
 def hull(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

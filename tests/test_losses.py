@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.cyclegan import CycleGAN, ImagePool, discriminator_loss, gan_loss, l1_loss
-from pipeline.params import CycleGANParams, RecycleGANParams
-from pipeline.recyclegan import RecycleGAN
+from pipeline.common.params import CycleGANParams, RecycleGANParams
+from pipeline.models.cyclegan import CycleGAN, ImagePool, discriminator_loss, gan_loss, l1_loss
+from pipeline.models.recyclegan import RecycleGAN
 
 CPU = torch.device("cpu")
 TINY = dict(crop_size=32, ngf=4, ndf=4, n_blocks=1)

@@ -11,22 +11,21 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from conftest import REPO
 from decoders import pyav_frames
 from merge_inputs import write_models
 from translation_layout import grid_crops
-from pipeline.crop_outputs import load_landmarks, read_boxes
-from pipeline.errors import FacecycleError
-from pipeline.crop_geometry import crop_window
-from pipeline.face_mask import blur_radius, feather_mask, hull_mask, mask_iou
-from pipeline.frame_outputs import load_frames
+
+from pipeline.common.errors import FacecycleError
+from pipeline.common.params import BLENDS, MASKS, MergeParams
+from pipeline.evaluate.reconstruction import psnr
+from pipeline.face.geometry import crop_window
+from pipeline.face.mask import blur_radius, feather_mask, hull_mask, mask_iou, match_color
 from pipeline.models import MODELS
-from pipeline.merge_video import merged_frames, merge_test_videos, paste_face, pasted_faces
-from pipeline.face_mask import match_color
-from pipeline.params import BLENDS, MASKS, MergeParams
-from pipeline.reconstruction import psnr
-from pipeline.infer import translate_videos
+from pipeline.store.faces import load_landmarks, read_boxes
+from pipeline.store.frames import load_frames
+from pipeline.translate.infer import translate_videos
+from pipeline.translate.merge_video import merge_test_videos, merged_frames, paste_face, pasted_faces
 
 PARAMS = MergeParams(mask="face", mask_erode=0.05, mask_blur=0.1, blend="alpha", color_match=True, crf=18,
                      sheet_frames=4)

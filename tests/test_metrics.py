@@ -1,13 +1,13 @@
-"""Per-video scoring (pipeline.metrics.evaluate_video) on real GRID crops."""
+"""Per-video scoring (pipeline.evaluate.metrics.evaluate_video) on real GRID crops."""
 import numpy as np
 import pandas as pd
 import pytest
-
-from pipeline.identity import FaceDescriber
-from pipeline.metrics import INPUT, Translation, describe_real_faces, evaluate_video, psnr_over_frames
-from pipeline.motion_fidelity import FaceMotion
-from pipeline.model_size import at_model_size
 from translation_layout import MARGIN, grid_crops
+
+from pipeline.evaluate.metrics import INPUT, Translation, describe_real_faces, evaluate_video, psnr_over_frames
+from pipeline.evaluate.motion_fidelity import FaceMotion
+from pipeline.face.identity import FaceDescriber
+from pipeline.models.size import at_model_size
 
 FRAMES = 25  # >= motion_fidelity.MIN_FRAMES
 

@@ -19,15 +19,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from PIL import Image
-
 from conftest import REPO, copy_stages
+from PIL import Image
 from processes import ENV, sh
-from pipeline.merge_video import merge_test_videos
-from pipeline.models import MODELS
-from pipeline.params import load_group
 from real_frames import write_frames
 from translation_layout import grid_crops, write_faces, write_translated
+
+from pipeline.common.params import load_group
+from pipeline.models import MODELS
+from pipeline.translate.merge_video import merge_test_videos
 
 FRAMES = 16
 

@@ -1,13 +1,14 @@
-"""Motion fidelity (pipeline.motion_fidelity) on a real talking clip: the man of sbat6n says a GRID
+"""Motion fidelity (pipeline.evaluate.motion_fidelity) on a real talking clip: the man of sbat6n says a GRID
 sentence, so his mouth opens and closes many times in 3 s."""
 import cv2
 import numpy as np
 import pytest
-
-from pipeline.identity import FaceDescriber, landmark_model
-from pipeline.motion_fidelity import FaceMotion, correlation, motion_fidelity, openings
-from pipeline.model_size import at_model_size
 from translation_layout import MARGIN, grid_crops
+
+from pipeline.evaluate.motion_fidelity import FaceMotion, correlation, motion_fidelity, openings
+from pipeline.face.dlib_models import landmark_model
+from pipeline.face.identity import FaceDescriber
+from pipeline.models.size import at_model_size
 
 DELAY = 5
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.nets import NLayerDiscriminator, ResnetGenerator, UnetGenerator, init_weights
+from pipeline.models.nets import NLayerDiscriminator, ResnetGenerator, UnetGenerator, init_weights
 
 
 def count(net: nn.Module) -> int:

@@ -5,10 +5,10 @@ import functools
 
 import numpy as np
 import pytest
-
 from decoders import decode
-from pipeline.faces import FaceDetector, main_track, track_faces
-from pipeline.identity import SAME_PERSON_ACROSS_SHOTS, FaceDescriber, main_person_shots
+
+from pipeline.face.identity import SAME_PERSON_ACROSS_SHOTS, FaceDescriber, main_person_shots
+from pipeline.face.tracking import FaceDetector, main_track, track_faces
 
 MEGAMIND_FPS = 23.976
 SHOTS = [(1, 98), (98, 154), (154, 200), (200, 270)]  # after the black frame 0: woman, man, woman, man

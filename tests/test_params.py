@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.errors import FacecycleError
-from pipeline.params import MergeParams, load_videos
+from pipeline.common.errors import FacecycleError
+from pipeline.common.params import MergeParams, load_videos
 
 
 def videos_file(folder: Path, *entries: dict) -> Path:

@@ -6,9 +6,9 @@ import sys
 import pytest
 import yaml
 
-from pipeline.errors import FacecycleError
-from pipeline.params import load_group
-from pipeline.profile import PROFILES, apply_profile, matching
+from pipeline.common.errors import FacecycleError
+from pipeline.common.params import load_group
+from pipeline.common.profile import PROFILES, apply_profile, matching
 
 REPO = PROFILES.parent
 
@@ -21,7 +21,7 @@ def test_switching_to_paper_and_back_keeps_everything_else(tmp_path):
     params = tmp_path / "params.yaml"
     original = (REPO / "params.yaml").read_text()
     params.write_text(original)
-    done = subprocess.run([sys.executable, "-m", "pipeline.profile", "paper", "--params", str(params)],
+    done = subprocess.run([sys.executable, "-m", "pipeline.common.profile", "paper", "--params", str(params)],
                           capture_output=True, text=True, check=True)
     assert done.stdout == (f"{params}: profile paper (lambda_cyc, data.load_size, cyclegan, recyclegan, infer.compile, "
                            "infer.temporal, metrics.identity_every, metrics.centroid_frames)\n")
@@ -73,7 +73,7 @@ def test_training_groups_coerce_ints_and_name_unknown_keys_and_bad_values(tmp_pa
 
 
 def profile_command(params, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.profile", *args, "--params", str(params)],
+    return subprocess.run([sys.executable, "-m", "pipeline.common.profile", *args, "--params", str(params)],
                           capture_output=True, text=True)
 
 

@@ -1,5 +1,5 @@
 """The GPU round trip of docs/quick.md on the CPU, at tiny size: pack the crops here, run
-bench/quick_run.sh in a copy of the working tree with a Python that, like the GPU image, has no
+tools/gpu_sandbox/quick_run.sh in a copy of the working tree with a Python that, like the GPU image, has no
 DVC of its own (only the packed copy), bring the results back, `dvc commit` them, and `dvc repro`
 runs merge_video and metrics alone.
 
@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from safetensors import safe_open
-
 from conftest import GROUPS, REPO, copy_stages
 from processes import ENV, commit, sh
+from safetensors import safe_open
+
+from gpu_sandbox.offload import DEVICE_LACKS, PART_BYTES
 from pipeline.models import MODELS
-from pipeline.offload import DEVICE_LACKS, PART_BYTES
 
 CLIPS = [("bbaf2n", "A", "train"), ("sbat6n", "A", "test"), ("brbk7n", "B", None)]
 # Absent from the GPU image besides DEVICE_LACKS: compiled speed-ups that DVC's packages fall back
@@ -54,14 +54,12 @@ def ran(output: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def lead(tmp_path_factory, samples):
-    """A git + DVC repo with all of dvc.yaml on tiny settings, the offload code, and crop_faces run."""
+    """A git + DVC repo with all of dvc.yaml on tiny settings, the GPU sandbox tools, and crop_faces run."""
     repo = tmp_path_factory.mktemp("quick") / "lead"
     repo.mkdir()
     copy_stages(repo)
-    shutil.copytree(REPO / "pipeline", repo / "pipeline", ignore=shutil.ignore_patterns("__pycache__"),
-                    dirs_exist_ok=True)
-    (repo / "bench").mkdir()
-    shutil.copy(REPO / "bench" / "quick_run.sh", repo / "bench")
+    for tree in ("pipeline", "tools"):
+        shutil.copytree(REPO / tree, repo / tree, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
     shutil.copy(REPO / ".gitignore", repo / ".gitignore")
     videos = []
     for name, domain, split in CLIPS:
@@ -103,13 +101,14 @@ def quick_run(copy: Path, work: Path, out: Path, *args: str) -> subprocess.Compl
     (image / "sitecustomize.py").write_text(GPU_IMAGE)
     env = dict(ENV, OUT=str(out), WORK=str(work), PYTHON=sys.executable, PYTHONPATH=str(image),
                GPU_LACKS=",".join(DEVICE_LACKS), GPU_ABSENT=",".join(ALSO_ABSENT), GPU_SITE=str(work / "site"))
-    done = subprocess.run(["bash", "bench/quick_run.sh", *args], cwd=copy, env=env, capture_output=True, text=True)
+    done = subprocess.run(["bash", "tools/gpu_sandbox/quick_run.sh", *args], cwd=copy, env=env, capture_output=True,
+                          text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
 
 def test_gpu_round_trip_then_dvc_runs_only_merge_and_metrics(lead, tmp_path):
-    packed = sh(lead, sys.executable, "-m", "pipeline.offload", "pack-inputs").stdout
+    packed = sh(lead, sys.executable, "tools/gpu_sandbox/offload.py", "pack-inputs").stdout
     assert "faces.tar" in packed and "site.tar.xz" in packed
     assert "?? .quick" not in sh(lead, "git", "status", "--porcelain").stdout  # git-ignored: travels by `carry`
     copy, work, out = gpu_copy(lead, tmp_path / "gpu"), tmp_path / "work", tmp_path / "out"
@@ -129,7 +128,7 @@ def test_gpu_round_trip_then_dvc_runs_only_merge_and_metrics(lead, tmp_path):
     assert returned == ["cyclegan.log", "cyclegan.tgz.00", "recyclegan.log", "recyclegan.tgz.00"]
     assert all(p.stat().st_size <= PART_BYTES for p in out.iterdir())
 
-    placed = sh(lead, sys.executable, "-m", "pipeline.offload", "finish", str(out)).stdout
+    placed = sh(lead, sys.executable, "tools/gpu_sandbox/offload.py", "finish", str(out)).stdout
     for model in MODELS:
         assert f"placed data/translated/{model}" in placed
         with safe_open(lead / "models" / model / "generators.safetensors", "pt") as f:
@@ -148,12 +147,12 @@ def test_gpu_round_trip_then_dvc_runs_only_merge_and_metrics(lead, tmp_path):
 
 
 def test_a_variant_goes_to_its_own_folder_with_its_params(lead, tmp_path):
-    sh(lead, sys.executable, "-m", "pipeline.offload", "pack-inputs")
+    sh(lead, sys.executable, "tools/gpu_sandbox/offload.py", "pack-inputs")
     copy, work, out = gpu_copy(lead, tmp_path / "gpu"), tmp_path / "work", tmp_path / "out"
     log = quick_run(copy, work, out, "cyclegan", "b2", "cyclegan.batch_size=2", "cyclegan.lr=0.0004").stdout
     assert "steps of 2 in" in log
     assert sorted(p.name for p in out.iterdir()) == ["b2_cyclegan.log", "b2_cyclegan.tgz.00"]
-    placed = sh(lead, sys.executable, "-m", "pipeline.offload", "finish", str(out)).stdout.splitlines()
+    placed = sh(lead, sys.executable, "tools/gpu_sandbox/offload.py", "finish", str(out)).stdout.splitlines()
     assert placed == [f"placed variants/b2/{p}" for p in ("models/cyclegan", "logs/cyclegan", "data/translated/cyclegan")]
     variant = lead / "variants" / "b2"
     assert (variant / "models" / "cyclegan" / "generators.safetensors").exists()
@@ -165,16 +164,17 @@ def test_a_variant_goes_to_its_own_folder_with_its_params(lead, tmp_path):
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path, lead):
-    done = subprocess.run([sys.executable, "-m", "pipeline.offload", "finish", str(tmp_path)], cwd=lead, env=ENV,
+    done = subprocess.run([sys.executable, "tools/gpu_sandbox/offload.py", "finish", str(tmp_path)], cwd=lead, env=ENV,
                           capture_output=True, text=True)
     assert done.returncode == 1 and "no result parts" in done.stderr and "Traceback" not in done.stderr
     for broken in (b"not a tar", gzip.compress(b"0" * 10000)[:200]):  # not an archive; one cut short
         (tmp_path / "cyclegan.tgz.00").write_bytes(broken)
-        done = subprocess.run([sys.executable, "-m", "pipeline.offload", "finish", str(tmp_path)], cwd=lead, env=ENV,
+        done = subprocess.run([sys.executable, "tools/gpu_sandbox/offload.py", "finish", str(tmp_path)], cwd=lead, env=ENV,
                               capture_output=True, text=True)
         assert done.returncode == 1 and "not a complete result archive" in done.stderr and "Traceback" not in done.stderr
-    done = subprocess.run([sys.executable, "-m", "pipeline.offload", "variant", "params.yaml", str(tmp_path / "p.yaml"),
-                           "cyclegan.batch_size=0"], cwd=lead, env=ENV, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "tools/gpu_sandbox/offload.py", "variant", "params.yaml",
+                           str(tmp_path / "p.yaml"), "cyclegan.batch_size=0"],
+                          cwd=lead, env=ENV, capture_output=True, text=True)
     assert done.returncode == 1 and "cyclegan.batch_size: must be >= 1" in done.stderr
 
 
@@ -184,10 +184,10 @@ def test_bf16_generators_translate_as_the_fp32_ones_under_bf16_autocast(tmp_path
     import torch
     from safetensors.torch import save_file
 
-    from pipeline.nets import ResnetGenerator
-    from pipeline.offload import to_bf16
-    from pipeline.runtime import StepOptions
-    from pipeline.infer import load_generators, translate_batches
+    from gpu_sandbox.offload import to_bf16
+    from pipeline.common.device import StepOptions
+    from pipeline.models.nets import ResnetGenerator
+    from pipeline.translate.infer import load_generators, translate_batches
 
     torch.manual_seed(0)
     generator = dict(input_nc=3, output_nc=3, ngf=8, n_blocks=2, upsample="transpose")

@@ -3,9 +3,9 @@ import math
 
 import numpy as np
 import pytest
-
-from pipeline.reconstruction import psnr, ssim
 from translation_layout import grid_crops
+
+from pipeline.evaluate.reconstruction import psnr, ssim
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
-
 from browser import CHROMIUM, loaded, screenshot
 from conftest import GROUPS, REPO, copy_stages, train_into
 from processes import ENV, commit, sh
+
 from pipeline.models import MODELS
 
 LOAD_SIZE = 40
@@ -109,7 +109,7 @@ def test_page_shows_every_output_of_the_run_by_relative_links(repo):
 def test_page_holds_the_figures_definitions_and_params_of_the_run(repo):
     import pandas as pd
 
-    from pipeline.metric_definitions import FID_NOTE, METRICS, SCORED, SCORED_TITLES, format_number
+    from pipeline.evaluate.definitions import FID_NOTE, METRICS, SCORED, SCORED_TITLES, format_number
 
     page = (repo / "results" / "index.html").read_text(encoding="utf-8")
     table = pd.read_csv(repo / "metrics" / "translation.csv")
@@ -157,7 +157,7 @@ def test_a_missing_input_is_one_line_and_no_page(repo, tmp_path, remove, message
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not found (Debian: apt-get install chromium; .ci/run installs it)")
 def test_chromium_loads_every_image_and_video_of_the_page_from_a_file_url(repo, tmp_path):
-    from pipeline.video import probe
+    from pipeline.store.video import probe
 
     page = repo / "results" / "index.html"
     links, _ = local_files(page)

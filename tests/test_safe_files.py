@@ -9,11 +9,11 @@ from pathlib import Path
 import av
 import torch
 import yaml
-
 from conftest import REPO
 from payloads import write_torch_save
-from pipeline.train import load_checkpoint
-from pipeline.video import VideoWriter, iter_frames
+
+from pipeline.store.video import VideoWriter, iter_frames
+from pipeline.train.loop import load_checkpoint
 
 SHELL = "x; touch pwned; $(touch pwned) `touch pwned` | touch pwned"  # runs `touch pwned` if a shell ever sees it
 

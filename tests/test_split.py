@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from pipeline.params import DEFAULT_TEST_SHARE
-from pipeline.split import frame_splits, held_out_segment
+from pipeline.common.params import DEFAULT_TEST_SHARE
+from pipeline.data.split import frame_splits, held_out_segment
 
 
 @pytest.mark.parametrize("split", ["train", "test"])

@@ -3,16 +3,16 @@ per-frame noise, and it restarts at scene cuts and track gaps."""
 import cv2
 import numpy as np
 import pytest
-
-from decoders import decode
-from pipeline.faces import scene_cuts, shot_ids
 from conftest import REPO
-from pipeline.params import load_group
-from pipeline.reconstruction import psnr
-from pipeline.model_size import at_model_size
-from pipeline.stabilise import Stabiliser, segments
-from pipeline.temporal import consecutive_pairs, input_motion, warping_error
+from decoders import decode
 from translation_layout import grid_crops
+
+from pipeline.common.params import load_group
+from pipeline.evaluate.reconstruction import psnr
+from pipeline.face.tracking import scene_cuts, shot_ids
+from pipeline.models.size import at_model_size
+from pipeline.translate.stabilise import Stabiliser, segments
+from pipeline.translate.temporal import consecutive_pairs, input_motion, warping_error
 
 STABILISER = Stabiliser.from_params(load_group("infer", REPO / "params.yaml"))  # what the shipped params run
 

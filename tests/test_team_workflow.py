@@ -19,14 +19,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import ssh_server
 import torch
 import yaml
-from safetensors.torch import load_file
-
-import ssh_server
 from browser import CHROMIUM, loaded
 from conftest import GROUPS, REPO, copy_stages
 from processes import commit, kill_once_saved, sh
+from safetensors.torch import load_file
+
 from pipeline.models import MODELS
 
 CLIPS = [("bbaf2n", "A", "train", 1.0), ("sbat6n", "A", "test", 1.0), ("brbk7n", "B", None, 1.2)]  # name, domain, split, end

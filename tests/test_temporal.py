@@ -1,10 +1,10 @@
 """Warping error and tOF on real GRID face crops: static, flickering, noisy, panned and cut clips."""
 import numpy as np
 import pytest
-
 from decoders import decode
-from pipeline.temporal import consecutive_pairs, input_motion, optical_flow, tof, valid_mask, warping_error
 from translation_layout import grid_crops
+
+from pipeline.translate.temporal import consecutive_pairs, input_motion, optical_flow, tof, valid_mask, warping_error
 
 
 @pytest.fixture(scope="module")

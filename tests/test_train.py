@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
-
 from conftest import GROUPS, REPO, train_into
-from pipeline.errors import FacecycleError
-from pipeline.nets import ResnetGenerator
-from pipeline.params import load_group
-from pipeline.train import SAMPLES, load_domains, lr_factor, train
 from processes import ENV, kill_once_saved
 from real_crops import write_faces
+from safetensors.torch import load_file
+
+from pipeline.common.errors import FacecycleError
+from pipeline.common.params import load_group
+from pipeline.models.nets import ResnetGenerator
+from pipeline.train.loop import SAMPLES, load_domains, lr_factor, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -5,6 +5,7 @@ rerunning CycleGAN only, and a checkpoint (git-ignored, not a DVC output) that a
 import json
 
 from processes import commit, sh
+
 from pipeline.models import MODELS
 
 STAGES = ("train_cyclegan", "train_recyclegan")

@@ -8,14 +8,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO
 from merge_inputs import CROP_SIZE, write_models
 from payloads import write_pickle, write_torch_save
-from pipeline.crop_outputs import read_boxes
-from pipeline.errors import FacecycleError
-from pipeline.stabilise import Stabiliser
-from pipeline.infer import load_generators, translate_batches, translate_videos
+
+from pipeline.common.errors import FacecycleError
+from pipeline.store.faces import read_boxes
+from pipeline.translate.infer import load_generators, translate_batches, translate_videos
+from pipeline.translate.stabilise import Stabiliser
 
 CPU = torch.device("cpu")
 

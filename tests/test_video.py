@@ -1,4 +1,4 @@
-"""pipeline.video on real clips: exact sequential decode, resampling, trim, bad files, H.264 encode with audio."""
+"""pipeline.store.video on real clips: exact sequential decode, resampling, trim, bad files, H.264 encode with audio."""
 import os
 import time
 from fractions import Fraction
@@ -9,13 +9,13 @@ import av
 import cv2
 import numpy as np
 import pytest
+from decoders import opencv_frames, pyav_frames
 from tqdm import tqdm
 
-from decoders import opencv_frames, pyav_frames
-from pipeline.errors import FacecycleError
-from pipeline.frame_outputs import load_frames
-from pipeline.extract_frames import write_video_frames
-from pipeline.video import VideoWriter, iter_frames, probe, select_frames
+from pipeline.common.errors import FacecycleError
+from pipeline.data.extract_frames import write_video_frames
+from pipeline.store.frames import load_frames
+from pipeline.store.video import VideoWriter, iter_frames, probe, select_frames
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Real face crops of GRID clips, and the metrics stage's inputs in the layout of docs/contracts.md.
 
-Crops are cut the way crop_faces cuts them (pipeline.faces: dlib HOG box, data.margin on each
+Crops are cut the way crop_faces cuts them (pipeline.face.tracking: dlib HOG box, data.margin on each
 side, edge-padded square resized to load_size), with one box per clip: the GRID camera is fixed
 and the speakers barely move; the test faces get dlib's 68 landmarks in that box, as crop_faces
 gives them. `data/translated/<model>/` is filled by the tests with known transforms of real
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from decoders import decode
-from pipeline.crop_geometry import crop_square
-from pipeline.crop_outputs import LANDMARKS
-from pipeline.faces import FaceDetector, centre_size
-from pipeline.landmarks import predict_landmarks
 from real_crops import write_layout
+
+from pipeline.face.geometry import crop_square
+from pipeline.face.landmarks import predict_landmarks
+from pipeline.face.tracking import FaceDetector, centre_size
+from pipeline.store.faces import LANDMARKS
 
 MARGIN = 0.4  # params.yaml data.margin
 

@@ -1,0 +1,1 @@
+"""Measuring the results: metrics and their definitions, the report and the results page."""

@@ -1,0 +1,1 @@
+"""From crops to result videos: translation, the flow stabiliser and the merge back into the frames."""
