@@ -20,12 +20,13 @@ import numpy as np
 import torch
 
 from pipeline.common.params import load_group
+from pipeline.common.runs import consecutive_pairs
 from pipeline.evaluate.identity_scores import frechet_distance
 from pipeline.evaluate.motion_fidelity import FaceMotion
 from pipeline.evaluate.reconstruction import psnr, ssim
 from pipeline.face.dlib_models import model_file
 from pipeline.face.identity import FaceDescriber
-from pipeline.translate.temporal import consecutive_pairs, input_motion, pair_tof, pair_warping_error
+from pipeline.translate.temporal import input_motion, pair_tof, pair_warping_error
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))

@@ -114,11 +114,11 @@ def test_page_holds_the_figures_definitions_and_params_of_the_run(repo):
     page = (repo / "results" / "index.html").read_text(encoding="utf-8")
     table = pd.read_csv(repo / "metrics" / "translation.csv")
     for column in table.columns:  # every column the metrics stage wrote, under the report's name
-        assert f"<th>{METRICS[column][0] if column in METRICS else column}</th>" in page
+        assert f"<th>{METRICS[column].header if column in METRICS else column}</th>" in page
     for value in table["warping_error"]:
         assert f">{format_number(value)}</td>" in page
     text = " ".join(Links(page).text)
-    for header, meaning in [*METRICS.values(), ("", FID_NOTE)]:  # as the reader sees them: markdown marks gone
+    for header, meaning, *_ in [*METRICS.values(), ("", FID_NOTE)]:  # as the reader sees them: markdown marks gone
         assert f"{header} {meaning.replace('`', '').replace('*', '')}".strip() in text
     for scored in SCORED:  # the crops' figures and the merged videos' figures, each under its own title
         assert f"<h3>Overall: {html.escape(SCORED_TITLES[scored])}</h3>" in page

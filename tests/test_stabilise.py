@@ -8,11 +8,12 @@ from decoders import decode
 from translation_layout import grid_crops
 
 from pipeline.common.params import load_group
+from pipeline.common.runs import consecutive_pairs, segments
 from pipeline.evaluate.reconstruction import psnr
 from pipeline.face.tracking import scene_cuts, shot_ids
 from pipeline.models.size import at_model_size
-from pipeline.translate.stabilise import Stabiliser, segments
-from pipeline.translate.temporal import consecutive_pairs, input_motion, warping_error
+from pipeline.translate.stabilise import Stabiliser
+from pipeline.translate.temporal import input_motion, warping_error
 
 STABILISER = Stabiliser.from_params(load_group("infer", REPO / "params.yaml"))  # what the shipped params run
 

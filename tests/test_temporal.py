@@ -4,7 +4,8 @@ import pytest
 from decoders import decode
 from translation_layout import grid_crops
 
-from pipeline.translate.temporal import consecutive_pairs, input_motion, optical_flow, tof, valid_mask, warping_error
+from pipeline.common.runs import consecutive_pairs
+from pipeline.translate.temporal import input_motion, optical_flow, tof, valid_mask, warping_error
 
 
 @pytest.fixture(scope="module")

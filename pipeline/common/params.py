@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import yaml
 
+from pipeline.common.domains import DOMAINS, SPLITS
 from pipeline.common.errors import FacecycleError
 
 # Params that both training groups read from the top level of params.yaml: one value, one key, so
@@ -56,9 +57,9 @@ class Video:
         # <name>_raw.npy beside <name>.npy
         _check(self.name.lower() != "videos" and not self.name.endswith(("_rec", "_raw")), f"{where}.name",
                f"{self.name!r} is taken by the stages' own files (videos.csv, <video>_rec.npy, <video>_raw.npy)", source)
-        _check(self.domain in ("A", "B"), f"{where}.domain", f"must be A or B, got {self.domain!r}", source)
+        _check(self.domain in DOMAINS, f"{where}.domain", f"must be A or B, got {self.domain!r}", source)
         _check((self.path is None) != (self.url is None), where, "give exactly one of path or url", source)
-        _check(self.split in (None, "train", "test"), f"{where}.split", f"must be train or test, got {self.split!r}", source)
+        _check(self.split in (None, *SPLITS), f"{where}.split", f"must be train or test, got {self.split!r}", source)
         if self.sha256 is not None:
             _check(len(self.sha256) == 64 and all(c in "0123456789abcdef" for c in self.sha256.lower()),
                    f"{where}.sha256", "must be 64 hex digits", source)

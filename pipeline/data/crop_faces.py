@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from pipeline.common.domains import DOMAINS, SPLITS
 from pipeline.common.errors import FacecycleError
 from pipeline.common.files import atomic_dir
 from pipeline.common.params import DataParams
@@ -34,9 +35,7 @@ from pipeline.face.tracking import (
     track_faces,
 )
 from pipeline.store.faces import BOX_COLUMNS, LANDMARKS, CropArrayWriter, faceless_videos, train_crop_table
-from pipeline.store.frames import DOMAINS, load_frames, read_videos
-
-SPLITS = ("train", "test")
+from pipeline.store.frames import load_frames, read_videos
 
 
 def video_boxes(frames_dir: Path, video, params: DataParams, detect: FaceDetector,

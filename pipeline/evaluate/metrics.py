@@ -19,10 +19,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from pipeline.common.domains import DOMAINS, TARGET, direction, domains_of
 from pipeline.common.errors import FacecycleError
 from pipeline.common.params import MetricsParams
+from pipeline.common.runs import consecutive_pairs
 from pipeline.common.sampling import evenly_spaced
-from pipeline.evaluate.definitions import DRIFT_GAP, SCORED
+from pipeline.evaluate.definitions import DRIFT_GAP, MEANS_OVER_VIDEOS, OVER_FRAMES, SCORED
 from pipeline.evaluate.identity_scores import centroid, frechet_distance, identity_transfer
 from pipeline.evaluate.merged_faces import cut_faces, in_chunks, result_frames
 from pipeline.evaluate.motion_fidelity import FaceMotion, motion_fidelity
@@ -34,11 +36,9 @@ from pipeline.store.faces import faceless_videos, load_crop_array, load_crops, r
 from pipeline.store.frames import load_frames, read_videos
 from pipeline.store.tables import read_json
 from pipeline.translate.stabilise import TEMPORAL
-from pipeline.translate.temporal import consecutive_pairs, input_motion, temporal_scores
+from pipeline.translate.temporal import input_motion, temporal_scores
 
 INPUT = "input"  # the reference row: the untranslated test crops
-TARGET = {"A": "B", "B": "A"}
-MEANS_OVER_VIDEOS = ("warping_error", "drift", "tof", "mouth_motion", "eye_motion", "psnr", "ssim")
 
 
 def read_test_faces(faces_dir: Path) -> pd.DataFrame:
@@ -134,7 +134,7 @@ def evaluate_video(faces: pd.DataFrame, inputs: np.ndarray, translated: dict[str
 def _row(faces: pd.DataFrame, scored: str, model: str, temporal: dict, motion: np.ndarray, identity: dict) -> dict:
     """One row of the per-video table: what was scored, and its temporal, motion and identity figures."""
     domain = faces["domain"].iloc[0]
-    return {"scored": scored, "video": faces["video"].iloc[0], "domain": domain, "direction": f"{domain}2{TARGET[domain]}",
+    return {"scored": scored, "video": faces["video"].iloc[0], "domain": domain, "direction": direction(domain),
             "model": model, "frames": len(faces), "pairs": temporal["pairs"], "warping_error": temporal["warping_error"],
             "drift": temporal["drift"], "mouth_motion": motion[0], "eye_motion": motion[1], **identity}
 
@@ -205,10 +205,10 @@ def overall_figures(videos: pd.DataFrame, described: dict[tuple[str, str], list[
     for (model, way), parts in described.items():
         group = videos[(videos["model"] == model) & (videos["direction"] == way)]
         means = group[[c for c in MEANS_OVER_VIDEOS if c in group]].mean().dropna().to_dict()  # figures the rows have
-        if "raw_psnr" in group and group["raw_psnr"].notna().any():
-            means["raw_psnr"] = psnr_over_frames(group, "raw_psnr")
+        for column in (m for m in OVER_FRAMES if m in group and group[m].notna().any()):
+            means[column] = psnr_over_frames(group, column)
         overall.setdefault(model, {})[way] = {"videos": len(group), "frames": int(group["frames"].sum()), **means,
-                                              **real.score(np.concatenate(parts), way[0])}
+                                              **real.score(np.concatenate(parts), domains_of(way)[0])}
     return overall
 
 
@@ -288,7 +288,7 @@ def evaluate(faces_dir: str | Path, translated_dir: str | Path, params: MetricsP
     faces_dir, translated_dir = Path(faces_dir), Path(translated_dir)
     videos, modes = open_videos(faces_dir, translated_dir, models)
     test_rows = read_boxes(faces_dir, "test")
-    train = {d: (faces_dir / f"{d}_train.npy", load_crops(faces_dir, d, "train")) for d in TARGET}
+    train = {d: (faces_dir / f"{d}_train.npy", load_crops(faces_dir, d, "train")) for d in DOMAINS}
     describe = FaceDescriber(params.face_rect, params.face_size, margin)
     motion_of = FaceMotion(params.face_size, describe.centre)
     real = describe_real_faces(train, describe, params.centroid_frames)

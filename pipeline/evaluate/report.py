@@ -9,13 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.common.charts import COLOURS, grouped_bars
+from pipeline.common.domains import domains_of
 from pipeline.common.files import atomic_dir, atomic_file
-from pipeline.evaluate.definitions import FID_NOTE, METRICS, SCORED, SCORED_NOTES, SCORED_TITLES, format_number
+from pipeline.evaluate.definitions import FID_NOTE, METRICS, PLOTS, SCORED, SCORED_NOTES, SCORED_TITLES, format_number
 from pipeline.evaluate.metrics import INPUT, Evaluation
 from pipeline.store.tables import read_table
 
-PLOTS = ("warping_error", "drift", "tof", "mouth_motion", "raw_psnr", "identity_share", "target_distance", "frechet",
-         "psnr", "ssim")
 
 def _json_safe(value):
     """JSON has no NaN or infinity: both become null."""
@@ -29,7 +28,7 @@ def _json_safe(value):
 def _table(frame: pd.DataFrame, keys: list[str]) -> list[str]:
     """A markdown table of `keys` columns followed by the METRICS columns present in `frame`."""
     columns = keys + [m for m in METRICS if m in frame]
-    headers = keys + [METRICS[m][0] for m in columns[len(keys):]]
+    headers = keys + [METRICS[m].header for m in columns[len(keys):]]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for _, row in frame.iterrows():
         lines.append("| " + " | ".join(format_number(row.get(c)) for c in columns) + " |")
@@ -64,7 +63,7 @@ def _overall_lines(evaluation: Evaluation, scored: str) -> list[str]:
     for way in sorted(videos["direction"].unique()):
         rows = pd.DataFrame([{"model": m, **overall[m][way]} for m in _models(videos) if way in overall.get(m, {})])
         first_row = rows.iloc[0]
-        lines += [f"### {way[0]} -> {way[2]}: {first_row['videos']} video(s), {first_row['frames']} frames, "
+        lines += [f"### {' -> '.join(domains_of(way))}: {first_row['videos']} video(s), {first_row['frames']} frames, "
                   f"{first_row['described']} described per model",
                   "", *_table(rows, ["model"]), ""]
     return lines
@@ -95,14 +94,14 @@ def markdown(evaluation: Evaluation) -> str:
             lines += _overall_lines(evaluation, scored)
     lines += ["## Per video", "", *_table(videos, ["scored", "video", "direction", "model"]), "",
               "## What the figures mean", ""]
-    lines += [f"- **{header}**: {meaning}" for header, meaning in METRICS.values()]
+    lines += [f"- **{metric.header}**: {metric.meaning}" for metric in METRICS.values()]
     rect = ("dlib's HOG detector in the resized crop" if params.face_rect == "detect"
             else "the crop's centre square where crop_faces put the detector's box (data.margin)")
     lines += ["", f"Identity settings: crops resized to {params.face_size} px, face rectangle from {rect}, 5 landmarks, "
               f"dlib ResNet descriptor of 1 test frame in {params.identity_every}; centroids from "
               + ", ".join(f"{n} {d} train crops" for d, n in evaluation.real_faces.items()) + ".", "", FID_NOTE, "",
               "## Plots", ""]
-    lines += [f"![{METRICS[m][0]}](plots/{m}.png)" for m in PLOTS if m in videos]
+    lines += [f"![{METRICS[m].header}](plots/{m}.png)" for m in PLOTS if m in videos]
     return "\n".join(lines) + "\n"
 
 
@@ -127,7 +126,7 @@ def plot(evaluation: Evaluation, out_dir: Path) -> None:
             values += [float(overall.get(w, {}).get(metric, float("nan"))) for w in ways]
             if not all(math.isnan(v) for v in values):
                 series[name[scored, model]] = values
-        grouped_bars(out_dir / f"{metric}.png", METRICS[metric][0], groups, series, colours)
+        grouped_bars(out_dir / f"{metric}.png", METRICS[metric].header, groups, series, colours)
 
 
 def read_changed(path: str | Path) -> pd.DataFrame:

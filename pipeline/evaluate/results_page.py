@@ -54,7 +54,7 @@ def _href(path: Path, page_dir: Path) -> str:
 
 def _header(key: str) -> str:
     """A column's header: the report's name for a metric, else the key itself."""
-    return METRICS[key][0] if key in METRICS else key
+    return METRICS[key].header if key in METRICS else key
 
 
 def _prose(text: str) -> str:
@@ -130,7 +130,7 @@ def _metrics_section(metrics_dir: Path, table: pd.DataFrame, page_dir: Path) -> 
             rows = [{"model": model, **by_way[way]} for model, by_way in by_model.items() if way in by_way]
             parts += [f"<h4>{_text(way)}</h4>", _table(rows)]
     parts += ["<h3>Per video</h3>", _table(table.to_dict("records")), "<h3>What the figures mean</h3>", "<dl>"]
-    parts += [f"<dt>{_text(header)}</dt><dd>{_prose(meaning)}</dd>" for header, meaning in METRICS.values()]
+    parts += [f"<dt>{_text(metric.header)}</dt><dd>{_prose(metric.meaning)}</dd>" for metric in METRICS.values()]
     parts += ["</dl>", f"<p>{_prose(FID_NOTE)}</p>", '<div class="grid wide">']
     order = list(METRICS)
     plots = sorted(required(metrics_dir / "plots", "metrics").glob("*.png"),

@@ -22,10 +22,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from pipeline.common.domains import DOMAINS
 from pipeline.common.errors import FacecycleError
 from pipeline.store.tables import read_table, required
 
-DOMAINS = ("A", "B")
 _DECODE_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
                  8: cv2.IMREAD_REDUCED_COLOR_8}  # decode scale: OpenCV's flag
 AHEAD = 2  # frames decoded ahead of the one being read, or encoded behind the one being added

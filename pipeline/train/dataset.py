@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from pipeline.common.errors import FacecycleError
+from pipeline.common.runs import continues
 from pipeline.store.faces import load_crops, read_train_crops
 
 
@@ -36,13 +37,9 @@ def triplet_starts(faces_dir: str | Path, domain: str, n_crops: int) -> np.ndarr
         raise FacecycleError(f"{Path(faces_dir) / 'train_crops.csv'}: lists {len(rows)} crops for {domain}_train "
                              f"but the array holds {n_crops}")
     video, shot, frame = (rows[c].to_numpy() for c in ("video", "shot", "frame"))
-
-    def continues(k: int) -> np.ndarray:  # row t + k is frame + k of the same video and shot as row t
-        return (video[k:] == video[:-k]) & (shot[k:] == shot[:-k]) & (frame[k:] == frame[:-k] + k)
-
     if n_crops < 3:
         return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(continues(1)[:-1] & continues(2))
+    return np.flatnonzero(continues(frame, shot, 1, video)[:-1] & continues(frame, shot, 2, video))
 
 
 @dataclass

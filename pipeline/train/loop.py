@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from pipeline.common.charts import loss_curves
 from pipeline.common.device import pick_device, replica_group, to_uint8
+from pipeline.common.domains import DOMAINS
 from pipeline.common.errors import FacecycleError
 from pipeline.common.files import atomic_dir, atomic_file
 from pipeline.common.params import TOP_LEVEL, GANParams
@@ -231,12 +232,12 @@ def load_domains(group: str, params: GANParams, faces_dir: Path, frames: int,
                  device: torch.device, budget: int | None = None) -> tuple[dict[str, Domain], int]:
     """Both domains' train crops on the device, or streamed to it from the host when they do not
     fit (crops_fit), and their shared size (refused unless crop_size fits)."""
-    nbytes = sum(load_crops(faces_dir, d, "train").nbytes for d in ("A", "B"))
+    nbytes = sum(load_crops(faces_dir, d, "train").nbytes for d in DOMAINS)
     stream = not crops_fit(nbytes, device, budget)
     if stream:
         print(f"{group}: the train crops ({nbytes / 2**30:.2f} GiB) exceed the {device.type} memory budget: "
               "they stay memory-mapped on the host and each batch is copied over", file=sys.stderr)
-    domains = {d: Domain.load(faces_dir, d, frames, device, stream) for d in ("A", "B")}
+    domains = {d: Domain.load(faces_dir, d, frames, device, stream) for d in DOMAINS}
     load_size = domains["A"].load_size
     for d, domain in domains.items():
         if domain.load_size != load_size or params.crop_size > domain.load_size:
@@ -286,7 +287,7 @@ def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: 
     del state
     if start and lead:
         truncate_history(log_dir, start)
-    fixed_A, fixed_B = (center_crops(domains[d], SAMPLES, params.crop_size) for d in ("A", "B"))
+    fixed_A, fixed_B = (center_crops(domains[d], SAMPLES, params.crop_size) for d in DOMAINS)
 
     window, divergence, last_saved = LossWindow(world), DivergenceWatch(total, device, world), start
     from dvclive import Live  # here, not at the top: it imports DVC (~0.5 s), which infer and the benches never use

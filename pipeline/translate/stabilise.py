@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Iterator
 import cv2
 import numpy as np
 
+from pipeline.common.runs import segments
 from pipeline.translate.temporal import warp
 
 if TYPE_CHECKING:
@@ -47,15 +48,6 @@ DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DI
 TEMPORAL = "temporal.json"  # infer writes it beside the crops: which temporal mode <video>.npy holds
 SPREAD = 5  # side of the square over which the largest input change near a pixel is taken
 _CHANNEL_MEAN = np.full((1, 3), 1 / 3, np.float32)  # cv2.transform matrix: [H, W, 3] -> their mean [H, W]
-
-
-def segments(frame: np.ndarray, shot: np.ndarray) -> Iterator[tuple[int, int]]:
-    """[start, stop) row ranges of consecutive frames of one shot: the stabiliser restarts at each
-    cut and at each gap in the face track."""
-    frame, shot = np.asarray(frame), np.asarray(shot)
-    breaks = np.flatnonzero((np.diff(frame) != 1) | (shot[1:] != shot[:-1])) + 1
-    bounds = [0, *breaks.tolist(), len(frame)]
-    yield from ((a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a)
 
 
 class FlowCache:

@@ -21,14 +21,6 @@ import numpy as np
 _FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
 
 
-def consecutive_pairs(frame: np.ndarray, shot: np.ndarray, gap: int = 1) -> np.ndarray:
-    """Indices i such that rows i..i+gap are consecutive frames of the same shot."""
-    frame, shot = np.asarray(frame), np.asarray(shot)
-    if len(frame) <= gap:
-        return np.zeros(0, np.int64)
-    return np.flatnonzero((frame[gap:] - frame[:-gap] == gap) & (shot[gap:] == shot[:-gap]))
-
-
 def optical_flow(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
     """Farneback flow [H, W, 2] (dx, dy in pixels) from uint8 RGB image `prev` to `nxt`."""
     gray = [cv2.cvtColor(np.ascontiguousarray(im), cv2.COLOR_RGB2GRAY) for im in (prev, nxt)]
