@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from pipeline.common.device import pick_device
-from pipeline.common.params import BLENDS, MASKS, MergeParams
+from pipeline.common.params import BLENDS, MASKS
 from pipeline.models import MODELS
 from pipeline.models.nets import ResnetGenerator, init_weights
 from pipeline.store.faces import load_landmarks, read_boxes
@@ -27,7 +27,8 @@ from pipeline.translate.merge_video import merge_test_videos, merged_frames
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from clips.fetch_robustness import FOLDER as ROBUSTNESS  # noqa: E402 - the tests' fetched real clips
-from merge_inputs import write_inputs  # noqa: E402 - the tests' real-input helper
+from helpers.merge_inputs import write_inputs  # noqa: E402 - the tests' real-input helper
+from helpers.repo import shipped_params  # noqa: E402 - the shipped params.yaml
 from timing import best_seconds  # noqa: E402 - bench/, beside this script
 
 
@@ -63,7 +64,7 @@ def main() -> None:
         for mask in MASKS:
             for blend in BLENDS:
                 for color in (False, True):
-                    params = MergeParams(mask=mask, blend=blend, color_match=color)
+                    params = shipped_params("merge", mask=mask, blend=blend, color_match=color)
                     took = best_seconds(lambda: list(merged_frames(frames.iter_at(rows["frame"]), rows, faces, crops,
                                                                    landmarks, params)))
                     print(f"  paste, mask {mask:6s} blend {blend:7s} color_match={color!s:5s}: "
@@ -75,7 +76,7 @@ def main() -> None:
             np.save(tmp / "translated" / name / "wall.npy", faces[:0])
         took = best_seconds(lambda: merge_test_videos(inputs["frames"], inputs["faces"], inputs["raw"],
                                                  [tmp / "translated" / "cyclegan", tmp / "translated" / "recyclegan"],
-                                                 tmp / "results", MergeParams()), repeat=1)
+                                                 tmp / "results", shipped_params("merge")), repeat=1)
         total = len(read_boxes(inputs["faces"], "test"))
         print(f"  merge_video (2 models, 3 encodes): {1000 * took / total:6.2f} ms/frame over {total} frames")
 

@@ -30,7 +30,7 @@ from pipeline.translate.temporal import input_motion, pair_tof, pair_warping_err
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from translation_layout import grid_crops  # noqa: E402 - the tests' real-crop helper
+from helpers.translation_layout import grid_crops  # noqa: E402 - the tests' real-crop helper
 
 OPENINGS = "mouth + eye openings, 10 fits (per face)"
 

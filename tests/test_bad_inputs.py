@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import GROUPS, REPO, copy_stages
-from decoders import decode
-from processes import ENV, sh
+from helpers.decoders import decode
+from helpers.processes import ENV, sh
+from helpers.repo import GROUPS, REPO, copy_stages, over_shipped
 
 from pipeline.store.video import VideoWriter
 
@@ -37,7 +37,7 @@ def stage(tmp_path: Path, argv: list[str], params: dict, **env: str) -> subproce
     params = dict(params)
     if "videos" in params:
         (tmp_path / "videos.yaml").write_text(yaml.safe_dump({"videos": params.pop("videos")}))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(over_shipped(params)))
     return subprocess.run([sys.executable, str(REPO / "stages" / f"{argv[0]}.py"), *argv[1:]], cwd=tmp_path,
                           capture_output=True, text=True, env=dict(ENV, **env), timeout=120)
 

@@ -8,13 +8,13 @@ below any real difference.
 """
 import pytest
 import torch
+from helpers.repo import shipped_params
 
-from pipeline.common.params import CycleGANParams, RecycleGANParams
 from pipeline.models.cyclegan import CycleGAN, batched, gan_loss, l1_loss
 from pipeline.models.recyclegan import RecycleGAN
 
 CPU = torch.device("cpu")
-TINY = dict(crop_size=32, ngf=4, ndf=4, n_blocks=1, seed=3)
+TINY = dict(crop_size=32, ngf=4, ndf=4, n_blocks=1, batch_size=1, lr=2e-4, seed=3)
 
 
 def official_discriminator_loss(d, real, fake):
@@ -71,7 +71,7 @@ def gradients(model, losses):
 
 
 def test_batched_call_gives_each_input_its_own_output():
-    g = CycleGAN(CycleGANParams(**TINY), CPU).networks.G_A
+    g = CycleGAN(shipped_params("cyclegan", **TINY), CPU).networks.G_A
     x, y = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
     out_x, out_y = batched(g, x, y)
     # Another batch size lets the convolutions sum in another order. Each of the ~10 layers rounds
@@ -82,8 +82,8 @@ def test_batched_call_gives_each_input_its_own_output():
 
 
 @pytest.mark.parametrize("model_cls, params, official, frames", [
-    (CycleGAN, CycleGANParams(**TINY, pool_size=0), official_cyclegan, None),
-    (RecycleGAN, RecycleGANParams(**TINY, predictor_downs=5, add_cycle_loss=True, lambda_identity=0.5),
+    (CycleGAN, shipped_params("cyclegan", **TINY, pool_size=0), official_cyclegan, None),
+    (RecycleGAN, shipped_params("recyclegan", **TINY, predictor_downs=5, add_cycle_loss=True, lambda_identity=0.5),
      official_recyclegan, 3),
 ], ids=["cyclegan", "recyclegan"])
 def test_step_losses_and_gradients_match_one_call_per_input(model_cls, params, official, frames):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
-from processes import ENV
-from real_crops import write_faces
+from helpers.processes import ENV
+from helpers.real_crops import write_faces
+from helpers.repo import REPO
 
 NUMBER = r"([0-9.]+)"
 TRAIN_LINE = re.compile(rf"^(cyclegan|recyclegan) +demo batch 2 32 px compile off, NCHW, fp32: {NUMBER} ms/iter, "

@@ -8,15 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
-from decoders import decode
-from real_crops import crop
-from real_frames import write_frames
+from helpers.decoders import decode
+from helpers.real_crops import crop
+from helpers.real_frames import write_frames
+from helpers.repo import REPO, over_shipped, shipped_params
 
-from pipeline.common.params import DEFAULT_TEST_SHARE
 from pipeline.face.geometry import crop_square
 from pipeline.store.faces import CropArrayWriter
 from pipeline.store.frames import FrameWriter, load_frames
+
+TEST_SHARE = shipped_params("data").test_share
 
 BOX_COLUMNS = ["video", "domain", "split", "frame", "time", "shot", "face", "cx", "cy", "size",
                "det_x0", "det_y0", "det_x1", "det_y1", "crop_index"]
@@ -28,7 +29,7 @@ def run_crop(tmp_path, videos, write=True):
     stages/crop_faces.py on them; return the finished process."""
     frames = write_frames(tmp_path / "frames", videos) if write else tmp_path / "frames"
     params = {"data": {"load_size": LOAD_SIZE, "margin": 0.4, "detect_every": 5, "split_seed": 0}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(over_shipped(params)))
     return subprocess.run([sys.executable, str(REPO / "stages" / "crop_faces.py"), "--frames", str(frames),
                            "--out", str(tmp_path / "faces"), "--metrics", str(tmp_path / "crop.json"),
                            "--params", str(tmp_path / "params.yaml")], capture_output=True, text=True, timeout=300)
@@ -67,7 +68,7 @@ def test_grid_faces_found_and_smoothed(grid_run):
     assert summary["detection_rate"] >= 0.99
     assert summary["jitter_smoothed"] < summary["jitter_raw"]
     assert summary["A"]["train"]["frames"] == 4 * 75 and summary["A"]["test"]["frames"] == 2 * 75
-    assert summary["B"]["test"]["frames"] == 75 + round(75 * DEFAULT_TEST_SHARE)
+    assert summary["B"]["test"]["frames"] == 75 + round(75 * TEST_SHARE)
     assert summary["detector_runs"] < summary["frames"] / 4  # sparse detection
     assert summary["scene_cuts"] == 0 and summary["other_person_shots"] == 0
     bars = (grid_run / "stderr.txt").read_text()
@@ -81,7 +82,7 @@ def test_grid_outputs_follow_the_contract(grid_run):
     splits = boxes.groupby("video")["split"].agg(set)
     assert splits["sbat6n"] == {"test"} and splits["bbaf2n"] == {"train"}  # whole clips when videos.csv says so
     test = np.flatnonzero(boxes[boxes["video"] == "lbbc2a"]["split"] == "test")
-    assert len(test) == round(75 * DEFAULT_TEST_SHARE) and np.all(np.diff(test) == 1)  # else one time segment
+    assert len(test) == round(75 * TEST_SHARE) and np.all(np.diff(test) == 1)  # else one time segment
     frames, _ = load_frames(grid_run / "frames", "lrwp9a", 75)
     crops = np.load(faces / "B_test.npy")
     for row in boxes[boxes["video"] == "lrwp9a"].iloc[::25].itertuples():

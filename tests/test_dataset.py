@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from real_crops import write_faces
+from helpers.real_crops import write_faces
 
 from pipeline.common.errors import FacecycleError
 from pipeline.store.faces import load_crops

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import GROUPS, REPO, torch_threads, train_into
-from processes import ENV, kill_once_saved
+from helpers.processes import ENV, kill_once_saved
+from helpers.repo import GROUPS, REPO, SHIPPED, over_shipped, torch_threads, train_into
 from torch import nn
 
 from pipeline.common.params import load_group
@@ -55,7 +55,8 @@ def normed_biases(model) -> set[str]:
 
 def params_file(path: Path, **changes) -> Path:
     """The tiny groups, trained for STEPS with `changes`."""
-    path.write_text(yaml.safe_dump({name: dict(group, **dict(STEPS, **changes)) for name, group in GROUPS.items()}))
+    path.write_text(yaml.safe_dump(over_shipped({"lambda_cyc": SHIPPED["lambda_cyc"], **{
+        name: dict(group, **dict(STEPS, **changes)) for name, group in GROUPS.items()}})))
     return path
 
 

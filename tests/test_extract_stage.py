@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, copy_stages
-from decoders import opencv_frames
-from processes import sh
+from helpers.decoders import opencv_frames
+from helpers.processes import sh
+from helpers.repo import REPO, copy_stages, over_shipped
 
 from pipeline.common.params import Video
 from pipeline.data.fetch import fetch_videos
@@ -35,7 +35,7 @@ def fetched(tmp_path: Path, samples: Path, **trim) -> Path:
 
 def extract(tmp_path: Path, raw: Path, fps=None, out="frames", **data) -> subprocess.CompletedProcess:
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"data": {"fps": fps, **data}}))
+    params.write_text(yaml.safe_dump(over_shipped({"data": {"fps": fps, **data}})))
     return subprocess.run([sys.executable, str(REPO / "stages" / "extract_frames.py"), "--raw", str(raw),
                            "--out", str(tmp_path / out), "--params", str(params)], capture_output=True, text=True)
 
@@ -129,7 +129,7 @@ def test_dvc_repro_runs_fetch_and_extract_then_is_a_no_op(tmp_path, samples):
         shutil.copy(samples / domain / f"{name}.mpg", tmp_path / "data" / "samples" / domain)
     videos = [{"name": n, "domain": d, "path": f"data/samples/{d}/{n}.mpg"} for n, d in CLIPS.items()]
     (tmp_path / "videos.yaml").write_text(yaml.safe_dump({"videos": videos}))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"fps": 5, "jpeg_quality": 95}}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(over_shipped({"data": {"fps": 5, "jpeg_quality": 95}})))
     sh(tmp_path, "git", "init", "-q")
     sh(tmp_path, "dvc", "init", "-q")
     first = sh(tmp_path, "dvc", "repro", "extract_frames").stdout

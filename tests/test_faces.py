@@ -2,7 +2,7 @@
 import cv2
 import numpy as np
 import pytest
-from decoders import decode
+from helpers.decoders import decode
 
 from pipeline.face.geometry import crop_square, crop_window
 from pipeline.face.tracking import (

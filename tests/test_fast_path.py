@@ -29,7 +29,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import GROUPS
+from helpers.repo import GROUPS
 
 from pipeline.common.device import StepOptions, pick_device
 from pipeline.common.params import CycleGANParams, RecycleGANParams

@@ -13,8 +13,8 @@ import imageio_ffmpeg
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, copy_stages, serving
-from processes import ENV, sh
+from helpers.processes import ENV, sh
+from helpers.repo import REPO, copy_stages, serving
 
 from pipeline.common.errors import FacecycleError
 from pipeline.common.params import Video

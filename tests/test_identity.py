@@ -3,8 +3,8 @@ import dlib
 import numpy as np
 import pytest
 import torch
-from decoders import decode
-from translation_layout import grid_crops
+from helpers.decoders import decode
+from helpers.translation_layout import grid_crops
 
 from pipeline.common.errors import FacecycleError
 from pipeline.evaluate.identity_scores import SAME_PERSON, centroid, frechet_distance, identity_transfer

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from real_frames import write_frames
+from helpers.real_frames import write_frames
+from helpers.repo import shipped_params
 
-from pipeline.common.params import DataParams, MergeParams
 from pipeline.data.crop_faces import crop_faces
 from pipeline.face.geometry import crop_window
 from pipeline.face.landmarks import predict_landmarks
@@ -76,7 +76,7 @@ def hard_clips(robustness, samples, tmp_path_factory):
     for video in videos:
         (root / "raw" / Path(video["path"]).name).symlink_to(video["path"])
     frames = write_frames(root / "frames", videos)
-    crop_faces(frames, root / "faces", DataParams(load_size=72))
+    crop_faces(frames, root / "faces", shipped_params("data", load_size=72))
     return root
 
 
@@ -104,7 +104,7 @@ def test_hard_clips_merge_and_faceless_frames_pass_through(hard_clips, tmp_path)
     for domain, video in (("A", "megamind"), ("B", "occlusion")):
         crops = np.load(hard_clips / "faces" / f"{domain}_test.npy")
         np.save(translated / f"{video}.npy", crops[:, ::-1])  # upside down: every pasted face changes
-    params = MergeParams(crf=30, sheet_frames=1)
+    params = shipped_params("merge", crf=30, sheet_frames=1)
     assert merge_test_videos(hard_clips / "frames", hard_clips / "faces", hard_clips / "raw", [translated],
                              tmp_path / "results", params) == ["megamind", "occlusion"]
     changed = pd.read_csv(tmp_path / "results" / "changed.csv").set_index("video")

@@ -3,7 +3,7 @@ its own phase or earlier ones, so reading the packages in order never needs a la
 import ast
 from pathlib import Path
 
-from conftest import REPO
+from helpers.repo import REPO
 
 PHASES = ("common", "store", "face", "data", "models", "train", "translate", "evaluate")
 

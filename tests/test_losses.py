@@ -7,14 +7,14 @@ import math
 
 import pytest
 import torch
+from helpers.repo import shipped_params
 from torch import nn
 
-from pipeline.common.params import CycleGANParams, RecycleGANParams
 from pipeline.models.cyclegan import CycleGAN, ImagePool, discriminator_loss, gan_loss, l1_loss
 from pipeline.models.recyclegan import RecycleGAN
 
 CPU = torch.device("cpu")
-TINY = dict(crop_size=32, ngf=4, ndf=4, n_blocks=1)
+TINY = dict(crop_size=32, ngf=4, ndf=4, n_blocks=1, batch_size=1, lr=2e-4)
 
 
 def output_constant(net: nn.Module, value: float, tanh: bool) -> None:
@@ -42,7 +42,7 @@ def test_lsgan_loss_is_the_mean_squared_distance_to_1_or_0():
 
 
 def test_discriminator_loss_is_half_the_sum_of_real_and_fake_terms():
-    d = CycleGAN(CycleGANParams(**TINY), CPU).networks.D_A
+    d = CycleGAN(shipped_params("cyclegan", **TINY), CPU).networks.D_A
     output_constant(d, 0.3, tanh=False)
     x = torch.zeros(1, 3, 32, 32)
     assert discriminator_loss(d, [x], [x]).item() == pytest.approx(0.5 * ((0.3 - 1) ** 2 + 0.3 ** 2))
@@ -54,7 +54,7 @@ def test_l1_loss_is_weighted_mean_absolute_difference():
 
 
 def test_cyclegan_losses_by_hand():
-    model = CycleGAN(CycleGANParams(**TINY, lambda_cyc=10, lambda_identity=0.5), CPU)
+    model = CycleGAN(shipped_params("cyclegan", **TINY, lambda_cyc=10, lambda_identity=0.5), CPU)
     set_outputs(model, G_A=0.2, G_B=-0.1, D_A=0.3, D_B=0.6)
     real_A, real_B = frames(0.5)[:, 0], frames(-0.25)[:, 0]
     losses = model.optimize({"A": real_A, "B": real_B})  # losses of the step, before its updates
@@ -67,14 +67,14 @@ def test_cyclegan_losses_by_hand():
         "loss_D_A": 0.5 * ((0.3 - 1) ** 2 + 0.3 ** 2), "loss_D_B": 0.5 * ((0.6 - 1) ** 2 + 0.6 ** 2),
     }
     assert {k: v.item() for k, v in losses.items()} == pytest.approx(expected, abs=1e-5)
-    no_identity = CycleGAN(CycleGANParams(**TINY, lambda_identity=0), CPU)
+    no_identity = CycleGAN(shipped_params("cyclegan", **TINY, lambda_identity=0), CPU)
     assert "loss_idt_A" not in no_identity.generator_losses(real_A, real_B)[0]
 
 
 @pytest.mark.parametrize("variant", ["recycle", "recycle+cycle+identity"])
 def test_recyclegan_losses_by_hand(variant):
     extra = variant != "recycle"
-    params = RecycleGANParams(**TINY, predictor_downs=5, lambda_cyc=10, add_cycle_loss=extra,
+    params = shipped_params("recyclegan", **TINY, predictor_downs=5, lambda_cyc=10, add_cycle_loss=extra,
                               lambda_identity=0.5 if extra else 0)
     model = RecycleGAN(params, CPU)
     set_outputs(model, G_A=0.2, G_B=-0.1, P_A=0.05, P_B=-0.3, D_A=0.3, D_B=0.6)
@@ -96,7 +96,7 @@ def test_recyclegan_losses_by_hand(variant):
 
 
 def test_one_step_updates_generators_predictors_and_discriminators():
-    model = RecycleGAN(RecycleGANParams(**TINY, predictor_downs=5), CPU)
+    model = RecycleGAN(shipped_params("recyclegan", **TINY, predictor_downs=5), CPU)
     before = {k: v.clone() for k, v in model.networks.state_dict().items()}
     model.optimize({"A": torch.rand(1, 3, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 3, 32, 32) * 2 - 1})
     after = model.networks.state_dict()

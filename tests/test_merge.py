@@ -1,5 +1,6 @@
 """Paste-back, masks, colour matching and video merge on real clips: frame count, fps, audio, identity
 round trip, only the face changed, the changed-pixel table."""
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +12,10 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import REPO
-from decoders import pyav_frames
-from merge_inputs import write_models
-from translation_layout import grid_crops
+from helpers.decoders import pyav_frames
+from helpers.merge_inputs import write_models
+from helpers.repo import REPO, shipped_params
+from helpers.translation_layout import grid_crops
 
 from pipeline.common.errors import FacecycleError
 from pipeline.common.params import BLENDS, MASKS, MergeParams
@@ -27,7 +28,7 @@ from pipeline.store.frames import load_frames
 from pipeline.translate.infer import translate_videos
 from pipeline.translate.merge_video import merge_test_videos, merged_frames, paste_face, pasted_faces
 
-PARAMS = MergeParams(mask="face", mask_erode=0.05, mask_blur=0.1, blend="alpha", color_match=True, crf=18,
+PARAMS = shipped_params("merge", mask="face", mask_erode=0.05, mask_blur=0.1, blend="alpha", color_match=True, crf=18,
                      sheet_frames=4)
 LABEL_HEIGHT = 28
 
@@ -61,9 +62,7 @@ def merge_stage(inputs: dict, translated: list[Path], out: Path, params: Path) -
 def results(stage_inputs, translated):
     """The merge_video stage script run on the real inputs."""
     root = translated.parent
-    (root / "params.yaml").write_text(yaml.safe_dump({"merge": dict(mask="face", mask_erode=0.05, mask_blur=0.1,
-                                                                    blend="alpha", color_match=True, crf=18,
-                                                                    sheet_frames=4)}))
+    (root / "params.yaml").write_text(yaml.safe_dump({"merge": dataclasses.asdict(PARAMS)}))
     result = merge_stage(stage_inputs, [translated / "cyclegan", translated / "recyclegan"], root / "results",
                          root / "params.yaml")
     assert result.returncode == 0, result.stderr
@@ -109,7 +108,7 @@ def test_identity_translator_returns_the_input(grid, mask, blend, color_match):
     """translated = the crops themselves: resize back, mask, blend and colour match must undo the crop (> 40 dB)."""
     frames, rows, crops, landmarks = grid
     identity = crops[rows.loc[rows["face"], "crop_index"].to_numpy()]
-    params = MergeParams(mask=mask, blend=blend, color_match=color_match)
+    params = shipped_params("merge", mask=mask, blend=blend, color_match=color_match)
     merged = list(merged_frames(frames.iter_at(rows["frame"]), rows, identity, crops, landmarks, params))
     assert len(merged) == len(rows) == 30 and rows["face"].all()
     values = [psnr(out, frames[i]) for out, i in zip(merged, rows["frame"])]
@@ -124,7 +123,7 @@ def test_face_mask_changes_only_the_face(stage_inputs, grid):
     women = np.load(stage_inputs["faces"] / "B_train.npy")
     faces = women[np.arange(len(rows)) % len(women)]
     for blend in BLENDS:
-        params = MergeParams(mask="face", mask_erode=0.05, mask_blur=0.1, blend=blend)
+        params = shipped_params("merge", mask="face", mask_erode=0.05, mask_blur=0.1, blend=blend)
         merged = merged_frames(frames.iter_at(rows["frame"]), rows, faces, crops, landmarks, params)
         for out, row, points, frame in zip(merged, rows.itertuples(), landmarks, frames, strict=True):
             height, width = frame.shape[:2]
@@ -146,7 +145,7 @@ def woman(samples, grid):
 
 
 def head_params(**changes) -> MergeParams:
-    return MergeParams(**{**dict(mask="head", head_change=0.05, head_time_sigma=1.5), **changes})
+    return shipped_params("merge", **{**dict(mask="head", head_change=0.05, head_time_sigma=1.5), **changes})
 
 
 def test_head_mask_carries_her_hair_and_keeps_the_background(grid, woman):

@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from translation_layout import MARGIN, grid_crops
+from helpers.translation_layout import MARGIN, grid_crops
 
 from pipeline.evaluate.metrics import INPUT, Translation, describe_real_faces, evaluate_video, psnr_over_frames
 from pipeline.evaluate.motion_fidelity import FaceMotion

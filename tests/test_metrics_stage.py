@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, copy_stages
+from helpers.processes import ENV, sh
+from helpers.real_frames import write_frames
+from helpers.repo import REPO, copy_stages
+from helpers.translation_layout import grid_crops, write_faces, write_translated
 from PIL import Image
-from processes import ENV, sh
-from real_frames import write_frames
-from translation_layout import grid_crops, write_faces, write_translated
 
 from pipeline.common.params import load_group
 from pipeline.models import MODELS

@@ -3,7 +3,7 @@ sentence, so his mouth opens and closes many times in 3 s."""
 import cv2
 import numpy as np
 import pytest
-from translation_layout import MARGIN, grid_crops
+from helpers.translation_layout import MARGIN, grid_crops
 
 from pipeline.evaluate.motion_fidelity import FaceMotion, correlation, motion_fidelity, openings
 from pipeline.face.dlib_models import landmark_model

@@ -5,7 +5,7 @@ import functools
 
 import numpy as np
 import pytest
-from decoders import decode
+from helpers.decoders import decode
 
 from pipeline.face.identity import SAME_PERSON_ACROSS_SHOTS, FaceDescriber, main_person_shots
 from pipeline.face.tracking import FaceDetector, main_track, track_faces

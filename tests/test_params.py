@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.repo import shipped_params
 
 from pipeline.common.errors import FacecycleError
-from pipeline.common.params import MergeParams, load_videos
+from pipeline.common.params import load_videos
 
 
 def videos_file(folder: Path, *entries: dict) -> Path:
@@ -77,4 +78,4 @@ def test_an_empty_or_missing_list_is_one_line(tmp_path):
 ])
 def test_bad_merge_settings_name_the_key(setting, message):
     with pytest.raises(FacecycleError, match=message):
-        MergeParams(**setting).validate()
+        shipped_params("merge", **setting).validate()

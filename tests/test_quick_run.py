@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import GROUPS, REPO, copy_stages
-from processes import ENV, commit, sh
+from helpers.processes import ENV, commit, sh
+from helpers.repo import GROUPS, REPO, copy_stages
 from safetensors import safe_open
 
 from gpu_sandbox.offload import DEVICE_LACKS, PART_BYTES

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from translation_layout import grid_crops
+from helpers.translation_layout import grid_crops
 
 from pipeline.evaluate.reconstruction import psnr, ssim
 

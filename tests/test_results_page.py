@@ -12,9 +12,9 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
-from browser import CHROMIUM, loaded, screenshot
-from conftest import GROUPS, REPO, copy_stages, train_into
-from processes import ENV, commit, sh
+from helpers.browser import CHROMIUM, loaded, screenshot
+from helpers.processes import ENV, commit, sh
+from helpers.repo import GROUPS, REPO, copy_stages, train_into
 
 from pipeline.models import MODELS
 
@@ -43,7 +43,7 @@ class Links(HTMLParser):
 def repo(tmp_path_factory, samples):
     """A run of the pipeline from crop_faces on, on real clips, as `dvc repro results_page` leaves it
     (the two tiny models trained in this process between crop_faces and infer)."""
-    from real_frames import write_frames
+    from helpers.real_frames import write_frames
 
     repo = tmp_path_factory.mktemp("results_page")
     clips = [{"name": "sbat6n", "domain": "A", "split": "test", "path": samples / "A" / "sbat6n.mpg", "limit": 20},

@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import torch
 import yaml
-from conftest import REPO
-from payloads import write_torch_save
+from helpers.payloads import write_torch_save
+from helpers.repo import REPO, over_shipped
 
 from pipeline.store.video import VideoWriter, iter_frames
 from pipeline.train.loop import load_checkpoint
@@ -39,7 +39,7 @@ def test_shell_syntax_in_paths_and_urls_runs_nothing_and_in_names_is_refused(tmp
     videos = [{"name": "local", "domain": "A", "path": str(clip)},
               {"name": "url", "domain": "B", "url": f"{server}/sbat6n.mpg?q={SHELL}"}]
     (tmp_path / "videos.yaml").write_text(yaml.safe_dump({"videos": videos}))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"fps": 5}}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(over_shipped({"data": {"fps": 5}})))
     for argv in (["fetch", "--out", "raw"], ["extract_frames", "--raw", "raw", "--out", "frames"]):
         done = stage(tmp_path, *argv)
         assert done.returncode == 0, done.stderr

@@ -3,9 +3,9 @@ per-frame noise, and it restarts at scene cuts and track gaps."""
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO
-from decoders import decode
-from translation_layout import grid_crops
+from helpers.decoders import decode
+from helpers.repo import REPO
+from helpers.translation_layout import grid_crops
 
 from pipeline.common.params import load_group
 from pipeline.common.runs import consecutive_pairs, segments

@@ -19,12 +19,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import ssh_server
 import torch
 import yaml
-from browser import CHROMIUM, loaded
-from conftest import GROUPS, REPO, copy_stages
-from processes import commit, kill_once_saved, sh
+from helpers import ssh_server
+from helpers.browser import CHROMIUM, loaded
+from helpers.processes import commit, kill_once_saved, sh
+from helpers.repo import GROUPS, REPO, copy_stages
 from safetensors.torch import load_file
 
 from pipeline.models import MODELS

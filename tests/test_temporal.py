@@ -1,8 +1,8 @@
 """Warping error and tOF on real GRID face crops: static, flickering, noisy, panned and cut clips."""
 import numpy as np
 import pytest
-from decoders import decode
-from translation_layout import grid_crops
+from helpers.decoders import decode
+from helpers.translation_layout import grid_crops
 
 from pipeline.common.runs import consecutive_pairs
 from pipeline.translate.temporal import input_motion, optical_flow, tof, valid_mask, warping_error

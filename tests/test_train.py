@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import GROUPS, REPO, train_into
-from processes import ENV, kill_once_saved
-from real_crops import write_faces
+from helpers.processes import ENV, kill_once_saved
+from helpers.real_crops import write_faces
+from helpers.repo import GROUPS, REPO, over_shipped, train_into
 from safetensors.torch import load_file
 
 from pipeline.common.errors import FacecycleError
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def params_file(path: Path, lambda_cyc: float = 10.0, **changes) -> Path:
     """A params.yaml with `lambda_cyc` and the tiny groups; `changes` as group=dict(key=value)."""
     groups = {name: dict(values, **changes.get(name, {})) for name, values in GROUPS.items()}
-    path.write_text(yaml.safe_dump({"lambda_cyc": lambda_cyc, **groups}))
+    path.write_text(yaml.safe_dump(over_shipped({"lambda_cyc": lambda_cyc, **groups})))
     return path
 
 

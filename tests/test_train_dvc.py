@@ -4,7 +4,7 @@ dvclive's logs (image plots for `dvc plots show`; the last losses in git, not DV
 rerunning CycleGAN only, and a checkpoint (git-ignored, not a DVC output) that a forced rerun resumes from."""
 import json
 
-from processes import commit, sh
+from helpers.processes import commit, sh
 
 from pipeline.models import MODELS
 

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
-from merge_inputs import CROP_SIZE, write_models
-from payloads import write_pickle, write_torch_save
+from helpers.merge_inputs import CROP_SIZE, write_models
+from helpers.payloads import write_pickle, write_torch_save
+from helpers.repo import REPO
 
 from pipeline.common.errors import FacecycleError
 from pipeline.store.faces import read_boxes

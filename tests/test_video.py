@@ -9,7 +9,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from decoders import opencv_frames, pyav_frames
+from helpers.decoders import opencv_frames, pyav_frames
 from tqdm import tqdm
 
 from pipeline.common.errors import FacecycleError

@@ -22,7 +22,6 @@ from pipeline.common.errors import FacecycleError
 # `dvc exp run -S lambda_cyc=5` sets the weight of the cycle-consistency terms (the lambda of both
 # papers' full objective) for CycleGAN and Recycle-GAN at once.
 TOP_LEVEL = ("lambda_cyc",)
-DEFAULT_TEST_SHARE = 5903 / (16485 + 5903)  # the reference project's split (docs/data.md)
 UPSAMPLE_MODES = ("transpose", "resize")  # the paper's transposed convolution, or resize-then-convolve
 TEMPORAL_MODES = ("none", "flow")  # infer.temporal: per-frame translation, or stabilised along the input's flow
 FLOW_PRESETS = ("ultrafast", "fast", "medium")  # OpenCV DIS presets (pipeline.translate.stabilise)
@@ -74,14 +73,14 @@ class Video:
 class DataParams:
     """Group `data`: frame rate, face-crop geometry and the train/test split (the videos: `load_videos`)."""
 
-    fps: Optional[float] = None
-    jpeg_quality: int = 95  # of the stored frames (pipeline/store/frames.py)
-    load_size: int = 286
-    margin: float = 0.4
-    detect_every: int = 5
-    one_person: bool = True  # keep only the shots of each video's main person (dlib descriptors)
-    test_share: float = DEFAULT_TEST_SHARE
-    split_seed: int = 0
+    fps: Optional[float]
+    jpeg_quality: int  # of the stored frames (pipeline/store/frames.py)
+    load_size: int
+    margin: float
+    detect_every: int
+    one_person: bool  # keep only the shots of each video's main person (dlib descriptors)
+    test_share: float
+    split_seed: int
 
     def validate(self) -> None:
         _check(self.fps is None or self.fps > 0, "data.fps", f"must be > 0 (or null for the source rate), got {self.fps}")
@@ -94,35 +93,35 @@ class DataParams:
 
 @dataclass(frozen=True)
 class GANParams:
-    """Training settings shared by both models; defaults are the official CycleGAN code's.
+    """Training settings shared by both models (profiles/paper.yaml: the official CycleGAN code's).
 
     An epoch is max(|A|, |B|) samples. The learning rate stays constant for `n_epochs` epochs, then
     decays linearly to 0 over `n_epochs_decay` epochs (fractions allowed, for short demo runs).
     """
 
-    crop_size: int = 256         # random crop from the load_size crops (paper: 256 from 286)
-    flip: bool = True            # random horizontal flip of each sample (the official loader's default)
+    crop_size: int  # random crop from the load_size crops (paper: 256 from 286)
+    flip: bool  # random horizontal flip of each sample (the official loader's default)
     # Global batch: under `torchrun --nproc_per_node=N` each process takes batch_size / N samples.
     # The recipe's lr is for batch 1; for batch k start from lr * k (README "Speed").
-    batch_size: int = 1
-    lr: float = 2e-4
-    beta1: float = 0.5
-    n_epochs: float = 100.0
-    n_epochs_decay: float = 100.0
+    batch_size: int
+    lr: float
+    beta1: float
+    n_epochs: float
+    n_epochs_decay: float
     # Weight of the L1 cycle terms (Recycle-GAN: recurrent, recycle, cycle); top-level in params.yaml.
-    lambda_cyc: float = 10.0
-    lambda_identity: float = 0.5  # identity weight, relative to lambda_cyc; 0 turns it off
-    pool_size: int = 50          # fakes kept for the discriminators; 0: no pool
-    n_blocks: int = 9            # residual blocks of the generators
-    ngf: int = 64                # generator (and predictor) width
-    ndf: int = 64                # discriminator width
-    upsample: str = "transpose"  # transpose (paper) or resize (resize-then-convolve)
-    seed: int = 0
-    compile: bool = False        # torch.compile the networks (same maths; on the CPU it needs a C++ compiler)
-    precision: str = "fp32"      # auto: bf16 autocast on CUDA and on CPUs with bf16 instructions, else fp32; bf16; fp32
-    log_every: int = 100         # steps between logged losses (host syncs only there and at sample/checkpoint steps)
-    sample_every: int = 1000     # steps between sample image grids
-    checkpoint_every: int = 1000  # steps between resumable checkpoints
+    lambda_cyc: float
+    lambda_identity: float  # identity weight, relative to lambda_cyc; 0 turns it off
+    pool_size: int  # fakes kept for the discriminators; 0: no pool
+    n_blocks: int  # residual blocks of the generators
+    ngf: int  # generator (and predictor) width
+    ndf: int  # discriminator width
+    upsample: str  # transpose (paper) or resize (resize-then-convolve)
+    seed: int
+    compile: bool  # torch.compile the networks (same maths; on the CPU it needs a C++ compiler)
+    precision: str  # auto: bf16 autocast on CUDA and on CPUs with bf16 instructions, else fp32; bf16; fp32
+    log_every: int  # steps between logged losses (host syncs only there and at sample/checkpoint steps)
+    sample_every: int  # steps between sample image grids
+    checkpoint_every: int  # steps between resumable checkpoints
 
     def validate(self) -> None:
         group = self.group
@@ -152,16 +151,12 @@ class CycleGANParams(GANParams):
 
 @dataclass(frozen=True)
 class RecycleGANParams(GANParams):
-    """Group `recyclegan`: defaults of aayushbansal/Recycle-GAN's script and loader (resnet_6blocks,
-    unet_256, identity 0, pool 0, no flip)."""
+    """Group `recyclegan`: profiles/paper.yaml holds aayushbansal/Recycle-GAN's script and loader
+    settings (resnet_6blocks, unet_256, identity 0, pool 0, no flip)."""
 
     group: typing.ClassVar[str] = "recyclegan"
-    flip: bool = False            # the authors' triplet loader crops but never flips
-    lambda_identity: float = 0.0
-    pool_size: int = 0
-    n_blocks: int = 6
-    predictor_downs: int = 8      # U-Net halvings of the predictor (unet_256: 8); crop_size must divide by 2**it
-    add_cycle_loss: bool = False  # ReCycle-GAN variant: also the plain cycle losses on frames 0 and 1
+    predictor_downs: int  # U-Net halvings of the predictor (unet_256: 8); crop_size must divide by 2**it
+    add_cycle_loss: bool  # ReCycle-GAN variant: also the plain cycle losses on frames 0 and 1
 
     def validate(self) -> None:
         super().validate()
@@ -174,15 +169,15 @@ class RecycleGANParams(GANParams):
 class InferParams:
     """Group `infer`: how the trained generators translate the test crops."""
 
-    batch_size: int = 16
-    device: str = "auto"  # auto (CUDA when present), cuda or cpu
-    compile: bool = False  # torch.compile the generators: 2-3x on CUDA, one compile per model first
-    temporal: str = "none"  # none: each frame translated on its own; flow: stabilised along the input's motion
-    temporal_window: int = 4  # frames on each side averaged into each frame (flow)
-    temporal_still: float = 8.0  # input change (8-bit levels) below which a pixel measures the output's flicker (flow)
-    temporal_strength: float = 6.0  # tolerated input change, as a multiple of the output's flicker beyond its input's (flow)
-    temporal_tau: float = 2.5  # frames away at which a neighbour's weight falls to 0.61 at most (flow)
-    temporal_flow: str = "medium"  # OpenCV DIS preset of the stabiliser's flow (flow)
+    batch_size: int
+    device: str  # auto (CUDA when present), cuda or cpu
+    compile: bool  # torch.compile the generators: 2-3x on CUDA, one compile per model first
+    temporal: str  # none: each frame translated on its own; flow: stabilised along the input's motion
+    temporal_window: int  # frames on each side averaged into each frame (flow)
+    temporal_still: float  # input change (8-bit levels) below which a pixel measures the output's flicker (flow)
+    temporal_strength: float  # tolerated input change, as a multiple of the output's flicker beyond its input's (flow)
+    temporal_tau: float  # frames away at which a neighbour's weight falls to 0.61 at most (flow)
+    temporal_flow: str  # OpenCV DIS preset of the stabiliser's flow (flow)
 
     def validate(self) -> None:
         _check(self.batch_size >= 1, "infer.batch_size", f"must be >= 1, got {self.batch_size}")
@@ -200,16 +195,16 @@ class InferParams:
 class MergeParams:
     """Group `merge`: how translated faces are pasted back and the videos encoded."""
 
-    mask: str = "head"         # head: face hull and the hair/outline the model changed; face: hull only; square: crop box
-    head_change: float = 0.05  # head mask: colour change (share of full scale) from which a pixel counts as changed
-    head_time_sigma: float = 1.5  # head mask: Gaussian over neighbouring frames of the track (sigma in frames)
-    mask_erode: float = 0.05   # face mask: erosion, as a share of the face size
-    mask_blur: float = 0.1     # face mask: width of the Gaussian edge, as a share of the face size
-    feather: float = 0.15      # square mask: share of the box size over which the face fades out at each edge
-    blend: str = "alpha"       # alpha: weighted by the mask; poisson: OpenCV seamlessClone, then the mask
-    color_match: bool = True   # match the face's Lab mean/std to the source crop, over the mask, before pasting
-    crf: int = 18              # H.264 quality (0 lossless .. 51 worst)
-    sheet_frames: int = 4      # frames on each contact sheet
+    mask: str  # head: face hull and the hair/outline the model changed; face: hull only; square: crop box
+    head_change: float  # head mask: colour change (share of full scale) from which a pixel counts as changed
+    head_time_sigma: float  # head mask: Gaussian over neighbouring frames of the track (sigma in frames)
+    mask_erode: float  # face mask: erosion, as a share of the face size
+    mask_blur: float  # face mask: width of the Gaussian edge, as a share of the face size
+    feather: float  # square mask: share of the box size over which the face fades out at each edge
+    blend: str  # alpha: weighted by the mask; poisson: OpenCV seamlessClone, then the mask
+    color_match: bool  # match the face's Lab mean/std to the source crop, over the mask, before pasting
+    crf: int  # H.264 quality (0 lossless .. 51 worst)
+    sheet_frames: int  # frames on each contact sheet
 
     def validate(self) -> None:
         _check(self.mask in MASKS, "merge.mask", f"must be one of {list(MASKS)}, got {self.mask!r}")
@@ -232,10 +227,10 @@ class MetricsParams:
     profile describes all.
     """
 
-    face_rect: str = "detect"             # detect: dlib HOG finds the face in the crop; crop: rectangle from data.margin
-    face_size: int = 216                  # crops are resized to this many pixels before detection and landmarks
-    identity_every: int = 1               # describe every k-th test frame
-    centroid_frames: Optional[int] = None  # train frames per domain for the centroids (evenly spaced); null: all
+    face_rect: str  # detect: dlib HOG finds the face in the crop; crop: rectangle from data.margin
+    face_size: int  # crops are resized to this many pixels before detection and landmarks
+    identity_every: int  # describe every k-th test frame
+    centroid_frames: Optional[int]  # train frames per domain for the centroids (evenly spaced); null: all
 
     def validate(self) -> None:
         _check(self.face_rect in ("detect", "crop"), "metrics.face_rect", f"must be detect or crop, got {self.face_rect!r}")

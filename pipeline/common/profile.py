@@ -20,7 +20,7 @@ from pipeline.common.errors import FacecycleError
 from pipeline.common.files import atomic_file
 from pipeline.common.params import GROUPS, load_group, read_yaml
 
-PROFILES = Path(__file__).resolve().parents[1] / "profiles"
+PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 PARTIAL_GROUPS = ("data", "infer", "metrics")  # groups of which a profile sets single keys; others it replaces whole
 
 

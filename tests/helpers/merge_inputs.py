@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 import torch
-from real_frames import write_frames
 
-from pipeline.common.params import CycleGANParams, DataParams, RecycleGANParams
+from helpers.real_frames import write_frames
+from helpers.repo import shipped_params
 from pipeline.data.crop_faces import crop_faces
 from pipeline.models.cyclegan import CycleGAN
 from pipeline.models.recyclegan import RecycleGAN
@@ -20,7 +20,7 @@ from pipeline.train.loop import export
 
 LOAD_SIZE = 160  # ~0.7 of the ~220 px GRID face box: crop -> paste back keeps > 40 dB (identity test)
 CROP_SIZE = 64
-TINY = dict(crop_size=CROP_SIZE, ngf=8, n_blocks=1, ndf=8)
+TINY = dict(crop_size=CROP_SIZE, ngf=8, n_blocks=1, ndf=8, batch_size=1, lr=2e-4)
 
 
 def clips(samples: Path, robustness: Path, test_frames: int) -> list[dict]:
@@ -44,7 +44,7 @@ def write_inputs(root: Path, samples: Path, robustness: Path, load_size: int = L
     for video in videos:
         shutil.copy(video["path"], raw / Path(video["path"]).name)
     frames = write_frames(root / "frames", videos)
-    params = DataParams(load_size=load_size, margin=0.4, detect_every=5)
+    params = shipped_params("data", load_size=load_size, margin=0.4, detect_every=5)
     crop_faces(frames, root / "faces", params)
     return {"raw": raw, "frames": frames, "faces": root / "faces"}
 
@@ -53,8 +53,8 @@ def write_models(models: Path) -> dict[str, Path]:
     """models/cyclegan and models/recyclegan: tiny, freshly initialised, exported as training does."""
     cpu = torch.device("cpu")
     out = {}
-    for name, cls, params in (("cyclegan", CycleGAN, CycleGANParams(**TINY, seed=1)),
-                              ("recyclegan", RecycleGAN, RecycleGANParams(**TINY, seed=2, predictor_downs=5))):
+    for name, cls, params in (("cyclegan", CycleGAN, shipped_params("cyclegan", **TINY, seed=1)),
+                              ("recyclegan", RecycleGAN, shipped_params("recyclegan", **TINY, seed=2, predictor_downs=5))):
         export(models / name, name, cls(params, cpu), params, LOAD_SIZE)
         out[name] = models / name
     return out

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from decoders import decode
-from real_crops import write_layout
 
+from helpers.decoders import decode
+from helpers.real_crops import write_layout
 from pipeline.face.geometry import crop_square
 from pipeline.face.landmarks import predict_landmarks
 from pipeline.face.tracking import FaceDetector, centre_size

@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from decoders import decode
 
+from helpers.decoders import decode
 from pipeline.store.faces import train_crop_table
 
 BOX = (175.0, 150.0, 190.0)  # cx, cy, size in source pixels: the face of every GRID speaker

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from decoders import decode
 
-from pipeline.common.params import DataParams
+from helpers.decoders import decode
+from helpers.repo import shipped_params
 from pipeline.store.frames import FrameWriter
 from pipeline.store.video import probe
 
@@ -24,7 +24,7 @@ def write_frames(frames_dir: Path, videos: list[dict]) -> Path:
     for video in videos:
         fps = probe(video["path"]).fps
         frames = decode(video["path"], video.get("limit"), video.get("region"))
-        with FrameWriter(frames_dir / video["name"], DataParams.jpeg_quality) as out:
+        with FrameWriter(frames_dir / video["name"], shipped_params("data").jpeg_quality) as out:
             for i, rgb in enumerate(frames):
                 out.add(rgb, i, i / fps)
         rows.append({"name": video["name"], "domain": video["domain"], "split": video.get("split"),
