@@ -279,6 +279,7 @@ def test_dvclive_logs_losses_lr_and_sample_grids(trained):
     grids = sorted(p.name for p in (trained / "logs/plots/images/samples").iterdir())
     assert grids == ["0000075.png", "0000150.png"]
     grid = np.asarray(Image.open(trained / "logs/plots/images/samples.png"))
-    assert grid.shape == (SAMPLES * 32, 6 * 32 + 4, 3)
+    assert grid.shape == (SAMPLES * 34 + 2, 6 * 34 + 2, 3)  # 32 px tiles on 2 px white lines
+    assert (grid[:2] == 255).all() and (grid[:, 34:36] == 255).all()
     assert np.asarray(Image.open(trained / "logs/plots/images/losses.png")).shape == (380, 720, 3)  # tests/test_charts.py
     assert not (trained / "logs/dvc.yaml").exists()  # dvc.yaml declares the logs; dvclive must not write one

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
+from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from pipeline.common.charts import loss_curves
@@ -116,15 +117,13 @@ def truncate_history(log_dir: Path, step: int) -> None:
 
 @torch.no_grad()
 def sample_grid(model, real_A: torch.Tensor, real_B: torch.Tensor) -> np.ndarray:
-    """One row per sample: real A | fake B | rec A, then real B | fake A | rec B."""
+    """One row per sample: real A | fake B | rec A | real B | fake A | rec B, on white lines."""
     n = model.networks
     with model.autocast():
         fake_B, fake_A = n.G_A(real_A), n.G_B(real_B)
-        tiles = [real_A, fake_B, n.G_B(fake_B), real_B, fake_A, n.G_A(fake_A)]
-    columns = [to_uint8(t) for t in tiles]
-    gap = np.full_like(columns[0][:, :, :4], 255)
-    rows = np.concatenate(columns[:3] + [gap] + columns[3:], axis=2)  # [samples, H, width, 3]
-    return rows.reshape(-1, *rows.shape[2:])
+        tiles = torch.stack([real_A, fake_B, n.G_B(fake_B), real_B, fake_A, n.G_A(fake_A)], dim=1)  # [samples, 6, ...]
+    grid = make_grid(tiles.flatten(0, 1).float(), nrow=tiles.shape[1], padding=2, pad_value=1.0)
+    return to_uint8(grid[None])[0]
 
 
 def export(out_dir: Path, model_name: str, model, params: GANParams, load_size: int) -> None:
@@ -170,8 +169,8 @@ def train(model_name: str, params: GANParams, faces_dir: str | Path, out_dir: st
     """
     device = pick_device()
     with process_group(device) as (rank, world):
-        return train_replica(model_name, params, Path(faces_dir), Path(out_dir), Path(checkpoint_dir), Path(log_dir),
-                             device, rank, world, crop_budget)
+        return train_replica(TrainRun(model_name, params, Path(faces_dir), Path(out_dir), Path(checkpoint_dir),
+                                      Path(log_dir), device, rank, world, crop_budget))
 
 
 class LossWindow:
@@ -258,46 +257,104 @@ def log_losses(live, step: int, losses: dict[str, float], lr: float, group: str)
     loss_curves(plots / "metrics" / "train", plots / "images" / "losses.png", f"{group} losses")
 
 
-def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: Path, checkpoint_dir: Path,
-                  log_dir: Path, device: torch.device, rank: int, world: int,
-                  crop_budget: int | None = None) -> dict[str, float]:
-    """train() in process `rank` of `world`: every process steps its replicas, rank 0 also writes."""
-    model_cls = model_class(model_name)
+@dataclasses.dataclass(frozen=True)
+class TrainRun:
+    """One training process: which model with which params, where it reads and writes, and its
+    place among torchrun's processes (rank 0, the lead, is the one that writes)."""
+
+    model_name: str
+    params: GANParams
+    faces_dir: Path
+    out_dir: Path
+    checkpoint_dir: Path
+    log_dir: Path
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    crop_budget: int | None = None  # see crops_fit
+
+    @property
+    def lead(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.checkpoint_dir / "checkpoint.pt"
+
+
+@dataclasses.dataclass
+class Training:
+    """What a run builds before its first step: the model, its batches and lr schedules, the step
+    count, the fingerprint a checkpoint must match, and the fixed crops of the sample grids."""
+
+    model: object
+    batches: UnpairedBatches
+    schedulers: dict
+    total: int
+    fingerprint: dict
+    precision: str
+    load_size: int
+    fixed: tuple[torch.Tensor, torch.Tensor]
+
+
+def due(step: int, every: int, total: int) -> bool:
+    """Whether work done every `every` steps (logs, samples, checkpoints) runs after `step`: on its
+    period, and always after the last step."""
+    return step % every == 0 or step == total
+
+
+def build(run: TrainRun) -> Training:
+    """The model, data and schedules of `run`, before any checkpoint is read."""
+    params, name = run.params, run.model_name
+    model_cls = model_class(name)
     frames = model_cls.frames_per_sample
-    if params.batch_size % world:
-        raise FacecycleError(f"{model_name}.batch_size {params.batch_size} does not split over {world} processes "
+    if params.batch_size % run.world:
+        raise FacecycleError(f"{name}.batch_size {params.batch_size} does not split over {run.world} processes "
                              "(it is the global batch; make it a multiple of --nproc_per_node)")
-    domains, load_size = load_domains(model_name, params, faces_dir, frames, device, crop_budget)
-    inputs = [faces_dir / "A_train.npy", faces_dir / "B_train.npy"] + ([faces_dir / "train_crops.csv"] if frames > 1 else [])
-    model = model_cls(params, device)
+    domains, load_size = load_domains(name, params, run.faces_dir, frames, run.device, run.crop_budget)
+    inputs = [run.faces_dir / f"{d}_train.npy" for d in DOMAINS]
+    inputs += [run.faces_dir / "train_crops.csv"] if frames > 1 else []  # the triplets
+    model = model_cls(params, run.device)
     precision = "bf16" if model.options.bf16 else "fp32"
-    fp = fingerprint(model_name, params, inputs, precision)
-    batches = UnpairedBatches(domains["A"], domains["B"], params.crop_size, params.batch_size, params.seed, rank, world,
-                              params.flip)
+    batches = UnpairedBatches(domains["A"], domains["B"], params.crop_size, params.batch_size, params.seed, run.rank,
+                              run.world, params.flip)
     steps_per_epoch = batches.epoch_size / params.batch_size
-    total = math.ceil((params.n_epochs + params.n_epochs_decay) * steps_per_epoch)
     schedulers = {name: torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: lr_factor(step, steps_per_epoch, params.n_epochs, params.n_epochs_decay))
         for name, opt in model.optimizers.items()}
-    checkpoint = checkpoint_dir / "checkpoint.pt"
-    lead = rank == 0  # the one process that writes
-    state = load_checkpoint(checkpoint, fp, model_name)
-    start = restore(state, model, schedulers, batches) if state else 0
-    logged: dict[str, float] = state["losses"] if state else {}  # losses of the last log window
-    del state
-    if start and lead:
-        truncate_history(log_dir, start)
-    fixed_A, fixed_B = (center_crops(domains[d], SAMPLES, params.crop_size) for d in DOMAINS)
+    return Training(model, batches, schedulers, total=math.ceil((params.n_epochs + params.n_epochs_decay) * steps_per_epoch),
+                    fingerprint=fingerprint(name, params, inputs, precision), precision=precision, load_size=load_size,
+                    fixed=tuple(center_crops(domains[d], SAMPLES, params.crop_size) for d in DOMAINS))
 
-    window, divergence, last_saved = LossWindow(world), DivergenceWatch(total, device, world), start
+
+def resume(run: TrainRun, training: Training) -> tuple[int, dict[str, float]]:
+    """(step, losses of the last log window) of a checkpoint that matches the run's fingerprint,
+    its state restored into `training`; (0, {}) without one. The lead cuts its logs back to that step."""
+    state = load_checkpoint(run.checkpoint, training.fingerprint, run.model_name)
+    if not state:
+        return 0, {}
+    start = restore(state, training.model, training.schedulers, training.batches)
+    if run.lead:
+        truncate_history(run.log_dir, start)
+    return start, state["losses"]
+
+
+def train_replica(run: TrainRun) -> dict[str, float]:
+    """train() in one process: every process steps its replicas, the lead also writes."""
+    params, name = run.params, run.model_name
+    training = build(run)
+    model, batches, schedulers, total = training.model, training.batches, training.schedulers, training.total
+    start, logged = resume(run, training)
+    window, divergence, last_saved = LossWindow(run.world), DivergenceWatch(total, run.device, run.world), start
     from dvclive import Live  # here, not at the top: it imports DVC (~0.5 s), which infer and the benches never use
 
-    live = Live(str(log_dir), resume=bool(start), dvcyaml=False, save_dvc_exp=False) if lead else contextlib.nullcontext()
-    if lead:
-        live.log_params({"device": device.type, "precision": precision})  # logs/<model>/params.yaml
-        print(f"{model_name}: {total} steps of {params.batch_size} on {device.type} in {precision} "
+    live = Live(str(run.log_dir), resume=bool(start), dvcyaml=False, save_dvc_exp=False) if run.lead \
+        else contextlib.nullcontext()
+    if run.lead:
+        live.log_params({"device": run.device.type, "precision": training.precision})  # logs/<model>/params.yaml
+        print(f"{name}: {total} steps of {params.batch_size} on {run.device.type} in {training.precision} "
               f"(precision {params.precision})", file=sys.stderr)
-    with live, tqdm(total=total, initial=start, desc=model_name, unit="step", dynamic_ncols=True, disable=not lead) as bar:
+    with live, tqdm(total=total, initial=start, desc=name, unit="step", dynamic_ncols=True, disable=not run.lead) as bar:
         for step in range(start + 1, total + 1):  # `step` optimisation steps done at the end of the body
             losses = model.optimize(next(batches))
             for scheduler in schedulers.values():
@@ -305,23 +362,22 @@ def train_replica(model_name: str, params: GANParams, faces_dir: Path, out_dir: 
             divergence.see(step, losses)
             window.add(losses)
             bar.update(1)
-            at_end = step == total
-            if step % params.log_every == 0 or step % params.checkpoint_every == 0 or at_end:
-                divergence.stop_if_diverged(model_name, last_saved, checkpoint)
-            if step % params.log_every == 0 or at_end:
+            if due(step, params.log_every, total) or due(step, params.checkpoint_every, total):
+                divergence.stop_if_diverged(name, last_saved, run.checkpoint)
+            if due(step, params.log_every, total):
                 logged = window.mean()
-                if lead:
-                    log_losses(live, step, logged, schedulers["G"].get_last_lr()[0], model_name)
+                if run.lead:
+                    log_losses(live, step, logged, schedulers["G"].get_last_lr()[0], name)
                     bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in logged.items()}, refresh=False)
-            if lead and (step % params.sample_every == 0 or at_end):
-                grid = sample_grid(model, fixed_A, fixed_B)
+            if run.lead and due(step, params.sample_every, total):
+                grid = sample_grid(model, *training.fixed)
                 live.log_image(f"samples/{step:07d}.png", grid)
                 live.log_image("samples.png", grid)
-            if step % params.checkpoint_every == 0 or at_end:
-                if lead:  # every process holds the same state: the replicas, and the sampler and pools of the global batch
-                    with atomic_file(checkpoint) as tmp:
-                        torch.save(training_state(model, schedulers, batches, step, fp, logged), tmp)
+            if due(step, params.checkpoint_every, total):
+                if run.lead:  # every process holds the same state (replicas; sampler and pools of the global batch)
+                    with atomic_file(run.checkpoint) as tmp:
+                        torch.save(training_state(model, schedulers, batches, step, training.fingerprint, logged), tmp)
                 last_saved = step
-    if lead:
-        export(out_dir, model_name, model, params, load_size)
+    if run.lead:
+        export(run.out_dir, name, model, params, training.load_size)
     return logged

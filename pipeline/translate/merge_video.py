@@ -11,6 +11,7 @@ tests check. The share of frame pixels each model changed goes to `changed.csv` 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
@@ -201,29 +202,53 @@ def _sheet_positions(rows: pd.DataFrame, count: int) -> set[int]:
     return {int(candidates[i]) for i in evenly_spaced(len(candidates), count)}
 
 
-def merge_video(video: str, frames: Frames, rows: pd.DataFrame, translated: dict[str, np.ndarray],
-                crops: np.ndarray, landmarks: np.ndarray, out_dirs: dict[str, Path], compare_dir: Path, sheets_dir: Path,
-                fps: float, audio: Optional[Path], params: MergeParams) -> list[dict]:
+@dataclasses.dataclass(frozen=True)
+class MergeJob:
+    """One test video, opened and checked: its frames and boxes.csv rows, each model's translated
+    crops, the source crops and landmarks the masks need (crops: None when no mask or colour match
+    reads them), its frame rate and the raw video whose audio it gets."""
+
+    video: str
+    frames: Frames
+    rows: pd.DataFrame
+    translated: dict[str, np.ndarray]
+    crops: Optional[np.ndarray]
+    landmarks: np.ndarray
+    fps: float
+    audio: Path
+
+
+@dataclasses.dataclass(frozen=True)
+class MergeOutputs:
+    """Where merged videos go: a folder per model, the side-by-side videos, the contact sheets."""
+
+    models: dict[str, Path]
+    compare: Path
+    sheets: Path
+
+
+def merge_video(job: MergeJob, out: MergeOutputs, params: MergeParams) -> list[dict]:
     """Write `<video>.mp4` for each model, the side-by-side comparison and its contact sheet, frame by
     frame; return a row per model: the mean and largest share of frame pixels it changed.
 
-    The audio of `audio` (the raw video) is copied for the time span of `rows`: from the first
+    The audio of `job.audio` (the raw video) is copied for the time span of the rows: from the first
     frame's time to the last frame's time plus one frame.
     """
+    video, frames, rows, translated, fps = job.video, job.frames, job.rows, job.translated, job.fps
     height, width = frames.shape[1:3]
     labels = ["input"] + [label(model) for model in translated]
-    span = dict(audio_from=audio, audio_start=float(rows["time"].iloc[0]),
+    span = dict(audio_from=job.audio, audio_start=float(rows["time"].iloc[0]),
                 audio_end=float(rows["time"].iloc[-1]) + 1.0 / fps, crf=params.crf)
     sheet_at, sheet = _sheet_positions(rows, params.sheet_frames), []
     inputs, *copies = itertools.tee(frames.iter_at(rows["frame"]), 1 + len(translated))  # one decode per frame
-    streams = [merged_frames(copy, rows, translated[model], crops, landmarks, params)
+    streams = [merged_frames(copy, rows, translated[model], job.crops, job.landmarks, params)
                for model, copy in zip(translated, copies)]
     changed = np.zeros((len(translated), len(rows)))
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(VideoWriter(out_dirs[model] / f"{video}.mp4", fps, width, height, **span))
+        writers = [stack.enter_context(VideoWriter(out.models[model] / f"{video}.mp4", fps, width, height, **span))
                    for model in translated]
         compare_shape = side_by_side([frames[0]] * len(labels), labels).shape
-        compare = stack.enter_context(VideoWriter(compare_dir / f"{video}.mp4", fps, compare_shape[1],
+        compare = stack.enter_context(VideoWriter(out.compare / f"{video}.mp4", fps, compare_shape[1],
                                                   compare_shape[0], **span))
         progress = tqdm(inputs, total=len(rows), desc=f"merge_video {video}", unit="frame")
         for position, frame in enumerate(progress):
@@ -235,7 +260,7 @@ def merge_video(video: str, frames: Frames, rows: pd.DataFrame, translated: dict
             if position in sheet_at:
                 sheet.append(panels)
     _, png = cv2.imencode(".png", cv2.cvtColor(contact_sheet(sheet, labels), cv2.COLOR_RGB2BGR))
-    with atomic_file(sheets_dir / f"{video}.png") as tmp:
+    with atomic_file(out.sheets / f"{video}.png") as tmp:
         tmp.write_bytes(png.tobytes())
     return [{"video": video, "model": model, "frames": len(rows), "changed_share": float(shares.mean()),
              "changed_max": float(shares.max())} for model, shares in zip(translated, changed)]
@@ -264,16 +289,15 @@ def merge_test_videos(frames_dir: Path, faces_dir: Path, raw_dir: Path, translat
                       for model, d in zip(models, translated_dirs)}
         crops = (load_crops(faces_dir, rows["domain"].iloc[0], "test")
                  if faces and (params.color_match or params.mask == "head") else None)
-        jobs.append((video, frames, rows, translated, crops, load_landmarks(faces_dir, rows),
-                     float(videos.loc[video, "fps"]), raw_dir / videos.loc[video, "file"]))
+        jobs.append(MergeJob(video, frames, rows, translated, crops, load_landmarks(faces_dir, rows),
+                             float(videos.loc[video, "fps"]), raw_dir / videos.loc[video, "file"]))
     changed = []
     with contextlib.ExitStack() as stack:
-        out_dirs = {model: stack.enter_context(atomic_dir(results_dir / model)) for model in models}
-        compare_dir = stack.enter_context(atomic_dir(results_dir / "compare"))
-        sheets_dir = stack.enter_context(atomic_dir(results_dir / "sheets"))  # only images: a DVC plots folder
-        for video, frames, rows, translated, crops, landmarks, fps, audio in jobs:
-            changed += merge_video(video, frames, rows, translated, crops, landmarks, out_dirs, compare_dir, sheets_dir,
-                                   fps, audio, params)
+        out = MergeOutputs(models={model: stack.enter_context(atomic_dir(results_dir / model)) for model in models},
+                           compare=stack.enter_context(atomic_dir(results_dir / "compare")),
+                           sheets=stack.enter_context(atomic_dir(results_dir / "sheets")))  # only images: a DVC plots folder
+        for job in jobs:
+            changed += merge_video(job, out, params)
         with atomic_file(results_dir / CHANGED) as tmp:
             pd.DataFrame(changed, columns=CHANGED_COLUMNS).to_csv(tmp, index=False)
-    return [job[0] for job in jobs]
+    return [job.video for job in jobs]
