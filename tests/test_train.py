@@ -1,6 +1,7 @@
 """The training loop on real GRID face crops: exact resume after a kill, also with changed cosmetic
 params, fingerprints, the learning-rate schedule, divergence, learning, exported generators and
 dvclive logs. The tiny networks of conftest.GROUPS on 32 px crops keep it fast."""
+import dataclasses
 import json
 import math
 import subprocess
@@ -20,7 +21,7 @@ from safetensors.torch import load_file
 from pipeline.common.errors import FacecycleError
 from pipeline.common.params import load_group
 from pipeline.models.nets import ResnetGenerator
-from pipeline.train.loop import SAMPLES, load_domains, lr_factor, train
+from pipeline.train.loop import SAMPLES, export, load_domains, lr_factor, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -283,3 +284,31 @@ def test_dvclive_logs_losses_lr_and_sample_grids(trained):
     assert (grid[:2] == 255).all() and (grid[:, 34:36] == 255).all()
     assert np.asarray(Image.open(trained / "logs/plots/images/losses.png")).shape == (380, 720, 3)  # tests/test_charts.py
     assert not (trained / "logs/dvc.yaml").exists()  # dvc.yaml declares the logs; dvclive must not write one
+
+
+def test_generators_exported_in_bf16_translate_as_the_fp32_ones_under_bf16_autocast(tmp_path):
+    """`export: bf16` halves models/<model> and changes no translation where infer runs in bf16
+    autocast (CUDA): autocast rounds each convolution's weights to bf16 anyway."""
+    from pipeline.common.device import StepOptions
+    from pipeline.models import model_class
+    from pipeline.translate.infer import load_generators, translate_batches
+
+    torch.manual_seed(0)
+    params = load_group("cyclegan", params_file(tmp_path / "params.yaml"))
+    model = model_class("cyclegan")(params, torch.device("cpu"))
+    for weight in model.networks.parameters():  # away from init's round numbers: every weight rounds
+        torch.nn.init.normal_(weight, 0, 0.02)
+    crops = np.random.default_rng(0).integers(0, 256, (4, 40, 40, 3), dtype=np.uint8)
+    translations, sizes = {}, {}
+    for dtype in ("fp32", "bf16"):
+        out = tmp_path / dtype
+        export(out, "cyclegan", model, dataclasses.replace(params, export=dtype), load_size=40)
+        weights = load_file(out / "generators.safetensors")
+        assert {str(w.dtype) for w in weights.values()} == {f"torch.{'float32' if dtype == 'fp32' else 'bfloat16'}"}
+        sizes[dtype] = (out / "generators.safetensors").stat().st_size
+        generators, _ = load_generators(out)
+        translations[dtype] = next(translate_batches(generators["G_A"], generators["G_B"], [crops], params.crop_size,
+                                                     torch.device("cpu"), StepOptions(bf16=True)))
+    assert sizes["bf16"] < 0.55 * sizes["fp32"]
+    for fp32, bf16 in zip(translations["fp32"], translations["bf16"]):
+        np.testing.assert_array_equal(fp32, bf16)

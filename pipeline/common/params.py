@@ -26,6 +26,7 @@ UPSAMPLE_MODES = ("transpose", "resize")  # the paper's transposed convolution, 
 TEMPORAL_MODES = ("none", "flow")  # infer.temporal: per-frame translation, or stabilised along the input's flow
 FLOW_PRESETS = ("ultrafast", "fast", "medium")  # OpenCV DIS presets (pipeline.translate.stabilise)
 MASKS = ("head", "face", "square")  # merge.mask: face and the change around it, landmark face outline, or the crop box
+EXPORTS = ("fp32", "bf16")  # dtype of the exported generators
 PRECISIONS = ("auto", "bf16", "fp32")  # training precision: bf16 autocast where the hardware has it, or forced
 BLENDS = ("alpha", "poisson")  # merge.blend: feathered weighted mean, or Poisson cloning then the mask
 
@@ -119,6 +120,9 @@ class GANParams:
     seed: int
     compile: bool  # torch.compile the networks (same maths; on the CPU it needs a C++ compiler)
     precision: str  # auto: bf16 autocast on CUDA and on CPUs with bf16 instructions, else fp32; bf16; fp32
+    # dtype of the exported generators: bf16 halves models/<model>; on CUDA, where autocast rounds every
+    # convolution's weights to bf16, it translates bit for bit as fp32 does (tests/test_train.py)
+    export: str
     log_every: int  # steps between logged losses (host syncs only there and at sample/checkpoint steps)
     sample_every: int  # steps between sample image grids
     checkpoint_every: int  # steps between resumable checkpoints
@@ -138,6 +142,7 @@ class GANParams:
                "n_epochs + n_epochs_decay must be > 0")
         _check(self.upsample in UPSAMPLE_MODES, f"{group}.upsample",
                f"must be transpose or resize, got {self.upsample!r}")
+        _check(self.export in EXPORTS, f"{group}.export", f"must be one of {', '.join(EXPORTS)}, got {self.export!r}")
         _check(self.precision in PRECISIONS, f"{group}.precision",
                f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 

@@ -40,7 +40,7 @@ from pipeline.store.faces import load_crops
 from pipeline.train.dataset import Domain, UnpairedBatches, center_crops
 
 # Params that do not change the weights (compile: only their rounding, so a run may resume with it switched)
-COSMETIC = ("log_every", "sample_every", "checkpoint_every", "compile")
+COSMETIC = ("log_every", "sample_every", "checkpoint_every", "compile", "export")
 SAMPLES = 4  # rows of the sample grid
 
 
@@ -128,8 +128,9 @@ def sample_grid(model, real_A: torch.Tensor, real_B: torch.Tensor) -> np.ndarray
 
 def export(out_dir: Path, model_name: str, model, params: GANParams, load_size: int) -> None:
     """Write G_A and G_B as safetensors plus what inference needs to rebuild them (contracts.md)."""
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.networks.state_dict().items()
-               if k.startswith(("G_A.", "G_B."))}
+    dtype = torch.bfloat16 if params.export == "bf16" else torch.float32
+    weights = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+               for k, v in model.networks.state_dict().items() if k.startswith(("G_A.", "G_B."))}
     architecture = {"model": model_name,
                     "generator": {"input_nc": 3, "output_nc": 3, "ngf": params.ngf, "n_blocks": params.n_blocks,
                                   "upsample": params.upsample},

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Train one model and translate the test crops with it on a GPU machine that reaches nothing else,
-# with the stage scripts and the repository's params.yaml (the `quick` profile; docs/quick.md), and
-# write what the CPU needs to finish (model, logs, translated crops: <name>.tgz.NN parts, and
-# <name>.log) to $OUT. Reads the inputs `python tools/gpu_sandbox/offload.py pack-inputs` wrote ($INPUTS,
+# Train one model on a GPU machine that reaches nothing else, with the train stage's script and the
+# repository's params.yaml (the `quick` profile; docs/quick.md), and write what the stage wrote
+# (models/<model>, logs/<model>: <name>.tgz.NN parts) and <name>.log to $OUT; translation runs
+# back on the CPU under `dvc repro`. Reads the inputs `python tools/gpu_sandbox/offload.py pack-inputs` wrote ($INPUTS,
 # default .quick/inputs); installs nothing. Run from the repository root:
 #
 #     bash tools/gpu_sandbox/quick_run.sh cyclegan|recyclegan [TAG GROUP.KEY=VALUE...]
@@ -51,9 +51,4 @@ train_s=$(seconds_since "$start")
 batch=$("$python" -c "from pipeline.common.params import load_group; print(load_group('$model', '$params').batch_size)")
 "$python" "$repo/tools/gpu_sandbox/offload.py" speed "logs/$model" "$batch" "$train_s" train.log
 
-"$python" "$repo/tools/gpu_sandbox/offload.py" bf16 "models/$model"  # infer translates with the weights that go back
-start=$(date +%s.%N)
-"$python" "$repo/stages/infer.py" --faces "$work/faces" --models "models/$model" --out data/translated --params "$params"
-echo "infer $model: $("$python" -c "import glob, numpy as np; print(sum(len(np.load(f, mmap_mode='r')) for f in
-    glob.glob('data/translated/$model/*.npy') if not f.endswith('_rec.npy')))") test crops in $(seconds_since "$start") s"
 "$python" "$repo/tools/gpu_sandbox/offload.py" pack-results . "$model" "$out" "$name" --prefix "$prefix"
