@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of docs/speed.md (which holds their results), in priority order,
+# The GPU checks of docs/measurements/speed.md (which holds their results), in priority order,
 # each under its own time limit so one slow or failing step leaves the others' numbers. Part 1
 # (~9 min): compiled CycleGAN batch 8 as the train stage runs it, the same with inductor's layout
 # optimisation left to its heuristic (the previous default), batch 32, then the CUDA-only tests

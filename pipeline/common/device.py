@@ -33,7 +33,7 @@ def pick_device(requested: str = "auto", param: str = "device") -> torch.device:
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     """Whether the CPU has bf16 instructions (avx512_bf16 or amx_bf16 among the flags of
     /proc/cpuinfo, or of `cpuinfo`): CPU autocast pays only there, elsewhere oneDNN emulates bf16
-    and a step is several times slower (docs/speed.md). False where the flags cannot be read."""
+    and a step is several times slower (docs/measurements/speed.md). False where the flags cannot be read."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
@@ -61,7 +61,7 @@ class StepOptions:
     padding and elementwise chains; layout_opt: see compile_options; cuda_graphs: each compiled
     graph replays as one CUDA graph (inductor's "reduce-overhead" mode) instead of hundreds of
     launches (for launch-bound steps such as the paper's batch 1; CUDA only, needs compile; under
-    test, docs/speed.md).
+    test, docs/measurements/speed.md).
     """
 
     channels_last: bool = False
@@ -74,7 +74,7 @@ class StepOptions:
     @classmethod
     def for_device(cls, device: torch.device, compile: bool = False, precision: str | None = None) -> "StepOptions":
         """Fused Adam, NCHW, and bf16 autocast as training's `precision` resolves (`resolve_precision`);
-        without one (translation), bf16 on CUDA only (docs/speed.md).
+        without one (translation), bf16 on CUDA only (docs/measurements/speed.md).
 
         Measured on an H100, NCHW beats channels_last in every case: torch's group norm copies a
         channels_last input to NCHW on the GPU, which costs more than cuDNN's own layout change. On
@@ -88,7 +88,7 @@ class StepOptions:
         layout optimisation forced on unless layout_opt is off: compiled graphs then keep
         activations channels_last between their own kernels while the norms stay fused (inductor's
         heuristic leaves it off for CycleGAN's 64->3 and 512->1 convolutions). Measured on an H200,
-        batch 8: 104.9 -> 113.7 img/s (docs/speed.md). On the CPU inductor already picks it
+        batch 8: 104.9 -> 113.7 img/s (docs/measurements/speed.md). On the CPU inductor already picks it
         for oneDNN convolutions."""
         if device.type != "cuda":
             return None

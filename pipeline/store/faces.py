@@ -26,7 +26,7 @@ class CropArrayWriter:
     """Writes a uint8 [count, size, size, 3] .npy crop array front to back through a file handle.
 
     Not through a memory map: the pages written to a map stay in the process's resident memory
-    until it ends, so a stage writing 22,400 crops of 286 px would hold 5 GiB (docs/scale.md).
+    until it ends, so a stage writing 22,400 crops of 286 px would hold 5 GiB (docs/measurements/scale.md).
     `with CropArrayWriter(path, count, size) as out: out.append(crops)`; fewer or more than
     `count` crops is an error.
     """
