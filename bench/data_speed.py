@@ -63,6 +63,27 @@ def main() -> None:
     params = load_group("data", REPO / "params.yaml")
     clips = [p.resolve() for p in args.videos] if args.videos else sorted((REPO / "data" / "samples").glob("[AB]/*.mpg"))
     domains = "AB" * len(clips) if args.videos else [c.parent.name for c in clips]
+    found = measure(clips, domains, params, args.repeat)
+    print(f"{len(clips)} {'videos' if args.videos else 'GRID clips'}, {found['frames']} frames of {found['sizes']} "
+          f"(data.detect_every={params.detect_every})")
+    print(f"frame store (jpeg_quality {params.jpeg_quality}): {found['stored'] / 2**20:.1f} MiB, raw frames "
+          f"{found['raw'] / 2**20:.1f} MiB ({found['raw'] / found['stored']:.1f}x smaller)")
+    rates = found["rates"]
+    decode = rates["decode (iter_frames)"]
+    for name, fps in rates.items():
+        print(f"{name:38s} {fps:8.1f} frames/s   {fps / decode:6.3f} x decode")
+    print(f"crop_faces / extract_frames: {rates['crop_faces'] / rates['extract_frames']:.3f}; "
+          f"sparse / dense detection: {rates['crop_faces'] / rates['crop_faces, detector on every frame']:.2f}x")
+    landmarks, faces, crop_seconds = found["landmarks"], found["faces"], found["crop_seconds"]
+    print(f"landmarks of the {faces} test faces: {1000 * landmarks / faces:.2f} ms/face, {landmarks:.2f} s of "
+          f"crop_faces' {crop_seconds:.2f} s (timed back to back): +{landmarks / (crop_seconds - landmarks):.1%} over "
+          f"the stage without them; loading the model once per run: {found['landmark_load']:.2f} s")
+
+
+def measure(clips: list[Path], domains, params, repeat: int) -> dict:
+    """The frame stages timed on `clips` (domains[i] the domain of clips[i]): frames/s of decoding,
+    extract_frames and crop_faces (sparse and dense detection), the frame store's and the raw frames'
+    bytes, and the landmark share of crop_faces."""
     with tempfile.TemporaryDirectory() as tmp:
         raw, frames_dir = Path(tmp) / "raw", Path(tmp) / "frames"
         raw.mkdir()
@@ -74,33 +95,23 @@ def main() -> None:
                      ).to_csv(raw / "videos.csv", index=False)
         infos = [probe(clip) for clip in clips]
         count, raw_bytes = sum(i.frames for i in infos), sum(i.frames * i.height * i.width * 3 for i in infos)
-        sizes = ", ".join(sorted({f"{i.width}x{i.height}" for i in infos}))
-        print(f"{len(clips)} {'videos' if args.videos else 'GRID clips'}, {count} frames of {sizes} "
-              f"(data.detect_every={params.detect_every})")
 
         def extract() -> None:
             frames_dir.mkdir(exist_ok=True)
             extract_frames(raw, frames_dir, None, params.jpeg_quality).to_csv(frames_dir / "videos.csv", index=False)
 
         rates = {"decode (iter_frames)": rate(lambda: [None for clip in clips for _ in iter_frames(clip)],
-                                              count, args.repeat),
-                 "extract_frames": rate(extract, count, args.repeat)}
+                                              count, repeat),
+                 "extract_frames": rate(extract, count, repeat)}
         stored = sum(f.stat().st_size for f in frames_dir.glob("*.mjpeg"))
-        print(f"frame store (jpeg_quality {params.jpeg_quality}): {stored / 2**20:.1f} MiB, raw frames "
-              f"{raw_bytes / 2**20:.1f} MiB ({raw_bytes / stored:.1f}x smaller)")
         dense = dataclasses.replace(params, detect_every=1)
         for name, setting in (("crop_faces", params), ("crop_faces, detector on every frame", dense)):
-            rates[name] = rate(lambda: crop_faces(frames_dir, Path(tmp) / "faces", setting), count, args.repeat)
-        crop_seconds = best_seconds(lambda: crop_faces(frames_dir, Path(tmp) / "faces", params), args.repeat)
-        load, landmarks, faces = landmark_seconds(frames_dir, Path(tmp) / "faces", params.margin, args.repeat)
-    decode = rates["decode (iter_frames)"]
-    for name, fps in rates.items():
-        print(f"{name:38s} {fps:8.1f} frames/s   {fps / decode:6.3f} x decode")
-    print(f"crop_faces / extract_frames: {rates['crop_faces'] / rates['extract_frames']:.3f}; "
-          f"sparse / dense detection: {rates['crop_faces'] / rates['crop_faces, detector on every frame']:.2f}x")
-    print(f"landmarks of the {faces} test faces: {1000 * landmarks / faces:.2f} ms/face, {landmarks:.2f} s of "
-          f"crop_faces' {crop_seconds:.2f} s (timed back to back): +{landmarks / (crop_seconds - landmarks):.1%} over "
-          f"the stage without them; loading the model once per run: {load:.2f} s")
+            rates[name] = rate(lambda: crop_faces(frames_dir, Path(tmp) / "faces", setting), count, repeat)
+        crop_seconds = best_seconds(lambda: crop_faces(frames_dir, Path(tmp) / "faces", params), repeat)
+        load, landmarks, faces = landmark_seconds(frames_dir, Path(tmp) / "faces", params.margin, repeat)
+    return {"frames": count, "sizes": ", ".join(sorted({f"{i.width}x{i.height}" for i in infos})), "stored": stored,
+            "raw": raw_bytes, "rates": rates, "crop_seconds": crop_seconds, "landmarks": landmarks, "faces": faces,
+            "landmark_load": load}
 
 
 if __name__ == "__main__":

@@ -67,24 +67,9 @@ def main() -> None:
     options = StepOptions.for_device(device, args.compile)  # as the infer stage builds them
     if args.channels_last is not None:
         options = dataclasses.replace(options, channels_last=args.channels_last)
-    eager = dataclasses.replace(options, compile=False)  # FlopCounterMode counts the eager ops
     params, load_size = recipe(args.model, args.profile, args.size, None, None)
-    crops = torch.from_numpy(np.ascontiguousarray(load_crops(args.faces, "A", "train")))
-    crops = resized(Domain(crops, torch.zeros(0), 1), load_size).images.numpy()
-    picks = np.arange(args.batch_size * (args.batches + args.warmup)) % len(crops)
-    batches = [crops[picks[i:i + args.batch_size]] for i in range(0, len(picks), args.batch_size)]
-    forward, backward = (init_weights(ResnetGenerator(ngf=params.ngf, n_blocks=params.n_blocks, upsample=params.upsample))
-                         for _ in range(2))
-    backward = backward if args.reconstruction else None
-    flops = count_flops(lambda: list(translate_batches(forward, backward, batches[:1], params.crop_size, device, eager)))
-    translate = lambda part: list(translate_batches(forward, backward, part, params.crop_size, device, options))  # noqa: E731
-    translate(batches[:args.warmup])
-    synchronize(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    translate(batches[args.warmup:])
-    seconds = (time.perf_counter() - start) / args.batches
+    seconds, flops = time_translation(params, load_size, args.faces, args.batch_size, args.batches, args.warmup,
+                                      args.reconstruction, device, options)
     print(device_line(device))
     passes = "G + reconstruction" if args.reconstruction else "G only"
     print(f"{args.model:10s} {args.profile} {passes}, ngf {params.ngf} {params.n_blocks} blocks, batch {args.batch_size} "
@@ -97,6 +82,29 @@ def main() -> None:
         ms = stabilise_ms(clip, size)
         ratio = f", {ms / 1000 / per_frame:.2f}x the translation's time per frame" if size == params.crop_size else ""
         print(f"stabilise  {size} px on the CPU, {STABILISER.settings()}: {ms:.1f} ms/frame{ratio}", flush=True)
+
+
+def time_translation(params, load_size: int, faces: Path, batch_size: int, batches: int, warmup: int,
+                     reconstruction: bool, device: torch.device, options: StepOptions) -> tuple[float, int]:
+    """(seconds per batch after `warmup` batches, FLOPs of one batch) of translating train crops of
+    domain A as the infer stage does, with the reconstruction pass or without."""
+    eager = dataclasses.replace(options, compile=False)  # FlopCounterMode counts the eager ops
+    crops = torch.from_numpy(np.ascontiguousarray(load_crops(faces, "A", "train")))
+    crops = resized(Domain(crops, torch.zeros(0), 1), load_size).images.numpy()
+    picks = np.arange(batch_size * (batches + warmup)) % len(crops)
+    parts = [crops[picks[i:i + batch_size]] for i in range(0, len(picks), batch_size)]
+    forward, backward = (init_weights(ResnetGenerator(ngf=params.ngf, n_blocks=params.n_blocks, upsample=params.upsample))
+                         for _ in range(2))
+    backward = backward if reconstruction else None
+    flops = count_flops(lambda: list(translate_batches(forward, backward, parts[:1], params.crop_size, device, eager)))
+    translate = lambda part: list(translate_batches(forward, backward, part, params.crop_size, device, options))  # noqa: E731
+    translate(parts[:warmup])
+    synchronize(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    translate(parts[warmup:])
+    return (time.perf_counter() - start) / batches, flops
 
 
 def stabilise_ms(clip: np.ndarray, size: int) -> float:

@@ -49,24 +49,30 @@ def main() -> None:
     args = parser.parse_args()
     device = pick_device()
     options = StepOptions.for_device(device)
+    found = compare_norms(args.batch_size, args.size, args.steps, device, options)
+    print(f"{device_line(device)}, batch {args.batch_size}, {args.size} px, bf16 {options.bf16}, "
+          f"channels_last {options.channels_last}: generator forward+backward")
+    print(f"group_norm {found['group_s'] * 1000:.1f} ms, instance_norm {found['instance_s'] * 1000:.1f} ms, "
+          f"ratio instance/group {found['instance_s'] / found['group_s']:.2f}; relative difference: output "
+          f"{found['output_error']:.1e}, first-layer gradient {found['gradient_error']:.1e}")
+
+
+def compare_norms(batch_size: int, size: int, steps: int, device: torch.device, options: StepOptions) -> dict:
+    """Seconds per forward+backward of the paper generator with each kernel (group_s, instance_s) and
+    the relative differences of their outputs and first-layer gradients."""
     torch.manual_seed(0)
     generator = init_weights(ResnetGenerator()).to(device, memory_format=options.memory_format)
-    x = (torch.rand(args.batch_size, 3, args.size, args.size, device=device) * 2 - 1).contiguous(
-        memory_format=options.memory_format)
-    group_s, group_out, group_grad = run(generator, x, options, device, args.steps)
+    x = (torch.rand(batch_size, 3, size, size, device=device) * 2 - 1).contiguous(memory_format=options.memory_format)
+    group_s, group_out, group_grad = run(generator, x, options, device, steps)
     group_norm_forward = InstanceNorm.forward
     InstanceNorm.forward = instance_norm
     try:
-        inst_s, inst_out, inst_grad = run(generator, x, options, device, args.steps)
+        inst_s, inst_out, inst_grad = run(generator, x, options, device, steps)
     finally:
         InstanceNorm.forward = group_norm_forward
-    out_err = ((group_out - inst_out).norm() / inst_out.norm()).item()
-    grad_err = ((group_grad - inst_grad).norm() / inst_grad.norm()).item()
-    print(f"{device_line(device)}, batch {args.batch_size}, {args.size} px, bf16 {options.bf16}, "
-          f"channels_last {options.channels_last}: generator forward+backward")
-    print(f"group_norm {group_s * 1000:.1f} ms, instance_norm {inst_s * 1000:.1f} ms, "
-          f"ratio instance/group {inst_s / group_s:.2f}; relative difference: output {out_err:.1e}, "
-          f"first-layer gradient {grad_err:.1e}")
+    return {"group_s": group_s, "instance_s": inst_s,
+            "output_error": ((group_out - inst_out).norm() / inst_out.norm()).item(),
+            "gradient_error": ((group_grad - inst_grad).norm() / inst_grad.norm()).item()}
 
 
 if __name__ == "__main__":

@@ -28,13 +28,12 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.common.device import StepOptions, pick_device
-from pipeline.common.params import PRECISIONS, CycleGANParams, RecycleGANParams
+from pipeline.common.params import PRECISIONS, load_group
 from pipeline.common.profile import PROFILES
 from pipeline.models import MODELS, model_class
 from pipeline.train.dataset import Domain, UnpairedBatches
 
 REPO = Path(__file__).resolve().parents[1]
-PARAMS = {"cyclegan": CycleGANParams, "recyclegan": RecycleGANParams}
 
 
 def resized(domain: Domain, size: int) -> Domain:
@@ -48,9 +47,8 @@ def resized(domain: Domain, size: int) -> Domain:
 def recipe(model: str, profile: str, size: int | None, batch_size: int | None, compile: bool | None,
            precision: str | None = None):
     """The profile's params for `model` and its load size, at `size` px, `batch_size` and `precision` when given."""
-    values = yaml.safe_load((PROFILES / f"{profile}.yaml").read_text())
-    params = PARAMS[model](**values[model])
-    load_size = values["data"]["load_size"]
+    params = load_group(model, PROFILES / f"{profile}.yaml")  # the whole group and the top-level lambda_cyc
+    load_size = yaml.safe_load((PROFILES / f"{profile}.yaml").read_text())["data"]["load_size"]
     if size:
         load_size = round(size * load_size / params.crop_size)
         params = dataclasses.replace(params, crop_size=size)

@@ -24,6 +24,8 @@ from helpers.repo import GROUPS, REPO, copy_stages, over_shipped
 
 from pipeline.store.video import VideoWriter
 
+pytestmark = pytest.mark.integration
+
 CLIP = Path("data/samples/A/bbaf2n.mpg")  # 3 s, 25 fps, 360x288
 
 

@@ -1,22 +1,19 @@
-"""The speed benches run end to end on real GRID crops at a tiny size and print positive figures."""
-import re
+"""The speed benches' measuring functions on real GRID crops at a tiny size: what they return is
+consistent (work counted, times positive, the two norm kernels equal), and one script runs end to end."""
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
 from helpers.processes import ENV
 from helpers.real_crops import write_faces
 from helpers.repo import REPO
 
-NUMBER = r"([0-9.]+)"
-TRAIN_LINE = re.compile(rf"^(cyclegan|recyclegan) +demo batch 2 32 px compile off, NCHW, fp32: {NUMBER} ms/iter, "
-                        rf"{NUMBER} img/s, {NUMBER} GFLOP/img, {NUMBER} TFLOP/s, peak {NUMBER} GiB \(host RSS\)$", re.M)
-INFER_LINE = re.compile(rf"^cyclegan +demo (G \+ reconstruction|G only), ngf 16 3 blocks, batch 4 36 -> 32 px, "
-                        rf"compile off, NCHW: {NUMBER} ms/batch, {NUMBER} frames/s, "
-                        rf"{NUMBER} GFLOP/frame, {NUMBER} TFLOP/s, peak {NUMBER} GiB \(host RSS\)$", re.M)
+pytestmark = pytest.mark.slow
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -25,98 +22,90 @@ def faces(tmp_path_factory, samples):
     return write_faces(tmp_path_factory.mktemp("faces"), clips, size=40, frames=8)
 
 
-def agrees(rate: float, work: float, ms: float, work_step: float = 0.0) -> bool:
-    """A rate printed to 0.01 agrees with `work` / `ms`, where ms is printed to 0.1 and `work` to
-    `work_step`: on a fast CPU a batch takes a few ms, and rounding ms alone moves the quotient by over 1%."""
-    low, high = (work - work_step / 2) / (ms + 0.05), (work + work_step / 2) / (ms - 0.05)
-    return low * 0.999 - 0.005 <= rate <= high * 1.001 + 0.005
-
-
-def bench(script: str, faces: Path, *args: str) -> str:
-    done = subprocess.run([sys.executable, str(REPO / "bench" / script), "--profile", "demo", "--size", "32",
-                           "--faces", str(faces), *args], env=ENV, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
-
-
 def test_train_bench_times_both_models_and_counts_their_flops(faces):
-    out = bench("train_speed.py", faces, "--batch-size", "2", "--steps", "2", "--warmup", "1", "--no-compile")
-    found = {match[0]: [float(x) for x in match[1:]] for match in TRAIN_LINE.findall(out)}
-    assert set(found) == {"cyclegan", "recyclegan"}, out
-    for ms, images, gflop, tflops, peak in found.values():
-        assert min(ms, images, gflop, tflops, peak) > 0
-        assert agrees(images, 2000, ms) and agrees(tflops, gflop * 2, ms, work_step=0.02)
-    assert found["recyclegan"][2] > found["cyclegan"][2]  # triplets, predictors: more work per sample
+    from train_speed import recipe, step_options, time_model
 
-
-def test_infer_bench_times_translation_with_and_without_the_reconstruction(faces):
-    gflop = {}
-    for flag in ("--reconstruction", "--no-reconstruction"):
-        out = bench("infer_speed.py", faces, "--batch-size", "4", "--batches", "2", "--warmup", "1", flag)
-        ((passes, *figures),) = INFER_LINE.findall(out)
-        ms, frames, gflop[passes], tflops, peak = map(float, figures)
-        assert min(ms, frames, tflops, peak) > 0
-        assert agrees(frames, 4000, ms)
-        stabilise = dict(re.findall(rf"^stabilise +(64|256) px on the CPU, .*: {NUMBER} ms/frame", out, re.M))
-        assert set(stabilise) == {"64", "256"} and float(stabilise["256"]) > float(stabilise["64"]) > 0, out
-    assert gflop["G + reconstruction"] == pytest.approx(2 * gflop["G only"], rel=0.15)  # printed to 0.01
+    found = {}
+    for model in ("cyclegan", "recyclegan"):
+        params, load_size = recipe(model, "demo", 32, 2, False, None)
+        assert (params.crop_size, params.batch_size, params.compile, load_size) == (32, 2, False, 36)
+        seconds, flops, report = time_model(model, params, step_options(CPU, params, None), load_size, faces, CPU,
+                                            steps=2, warmup=1, trace=0)
+        assert seconds > 0 and flops > 0 and report == ""
+        found[model] = flops
+    assert found["recyclegan"] > found["cyclegan"]  # triplets, predictors: more work per sample
 
 
 def test_train_bench_profiles_where_the_step_time_goes_in_the_layout_asked_for(faces):
-    out = bench("train_speed.py", faces, "--model", "cyclegan", "--batch-size", "2", "--steps", "1", "--warmup", "1",
-                "--no-compile", "--channels-last", "--trace", "2")
-    assert re.search(r"^cyclegan +demo batch 2 32 px compile off, channels_last, fp32: [0-9.]+ ms/iter", out, re.M), out
-    assert "aten::convolution_backward" in out  # the profile table names the ops
-    (wall,) = re.findall(rf"^per step \(profiled, 2 steps\): wall {NUMBER} ms$", out, re.M)
-    assert float(wall) > 0
+    from train_speed import layout, recipe, step_options, time_model
+
+    params, load_size = recipe("cyclegan", "demo", 32, 2, False, None)
+    options = step_options(CPU, params, True)
+    assert options.channels_last and layout(options) == "channels_last"
+    _, _, report = time_model("cyclegan", params, options, load_size, faces, CPU, steps=1, warmup=1, trace=2)
+    assert "aten::convolution_backward" in report  # the profile table names the ops
+    assert "per step (profiled, 2 steps): wall " in report
+
+
+def test_infer_bench_times_translation_with_and_without_the_reconstruction(faces):
+    from infer_speed import stabilise_ms, time_translation
+    from train_speed import recipe
+
+    from pipeline.common.device import StepOptions
+
+    params, load_size = recipe("cyclegan", "demo", 32, None, None)
+    flops = {}
+    for reconstruction in (True, False):
+        seconds, flops[reconstruction] = time_translation(params, load_size, faces, 4, 2, 1, reconstruction, CPU,
+                                                          StepOptions.for_device(CPU))
+        assert seconds > 0
+    assert flops[True] == pytest.approx(2 * flops[False], rel=0.01)  # the reconstruction is a second generator pass
+    clip = np.load(faces / "A_train.npy")[:8]
+    assert stabilise_ms(clip, 64) > 0
 
 
 def test_norm_bench_times_both_kernels_and_finds_them_equal():
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "norm_speed.py"), "--size", "32", "--batch-size", "2",
-                           "--steps", "1"], env=ENV, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    line = re.search(rf"group_norm {NUMBER} ms, instance_norm {NUMBER} ms, ratio instance/group {NUMBER}; "
-                     rf"relative difference: output ([0-9.e+-]+), first-layer gradient ([0-9.e+-]+)$", done.stdout, re.M)
-    assert line, done.stdout
-    group, instance, ratio, output, gradient = map(float, line.groups())
-    assert min(group, instance) > 0 and agrees(ratio, instance, group, work_step=0.1)  # ms printed to 0.1, ratio to 0.01
-    assert output < 1e-4 and gradient < 1e-1  # fp32 on the CPU: the same maths, summed in another order
+    from norm_speed import compare_norms
+
+    from pipeline.common.device import StepOptions
+
+    found = compare_norms(batch_size=2, size=32, steps=1, device=CPU, options=StepOptions.for_device(CPU))
+    assert min(found["group_s"], found["instance_s"]) > 0
+    assert found["output_error"] < 1e-4 and found["gradient_error"] < 1e-1  # fp32 on the CPU: other summation order
 
 
 def test_data_bench_times_the_frame_stages_on_any_videos(tmp_path, samples):
     """Two videos of the same file name (from two folders) stay two videos."""
+    from data_speed import measure
+
+    from pipeline.common.params import load_group
+
     (tmp_path / "again").mkdir()
     shutil.copyfile(samples / "B" / "brbk7n.mpg", tmp_path / "again" / "bbaf2n.mpg")
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "data_speed.py"), "--videos",
-                           str(samples / "A" / "bbaf2n.mpg"), str(tmp_path / "again" / "bbaf2n.mpg")],
-                          env=ENV, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert re.search(r"^2 videos, 150 frames of 360x288 ", done.stdout, re.M), done.stdout
-    stored = re.search(rf"frame store \(jpeg_quality 95\): {NUMBER} MiB, raw frames {NUMBER} MiB \({NUMBER}x smaller\)$",
-                       done.stdout, re.M)
-    assert stored and float(stored[2]) == pytest.approx(150 * 288 * 360 * 3 / 2**20, abs=0.1), done.stdout
-    assert float(stored[3]) > 5
-    rates = dict(re.findall(rf"^(decode \(iter_frames\)|extract_frames|crop_faces|crop_faces, detector on every "
-                            rf"frame) +{NUMBER} frames/s", done.stdout, re.M))
-    assert len(rates) == 4 and all(float(fps) > 0 for fps in rates.values()), done.stdout
+    clips = [samples / "A" / "bbaf2n.mpg", tmp_path / "again" / "bbaf2n.mpg"]
+    found = measure(clips, "AB", load_group("data", REPO / "params.yaml"), repeat=1)
+    assert (found["frames"], found["sizes"]) == (150, "360x288")
+    assert found["raw"] == 150 * 288 * 360 * 3 and found["raw"] / found["stored"] > 5
+    assert set(found["rates"]) == {"decode (iter_frames)", "extract_frames", "crop_faces",
+                                   "crop_faces, detector on every frame"}
+    assert min(found["rates"].values()) > 0 and 0 < found["landmarks"] < found["crop_seconds"]
+    assert found["faces"] > 0  # the test faces of both videos got landmarks
 
 
 def test_scale_bench_runs_every_stage_of_dvc_yaml_on_long_videos_built_from_the_samples(tmp_path):
+    """The script end to end (it drives `dvc repro` stage by stage in a repo of its own)."""
     done = subprocess.run([sys.executable, str(REPO / "bench" / "scale.py"), "--sizes", "1", "--base-frames", "40",
                            "--train-steps", "2", "--workdir", str(tmp_path)],
                           env=ENV, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert re.search(r"^40 frames at 1280x720 \(long_A_train 15, long_B_train 14, long_A_test 6, long_B_test 5\), "
-                     r"training 2 steps, load average [0-9.]+ on [0-9]+ CPUs:$", done.stdout, re.M), done.stdout
-    rows = {name: [float(x) for x in figures] for name, *figures in re.findall(
-        rf"^  (\w+) +{NUMBER} s +{NUMBER} frames/s +{NUMBER} MiB +{NUMBER} MiB written +{NUMBER} MiB cached$",
-        done.stdout, re.M)}
-    assert list(rows) == list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]), done.stdout
-    for wall, fps, rss, _written, _cached in rows.values():
-        assert min(wall, rss) > 0  # frames/s is 40 frames over the wall time; both print to 0.1
-        assert 40 / (wall + 0.05) - 0.05 <= fps <= 40 / (wall - 0.05) + 0.05
-    assert rows["extract_frames"][3] > 0 and rows["extract_frames"][4] == rows["extract_frames"][3]  # a DVC output
-    assert rows["metrics"][4] == 0  # metrics/ is not cached
-    noop = re.search(rf"^  no-op dvc status {NUMBER} s, dvc repro {NUMBER} s; load average [0-9.]+$", done.stdout, re.M)
-    assert noop and min(map(float, noop.groups())) > 0, done.stdout
+    from scale import disk_bytes
+
+    stages = list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
+    printed = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("  ") and " frames/s " in line]
+    assert printed == stages, done.stdout
+    repo = tmp_path / "repo_720p_40"
+    tree, cache = disk_bytes(repo)
+    assert tree > 0 and cache > 0
     assert (tmp_path / "videos" / "720p_40" / "A_train.mp4").is_file()
+    assert "Data and pipelines are up to date" in subprocess.run(["dvc", "repro"], cwd=repo, env=ENV, capture_output=True,
+                                                                 text=True).stdout

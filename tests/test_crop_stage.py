@@ -17,6 +17,8 @@ from pipeline.face.geometry import crop_square
 from pipeline.store.faces import CropArrayWriter
 from pipeline.store.frames import FrameWriter, load_frames
 
+pytestmark = pytest.mark.integration
+
 TEST_SHARE = shipped_params("data").test_share
 
 BOX_COLUMNS = ["video", "domain", "split", "frame", "time", "shot", "face", "cx", "cy", "size",

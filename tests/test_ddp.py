@@ -30,6 +30,8 @@ from pipeline.models import model_class
 from pipeline.train.loop import train
 from pipeline.translate.infer import load_generators
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 STEPS = dict(batch_size=4, n_epochs=0.4, n_epochs_decay=0, log_every=1)  # 2 steps of 4 of the 20 samples
 
 

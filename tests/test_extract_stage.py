@@ -20,6 +20,8 @@ from pipeline.data.fetch import fetch_videos
 from pipeline.evaluate.reconstruction import psnr
 from pipeline.store.frames import DECODERS, load_frames
 
+pytestmark = pytest.mark.integration
+
 CLIPS = {"bbaf2n": "A", "lrwp9a": "B"}
 
 

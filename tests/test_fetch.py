@@ -21,6 +21,8 @@ from pipeline.common.params import Video
 from pipeline.data.fetch import COLUMNS, _DownloadBar, fetch_videos
 from pipeline.store.video import probe
 
+pytestmark = pytest.mark.integration
+
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()

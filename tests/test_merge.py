@@ -28,6 +28,8 @@ from pipeline.store.frames import load_frames
 from pipeline.translate.infer import translate_videos
 from pipeline.translate.merge_video import merge_test_videos, merged_frames, paste_face, pasted_faces
 
+pytestmark = pytest.mark.integration
+
 PARAMS = shipped_params("merge", mask="face", mask_erode=0.05, mask_blur=0.1, blend="alpha", color_match=True, crf=18,
                      sheet_frames=4)
 LABEL_HEIGHT = 28

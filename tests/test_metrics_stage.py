@@ -29,6 +29,8 @@ from pipeline.common.params import load_group
 from pipeline.models import MODELS
 from pipeline.translate.merge_video import merge_test_videos
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 FRAMES = 16
 
 

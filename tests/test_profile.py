@@ -10,6 +10,8 @@ from pipeline.common.errors import FacecycleError
 from pipeline.common.params import load_group
 from pipeline.common.profile import PROFILES, apply_profile, matching
 
+pytestmark = pytest.mark.integration
+
 REPO = PROFILES.parent
 
 

@@ -21,6 +21,7 @@ from safetensors import safe_open
 from gpu_sandbox.offload import DEVICE_LACKS, PART_BYTES
 from pipeline.models import MODELS
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CLIPS = [("bbaf2n", "A", "train"), ("sbat6n", "A", "test"), ("brbk7n", "B", None)]
 # Absent from the GPU image besides DEVICE_LACKS: compiled speed-ups that DVC's packages fall back
 # from, git bindings, and the CPU stages' decoders and face models.

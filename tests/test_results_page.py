@@ -18,6 +18,8 @@ from helpers.repo import GROUPS, REPO, copy_stages, train_into
 
 from pipeline.models import MODELS
 
+pytestmark = pytest.mark.integration
+
 LOAD_SIZE = 40
 
 

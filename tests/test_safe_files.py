@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import av
+import pytest
 import torch
 import yaml
 from helpers.payloads import write_torch_save
@@ -14,6 +15,8 @@ from helpers.repo import REPO, over_shipped
 
 from pipeline.store.video import VideoWriter, iter_frames
 from pipeline.train.loop import load_checkpoint
+
+pytestmark = pytest.mark.integration
 
 SHELL = "x; touch pwned; $(touch pwned) `touch pwned` | touch pwned"  # runs `touch pwned` if a shell ever sees it
 

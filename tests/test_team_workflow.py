@@ -29,6 +29,8 @@ from safetensors.torch import load_file
 
 from pipeline.models import MODELS
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 CLIPS = [("bbaf2n", "A", "train", 1.0), ("sbat6n", "A", "test", 1.0), ("brbk7n", "B", None, 1.2)]  # name, domain, split, end
 # the .gitignore files a clone of the project has, DVC's own ones included
 SHIPPED_IGNORES = (".gitignore", "data/.gitignore", "data/translated/.gitignore", "results/.gitignore",

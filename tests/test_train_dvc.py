@@ -4,9 +4,12 @@ dvclive's logs (image plots for `dvc plots show`; the last losses in git, not DV
 rerunning CycleGAN only, and a checkpoint (git-ignored, not a DVC output) that a forced rerun resumes from."""
 import json
 
+import pytest
 from helpers.processes import commit, sh
 
 from pipeline.models import MODELS
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 STAGES = ("train_cyclegan", "train_recyclegan")
 
