@@ -3,7 +3,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pipeline.common.cli import run_stage
+from pipeline.common.cli import run_stage, stage_arguments
 from pipeline.common.files import atomic_file
 from pipeline.common.params import load_group
 from pipeline.data.crop_faces import crop_faces
@@ -14,8 +14,7 @@ def main() -> None:
     parser.add_argument("--frames", default="data/frames", help="extract_frames output (videos.csv, <name>.mjpeg/.csv)")
     parser.add_argument("--out", default="data/faces", help="writes boxes.csv and <domain>_<split>.npy")
     parser.add_argument("--metrics", default="metrics/crop.json", help="frames, faces, detection rate, box jitter")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
+    args = stage_arguments(parser)
     params = load_group("data", args.params)
     summary = crop_faces(Path(args.frames), Path(args.out), params)
     with atomic_file(args.metrics) as tmp:

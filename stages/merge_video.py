@@ -2,8 +2,9 @@
 import argparse
 from pathlib import Path
 
-from pipeline.common.cli import run_stage
+from pipeline.common.cli import run_stage, stage_arguments
 from pipeline.common.params import load_group
+from pipeline.models import MODELS
 from pipeline.translate.merge_video import merge_test_videos
 
 
@@ -12,11 +13,10 @@ def main() -> None:
     parser.add_argument("--frames", default="data/frames", help="extract_frames output")
     parser.add_argument("--faces", default="data/faces", help="crop_faces output")
     parser.add_argument("--raw", default="data/raw", help="fetch output (source audio)")
-    parser.add_argument("--translated", nargs="+", default=["data/translated/cyclegan", "data/translated/recyclegan"],
+    parser.add_argument("--translated", nargs="+", default=[f"data/translated/{m}" for m in MODELS],
                         help="infer output, one folder per model (its name names the model)")
     parser.add_argument("--out", default="results", help="writes <out>/<model>/<video>.mp4 and <out>/compare/")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
+    args = stage_arguments(parser)
     params = load_group("merge", args.params)
     videos = merge_test_videos(Path(args.frames), Path(args.faces), Path(args.raw), [Path(d) for d in args.translated],
                                Path(args.out), params)

@@ -2,7 +2,7 @@
 import argparse
 from pathlib import Path
 
-from pipeline.common.cli import run_stage
+from pipeline.common.cli import run_stage, stage_arguments
 from pipeline.common.params import load_group
 from pipeline.evaluate.metrics import MergedVideos, evaluate
 from pipeline.evaluate.report import read_changed, write_report
@@ -19,8 +19,7 @@ def main() -> None:
     parser.add_argument("--changed", help="merge_video's changed.csv (pixels changed per video and model) for the report")
     parser.add_argument("--out", default="metrics",
                         help="writes summary.json, translation.json, translation.csv, report.md, plots/")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
+    args = stage_arguments(parser)
     params = load_group("metrics", args.params)
     margin = load_group("data", args.params).margin
     changed = read_changed(args.changed) if args.changed else None

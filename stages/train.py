@@ -9,7 +9,7 @@ import argparse
 import os
 from pathlib import Path
 
-from pipeline.common.cli import run_stage
+from pipeline.common.cli import run_stage, stage_arguments
 from pipeline.common.params import load_group
 from pipeline.models import MODELS
 from pipeline.train.loop import train
@@ -22,8 +22,7 @@ def main() -> None:
     parser.add_argument("--out", help="writes generators.safetensors, architecture.json (default models/<model>)")
     parser.add_argument("--checkpoints", help="resumable training state (default checkpoints/<model>)")
     parser.add_argument("--logs", help="dvclive metrics, plots and sample grids (default logs/<model>)")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
+    args = stage_arguments(parser)
     out, checkpoints, logs = (Path(path or f"{kind}/{args.model}") for path, kind in
                               ((args.out, "models"), (args.checkpoints, "checkpoints"), (args.logs, "logs")))
     params = load_group(args.model, args.params)
