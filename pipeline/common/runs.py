@@ -17,6 +17,11 @@ def continues(frame: np.ndarray, shot: np.ndarray, gap: int = 1, video: Optional
     return same if video is None else same & (np.asarray(video)[gap:] == np.asarray(video)[:-gap])
 
 
+def follows(previous: Optional[tuple[int, int]], shot: int, frame: int) -> bool:
+    """Whether (shot, frame) continues the run whose last row was `previous` (its shot and frame; None: no run)."""
+    return previous is not None and (shot, frame) == (previous[0], previous[1] + 1)
+
+
 def consecutive_pairs(frame: np.ndarray, shot: np.ndarray, gap: int = 1) -> np.ndarray:
     """Indices i such that rows i..i+gap are consecutive frames of the same shot."""
     return np.flatnonzero(continues(frame, shot, gap))

@@ -23,6 +23,8 @@ from typing import Iterable, Iterator, Optional
 import cv2
 import numpy as np
 
+from pipeline.common.runs import follows
+
 _BROWS = np.arange(17, 27)
 _UNDER_BROWS = np.array([-1, 36, 37, 38, 39, 42, 43, 44, 45, -2])  # -1, -2: between the outer eye corner and the jaw
 _SUBPIXEL = 4  # fillConvexPoly's fractional bits: the hull moves smoothly with sub-pixel landmarks
@@ -187,7 +189,7 @@ def along_track(masks: Iterable[Optional[np.ndarray]], frames: Iterable[int], sh
                 run.popleft()
 
     for mask, frame, shot in zip(masks, frames, shots):
-        if mask is None or last is None or (shot, frame) != (last[0], last[1] + 1):
+        if mask is None or not follows(last, shot, frame):
             yield from ready(started)  # the run ended: its last masks have no later neighbours
             run.clear()
             started, done = 0, 0
