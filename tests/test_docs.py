@@ -1,5 +1,6 @@
 """The docs hold together: every relative link in a tracked markdown file reaches a file or folder,
-every `docs/...md` path named in code, params or docs exists, and the README front page stays short."""
+every path of a markdown file under docs/, tools/, tests/ or bench/ named in code, params or docs
+exists, and the README front page stays short."""
 import re
 import subprocess
 from pathlib import Path

@@ -29,15 +29,13 @@ import shutil
 
 import pytest
 import torch
-from helpers.repo import GROUPS
+from helpers.repo import GROUPS, shipped_params
 
 from pipeline.common.device import StepOptions, pick_device
-from pipeline.common.params import CycleGANParams, RecycleGANParams
 from pipeline.models import model_class
 from pipeline.models.nets import ResnetGenerator, init_weights
 from pipeline.train.dataset import Domain, UnpairedBatches
 
-PARAMS = {"cyclegan": CycleGANParams, "recyclegan": RecycleGANParams}
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,7 +44,7 @@ def training(model: str, faces, device: torch.device, **changes):
     """The class of `model`, its tiny params with `changes`, and the batches it trains on."""
     model_cls = model_class(model)
     frames = model_cls.frames_per_sample
-    params = PARAMS[model](**dict(GROUPS[model], **changes))
+    params = shipped_params(model, **dict(GROUPS[model], **changes))
     a, b = (Domain.load(faces, d, frames, device) for d in "AB")
     return model_cls, params, UnpairedBatches(a, b, params.crop_size, params.batch_size, params.seed)
 

@@ -96,6 +96,7 @@ def test_mask_stays_on_the_tracked_face(hard_clips, video):
     assert min(ious) > 0.5  # never jumps to another object
 
 
+@pytest.mark.slow
 def test_hard_clips_merge_and_faceless_frames_pass_through(hard_clips, tmp_path):
     """The stage's work on both clips; frames without a face (Megamind's black first frame) are the source."""
     rows = read_boxes(hard_clips / "faces", "test")

@@ -14,7 +14,7 @@ import torch
 import yaml
 from helpers.decoders import pyav_frames
 from helpers.merge_inputs import write_models
-from helpers.repo import REPO, shipped_params
+from helpers.repo import REPO, over_shipped, shipped_params
 from helpers.translation_layout import grid_crops
 
 from pipeline.common.errors import FacecycleError
@@ -321,7 +321,7 @@ def test_missing_translation_fails_before_writing_anything(stage_inputs, transla
 
 
 def test_stage_reports_a_missing_translation_in_one_line(stage_inputs, tmp_path):
-    (tmp_path / "params.yaml").write_text("merge:\n  feather: 0.15\n")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(over_shipped({"merge": {}})))
     result = merge_stage(stage_inputs, [tmp_path / "cyclegan"], tmp_path / "results", tmp_path / "params.yaml")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [

@@ -51,7 +51,7 @@ def test_every_imported_distribution_is_declared():
     runtime = declared(PROJECT["dependencies"])
     dev = declared(PROJECT["optional-dependencies"]["dev"])
     owners = module_owners()
-    own = {"pipeline", "gpu_sandbox", "helpers", "conftest", "clips", "timing", "train_speed"}
+    own = {"pipeline", "gpu_sandbox", "helpers", "conftest", "clips"} | {p.stem for p in (REPO / "bench").glob("*.py")}
 
     def third_party(modules: set[str]) -> set[str]:
         return {canonical(d) for m in modules - own - set(sys.stdlib_module_names) for d in owners.get(m, {m})}

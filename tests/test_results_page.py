@@ -18,7 +18,7 @@ from helpers.repo import GROUPS, REPO, copy_stages, train_into
 
 from pipeline.models import MODELS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 LOAD_SIZE = 40
 

@@ -88,6 +88,7 @@ def kill_after_first_checkpoint(model: str, params: Path, faces: Path, out: Path
 
 
 @pytest.mark.parametrize("model", ["cyclegan", "recyclegan"])
+@pytest.mark.slow
 def test_kill_and_resume_gives_the_weights_of_an_uninterrupted_run(model, tiny_faces, uninterrupted, tmp_path):
     whole = checkpoint(uninterrupted[model])
     total = whole["step"]
@@ -174,6 +175,7 @@ def test_changed_params_or_inputs_start_over_and_unchanged_ones_resume(tiny_face
     assert "(B_train.npy changed); starting over" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bf16_training_says_so_in_its_log_and_repeats_bit_for_bit(tiny_faces, uninterrupted, tmp_path):
     """precision bf16 (forced, so that it runs on any CPU): the stage says so, logs/params.yaml records
     it, a rerun on the same machine ends with the same weights, and they are not the fp32 run's."""

@@ -8,9 +8,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+import yaml
 from helpers.merge_inputs import CROP_SIZE, write_models
 from helpers.payloads import write_pickle, write_torch_save
-from helpers.repo import REPO
+from helpers.repo import REPO, over_shipped
 
 from pipeline.common.errors import FacecycleError
 from pipeline.store.faces import read_boxes
@@ -68,6 +69,7 @@ def test_deterministic_and_independent_of_batch_size(stage_inputs, models, trans
     assert np.abs(np.load(tmp_path / "batch7" / "sbat6n.npy").astype(int) - first).max() <= 1  # float summation order
 
 
+@pytest.mark.slow
 def test_compiled_generators_translate_as_eager_ones_and_compile_once(stage_inputs, models, translated, tmp_path):
     """infer.compile: every batch is padded to batch_size, so the 30 crops (4 x 7 + 2) compile each generator once."""
     from torch._dynamo.utils import counters  # torch's own count of the graphs compiled so far
@@ -181,7 +183,7 @@ def test_stage_reports_a_pickled_model_in_one_line(stage_inputs, tmp_path):
     (model / "architecture.json").write_text(json.dumps({"generator": {}, "crop_size": 64, "load_size": 72}))
     marker = tmp_path / "payload_ran"
     write_pickle(model / "generators.safetensors", marker)
-    (tmp_path / "params.yaml").write_text("infer:\n  batch_size: 4\n  device: cpu\n")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(over_shipped({"infer": {"batch_size": 4, "device": "cpu"}})))
     result = subprocess.run([sys.executable, str(REPO / "stages" / "infer.py"), "--faces", str(stage_inputs["faces"]),
                              "--models", str(model), "--out", str(tmp_path / "translated"),
                              "--params", str(tmp_path / "params.yaml")], capture_output=True, text=True, timeout=120)

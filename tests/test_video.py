@@ -283,6 +283,7 @@ def resident_mib() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+@pytest.mark.slow
 def test_decoding_a_long_720p_video_keeps_memory_flat(tmp_path, samples):
     """One frame is decoded per frame taken, so a consumer slower than the decoder (extract_frames
     encodes every frame to JPEG) never makes frames pile up: a reader decoding ahead would hold

@@ -23,10 +23,12 @@ GROUPS = {"cyclegan": TINY, "recyclegan": dict(TINY, predictor_downs=5)}
 
 
 def over_shipped(groups: dict) -> dict:
-    """params.yaml content: each group of `groups` (a dict of changed keys) over the shipped group, other
-    values as they are (the code has no defaults: a group lists every key)."""
-    return {name: dict(SHIPPED[name], **values) if isinstance(values, dict) and isinstance(SHIPPED.get(name), dict)
-            else values for name, values in groups.items()}
+    """params.yaml content: each group of `groups` (a dict of changed keys) over the shipped group, the
+    shipped top-level values (lambda_cyc) unless `groups` sets them (the code has no defaults: a
+    group lists every key)."""
+    top = {name: value for name, value in SHIPPED.items() if not isinstance(value, dict)}
+    return top | {name: dict(SHIPPED[name], **values) if isinstance(values, dict) and isinstance(SHIPPED.get(name), dict)
+                  else values for name, values in groups.items()}
 
 
 def copy_stages(repo: Path, *names: str) -> dict:
