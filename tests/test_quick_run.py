@@ -1,6 +1,6 @@
-"""The GPU round trip of docs/quick.md on the CPU, at tiny size: pack the train crops here, run
-tools/gpu_sandbox/quick_run.sh in a copy of the working tree with a Python that, like the GPU image, has
-no DVC of its own (only the packed copy), bring back what the train stages wrote, `dvc commit` it as
+"""The GPU round trip of tools/gpu_sandbox/README.md on the CPU, at tiny size: pack the train crops
+here, run tools/gpu_sandbox/quick_run.sh in a copy of the working tree with a Python that, like the
+GPU image, has no DVC of its own (only the packed copy), bring back what the train stages wrote, `dvc commit` it as
 their outputs, and `dvc repro` translates, merges and measures here.
 
 Real GRID clips, real stages, real DVC in a temporary git repo; tiny networks for a few steps.

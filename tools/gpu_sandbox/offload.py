@@ -1,4 +1,5 @@
-"""Train on a GPU machine that reaches nothing else, and bring back what the train stages wrote (docs/quick.md).
+"""Train on a GPU machine that reaches nothing else, and bring back what the train stages wrote
+(tools/gpu_sandbox/README.md).
 
 Such a machine gets a copy of the working tree plus at most 64 MiB of git-ignored inputs, and
 hands back at most 8 files of 16 MiB each (64 MiB in all) per command; its Python has torch,
@@ -16,7 +17,7 @@ metrics run here under `dvc repro`. As `python tools/gpu_sandbox/offload.py <ste
 - `speed` (GPU): training images per second, overall and at the end of the run.
 - `finish` (CPU): joins the parts and puts the folders where dvc.yaml expects them, byte for byte
   what the stage wrote; `dvc commit train_<model>` then records them as that stage's outputs.
-- `variant`: a params file with some keys changed (the batch-size comparison of docs/quick.md).
+- `variant`: a params file with some keys changed (the batch-size comparison of the README here).
 """
 from __future__ import annotations
 

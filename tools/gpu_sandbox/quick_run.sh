@@ -8,7 +8,7 @@
 #     bash tools/gpu_sandbox/quick_run.sh cyclegan|recyclegan [TAG GROUP.KEY=VALUE...]
 #
 # With TAG, the params get the changes given, the results go to variants/TAG/ in the archive and
-# the files are named TAG_<model> (the batch-size comparison of docs/quick.md). Stages run in
+# the files are named TAG_<model> (the batch-size comparison of tools/gpu_sandbox/README.md). Stages run in
 # $WORK/<name> (default /tmp/facecycle_quick), outside the repository: dvclive finds no DVC project
 # there and writes its plain files. $PYTHON (default python3) runs them; training stops after
 # $TRAIN_LIMIT seconds (default 540) so that the log still comes back within a call's 10 minutes.
