@@ -1,7 +1,7 @@
 """The faces a viewer sees: the tracked crop square cut back out of the merged result videos.
 
 merge_video writes one result frame per test row of boxes.csv (frame j of `results/<model>/<video>.mp4`
-is the video's j-th test frame), so cutting each face row's crop window (`crop_geometry`) out of the
+is the video's j-th test frame), so cutting each face row's crop window (pipeline.face.geometry) out of the
 decoded result gives the translated face as it ended up in the video: after the mask, the blend,
 the colour match and H.264. The metrics stage scores these cuts beside the model's own crops, and
 cuts the source frames the same way for their reference.

@@ -41,10 +41,10 @@ from pipeline.translate.temporal import input_motion, temporal_scores
 INPUT = "input"  # the reference row: the untranslated test crops
 
 
-def read_test_faces(faces_dir: Path) -> pd.DataFrame:
-    """The test rows with a face of boxes.csv, ordered by video and frame (the order of `infer`)."""
-    boxes = read_boxes(faces_dir, "test")
-    test = boxes[boxes["face"]]
+def test_faces(test_rows: pd.DataFrame, faces_dir: Path) -> pd.DataFrame:
+    """The rows with a face of boxes.csv's test rows (`read_boxes`: ordered by video and frame, the
+    order of `infer`)."""
+    test = test_rows[test_rows["face"]]
     if test.empty:
         raise FacecycleError(f"{faces_dir / 'boxes.csv'}: no test faces to evaluate")
     return test
@@ -96,9 +96,9 @@ def evaluate_video(faces: pd.DataFrame, inputs: np.ndarray, translated: dict[str
     given = {size: at_model_size(inputs, size) for size in sizes}  # the input as each model size saw it
     rows_of = {INPUT: Translation(given[sizes[0]]), **translated}
     temporal = {model: {} for model in rows_of}
+    pairs, later = consecutive_pairs(frame, shot), consecutive_pairs(frame, shot, DRIFT_GAP)
     for size in sizes:  # each pair's input flow is computed once for every output of that size
         outputs = {model: t.output for model, t in rows_of.items() if t.output.shape[1] == size}
-        pairs, later = consecutive_pairs(frame, shot), consecutive_pairs(frame, shot, DRIFT_GAP)
         with_rec = [model for model in outputs if rows_of[model].rec is not None]
         for model, scores in temporal_scores(outputs, input_motion(given[size], pairs), with_rec).items():
             temporal[model].update(scores, pairs=len(pairs))
@@ -240,10 +240,12 @@ def _translations(folder: Path, model: str, video: str, count: int, mode: str) -
     return {model: Translation(raw, load("_raw_rec")), f"{model}+{mode}": Translation(load(""), load("_rec"), raw)}
 
 
-def open_videos(faces_dir: Path, translated_dir: Path, models: tuple[str, ...]) -> tuple[list[tuple], dict]:
-    """(face rows, input crops, {row: Translation}) of every test video, all checked before any
-    work starts so that a missing or short file fails in a second; and each model's temporal mode."""
-    test = read_test_faces(faces_dir)
+def open_videos(faces_dir: Path, test_rows: pd.DataFrame, translated_dir: Path, models: tuple[str, ...]
+                ) -> tuple[list[tuple], dict]:
+    """(face rows, input crops, {row: Translation}) of every test video (`test_rows`: boxes.csv's),
+    all checked before any work starts so that a missing or short file fails in a second; and each
+    model's temporal mode."""
+    test = test_faces(test_rows, faces_dir)
     modes = {model: temporal_mode(translated_dir / model) for model in models}
     videos = []
     for video, faces in test.groupby("video", sort=True):
@@ -286,8 +288,8 @@ def evaluate(faces_dir: str | Path, translated_dir: str | Path, params: MetricsP
     """Score the test videos of `faces_dir/boxes.csv` for each model in `translated_dir/<model>/`,
     and, given `merged`, the faces of their merged result videos."""
     faces_dir, translated_dir = Path(faces_dir), Path(translated_dir)
-    videos, modes = open_videos(faces_dir, translated_dir, models)
     test_rows = read_boxes(faces_dir, "test")
+    videos, modes = open_videos(faces_dir, test_rows, translated_dir, models)
     train = {d: (faces_dir / f"{d}_train.npy", load_crops(faces_dir, d, "train")) for d in DOMAINS}
     describe = FaceDescriber(params.face_rect, params.face_size, margin)
     motion_of = FaceMotion(params.face_size, describe.centre)

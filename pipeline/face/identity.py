@@ -6,7 +6,7 @@ person per video; the metrics (pipeline.evaluate.identity_scores) to score ident
 """
 from __future__ import annotations
 
-from typing import Sequence, TypeVar
+from typing import Sequence
 
 import dlib
 import numpy as np
@@ -17,8 +17,6 @@ from pipeline.common.sampling import evenly_spaced
 from pipeline.face.dlib_models import chip_landmark_model, descriptor_model, dlib_map, face_detector, face_rectangle
 from pipeline.face.geometry import resize_square
 from pipeline.face.resnet import CHIP_SIZE
-
-T, R = TypeVar("T"), TypeVar("R")
 
 # Shots of one video whose mean descriptors are closer than this show one person. Measured on the
 # shared clips (3 faces per clip or shot): one person across clips or shots 0.11-0.27 (GRID s1,

@@ -293,9 +293,17 @@ class Training:
     schedulers: dict
     total: int
     fingerprint: dict
-    precision: str
     load_size: int
     fixed: tuple[torch.Tensor, torch.Tensor]
+
+    @property
+    def precision(self) -> str:
+        """What the steps run in, as the model's options resolved `precision` on this device."""
+        return precision_of(self.model)
+
+
+def precision_of(model) -> str:
+    return "bf16" if model.options.bf16 else "fp32"
 
 
 def due(step: int, every: int, total: int) -> bool:
@@ -316,7 +324,6 @@ def build(run: TrainRun) -> Training:
     inputs = [run.faces_dir / f"{d}_train.npy" for d in DOMAINS]
     inputs += [run.faces_dir / "train_crops.csv"] if frames > 1 else []  # the triplets
     model = model_cls(params, run.device)
-    precision = "bf16" if model.options.bf16 else "fp32"
     batches = UnpairedBatches(domains["A"], domains["B"], params.crop_size, params.batch_size, params.seed, run.rank,
                               run.world, params.flip)
     steps_per_epoch = batches.epoch_size / params.batch_size
@@ -324,7 +331,7 @@ def build(run: TrainRun) -> Training:
         opt, lambda step: lr_factor(step, steps_per_epoch, params.n_epochs, params.n_epochs_decay))
         for name, opt in model.optimizers.items()}
     return Training(model, batches, schedulers, total=math.ceil((params.n_epochs + params.n_epochs_decay) * steps_per_epoch),
-                    fingerprint=fingerprint(name, params, inputs, precision), precision=precision, load_size=load_size,
+                    fingerprint=fingerprint(name, params, inputs, precision_of(model)), load_size=load_size,
                     fixed=tuple(center_crops(domains[d], SAMPLES, params.crop_size) for d in DOMAINS))
 
 
