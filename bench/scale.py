@@ -157,8 +157,9 @@ def cap_training(root: Path, steps: int) -> None:
     counts = {d: len(load_crops(faces, d, "train")) for d in "AB"}
     samples = {"cyclegan": max(counts.values()),
                "recyclegan": max(len(triplet_starts(faces, d, counts[d])) for d in "AB")}
+    recipe = params[params["profile"]]  # the running profile's training groups
     for model in MODELS:  # total steps = ceil(epochs * samples / batch)
-        params[model].update(n_epochs=(steps - 0.5) * params[model]["batch_size"] / samples[model], n_epochs_decay=0.0)
+        recipe[model].update(n_epochs=(steps - 0.5) * recipe[model]["batch_size"] / samples[model], n_epochs_decay=0.0)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 

@@ -22,18 +22,17 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.common.device import StepOptions, pick_device
 from pipeline.common.params import PRECISIONS, load_group
-from pipeline.common.profile import PROFILES
 from pipeline.models import MODELS, model_class
 from pipeline.train.dataset import Domain, UnpairedBatches
 
 REPO = Path(__file__).resolve().parents[1]
+PARAMS = REPO / "params.yaml"  # its profiles give the recipes
 
 
 def resized(domain: Domain, size: int) -> Domain:
@@ -47,8 +46,8 @@ def resized(domain: Domain, size: int) -> Domain:
 def recipe(model: str, profile: str, size: int | None, batch_size: int | None, compile: bool | None,
            precision: str | None = None):
     """The profile's params for `model` and its load size, at `size` px, `batch_size` and `precision` when given."""
-    params = load_group(model, PROFILES / f"{profile}.yaml")  # the whole group and the top-level lambda_cyc
-    load_size = yaml.safe_load((PROFILES / f"{profile}.yaml").read_text())["data"]["load_size"]
+    params = load_group(model, PARAMS, profile)  # the whole group and the top-level lambda_cyc
+    load_size = load_group("data", PARAMS, profile).load_size
     if size:
         load_size = round(size * load_size / params.crop_size)
         params = dataclasses.replace(params, crop_size=size)
@@ -147,7 +146,7 @@ def time_model(name: str, params, options: StepOptions, load_size: int, faces: P
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
-    parser.add_argument("--profile", default="paper", help="profiles/<name>.yaml gives the recipe (default paper)")
+    parser.add_argument("--profile", default="paper", help="params.yaml's profile that gives the recipe (default paper)")
     parser.add_argument("--batch-size", type=int, help="global batch (default: the profile's)")
     parser.add_argument("--size", type=int, help="crop size in px (default: the profile's; Recycle-GAN: a multiple of 32)")
     parser.add_argument("--steps", type=int, default=20)

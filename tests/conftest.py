@@ -1,7 +1,7 @@
 """Shared test fixtures: the real videos, the inputs made from them, the tiny training settings.
 
 Helpers that load torch, OpenCV or dlib are imported inside the fixtures that use them, so test
-files that need none of those (split, profile, fetch) start without them.
+files that need none of those (split, params, fetch) start without them.
 """
 import shutil
 from pathlib import Path
@@ -11,7 +11,7 @@ import yaml
 from clips.fetch_robustness import CLIPS
 from clips.fetch_robustness import FOLDER as ROBUSTNESS
 from helpers.processes import commit, sh
-from helpers.repo import GROUPS, REPO, SAMPLES, copy_stages, serving, torch_threads
+from helpers.repo import GROUPS, REPO, SAMPLES, copy_stages, over_shipped, serving, torch_threads
 
 
 @pytest.fixture(scope="session")
@@ -70,9 +70,7 @@ def train_repo(tmp_path, tiny_faces) -> Path:
     """A git + DVC repo with the train stages of dvc.yaml, their code, the shipped lambda_cyc and GROUPS
     (over every shipped key, so `-S key=` finds it), the shipped .gitignore and tiny_faces as data/faces."""
     copy_stages(tmp_path, "train_cyclegan", "train_recyclegan")
-    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
-        {"lambda_cyc": shipped["lambda_cyc"], **{g: dict(shipped[g], **GROUPS[g]) for g in GROUPS}}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(over_shipped(GROUPS)))
     shutil.copytree(tiny_faces, tmp_path / "data" / "faces")
     shutil.copy(REPO / ".gitignore", tmp_path / ".gitignore")
     sh(tmp_path, "git", "init", "-q")

@@ -41,9 +41,9 @@ def test_every_module_run_with_python_m_exists():
 
     named = {(str(f.relative_to(REPO)), module) for f in tracked("*.py", "*.md", "*.sh", "Makefile")
              for module in re.findall(r"python3? -m ([\w.]+)", f.read_text())}
-    assert len(named) > 3
+    assert ("Makefile", "pytest") in named  # the scan reads them
     assert sorted((where, module) for where, module in named if importlib.util.find_spec(module) is None) == []
-    assert importlib.util.find_spec("pipeline.profile") is None  # a path from before the phase packages fails it
+    assert importlib.util.find_spec("pipeline.common.profile") is None  # a module that is gone fails it
 
 
 def test_the_link_check_finds_a_dead_link(tmp_path):

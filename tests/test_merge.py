@@ -64,7 +64,7 @@ def merge_stage(inputs: dict, translated: list[Path], out: Path, params: Path) -
 def results(stage_inputs, translated):
     """The merge_video stage script run on the real inputs."""
     root = translated.parent
-    (root / "params.yaml").write_text(yaml.safe_dump({"merge": dataclasses.asdict(PARAMS)}))
+    (root / "params.yaml").write_text(yaml.safe_dump(over_shipped({"merge": dataclasses.asdict(PARAMS)})))
     result = merge_stage(stage_inputs, [translated / "cyclegan", translated / "recyclegan"], root / "results",
                          root / "params.yaml")
     assert result.returncode == 0, result.stderr

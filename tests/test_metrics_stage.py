@@ -21,7 +21,7 @@ import pytest
 import yaml
 from helpers.processes import ENV, sh
 from helpers.real_frames import write_frames
-from helpers.repo import REPO, copy_stages
+from helpers.repo import REPO, copy_stages, over_shipped
 from helpers.translation_layout import grid_crops, write_faces, write_translated
 from PIL import Image
 
@@ -61,9 +61,7 @@ def workdir(samples, tmp_path_factory):
     (root / "data" / "raw").mkdir()
     for path, _ in sources + [(a / "sgib8n.mpg", "A")]:
         shutil.copy(path, root / "data" / "raw")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["metrics"].update(identity_every=4, centroid_frames=8)
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    (root / "params.yaml").write_text(yaml.safe_dump(over_shipped({"metrics": {"identity_every": 4, "centroid_frames": 8}})))
     merge_test_videos(*(root / "data" / d for d in ("frames", "faces", "raw")),
                       [root / "data" / "translated" / m for m in MODELS], root / "results",
                       load_group("merge", root / "params.yaml"))

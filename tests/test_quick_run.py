@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers.processes import ENV, commit, sh
-from helpers.repo import GROUPS, REPO, copy_stages
+from helpers.repo import GROUPS, REPO, copy_stages, over_shipped
 from safetensors import safe_open
 
 from gpu_sandbox.offload import DEVICE_LACKS, PART_BYTES
@@ -68,13 +68,11 @@ def lead(tmp_path_factory, samples):
         shutil.copy(samples / domain / f"{name}.mpg", repo / clip)
         videos.append(dict(name=name, domain=domain, path=str(clip), start=0, end=1.0,
                            **({"split": split} if split else {})))
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
     (repo / "videos.yaml").write_text(yaml.safe_dump({"videos": videos}, sort_keys=False))
-    params["data"].update(load_size=36)
-    for group, values in GROUPS.items():
-        params[group].update(values, n_epochs=0.5, n_epochs_decay=0.5, export="bf16")  # as the quick profile
-    params["merge"].update(crf=30, sheet_frames=1)
-    params["metrics"].update(face_rect="crop", face_size=150, identity_every=1000, centroid_frames=2)
+    params = over_shipped({"data": {"load_size": 36}, "merge": {"crf": 30, "sheet_frames": 1},
+                           "metrics": {"face_rect": "crop", "face_size": 150, "identity_every": 1000, "centroid_frames": 2},
+                           **{group: dict(values, n_epochs=0.5, n_epochs_decay=0.5, export="bf16")  # as the quick profile
+                              for group, values in GROUPS.items()}})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(repo, "git", "init", "-q")
     sh(repo, "dvc", "init", "-q")
@@ -142,7 +140,7 @@ def test_gpu_round_trip_brings_back_what_the_train_stage_wrote_and_dvc_translate
 def test_a_variant_goes_to_its_own_folder_with_its_params(lead, tmp_path):
     sh(lead, sys.executable, "tools/gpu_sandbox/offload.py", "pack-inputs")
     copy, work, out = gpu_copy(lead, tmp_path / "gpu"), tmp_path / "work", tmp_path / "out"
-    log = quick_run(copy, work, out, "cyclegan", "b2", "cyclegan.batch_size=2", "cyclegan.lr=0.0004").stdout
+    log = quick_run(copy, work, out, "cyclegan", "b2", "demo.cyclegan.batch_size=2", "demo.cyclegan.lr=0.0004").stdout
     assert "steps of 2 in" in log
     assert sorted(p.name for p in out.iterdir()) == ["b2_cyclegan.log", "b2_cyclegan.tgz.00"]
     placed = sh(lead, sys.executable, "tools/gpu_sandbox/offload.py", "finish", str(out)).stdout.splitlines()

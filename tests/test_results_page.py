@@ -14,7 +14,7 @@ import pytest
 import yaml
 from helpers.browser import CHROMIUM, loaded, screenshot
 from helpers.processes import ENV, commit, sh
-from helpers.repo import GROUPS, REPO, copy_stages, train_into
+from helpers.repo import GROUPS, REPO, copy_stages, over_shipped, train_into
 
 from pipeline.models import MODELS
 
@@ -56,10 +56,8 @@ def repo(tmp_path_factory, samples):
     (repo / "data" / "raw").mkdir()
     for clip in clips:  # fetch's output: the source files (merge_video takes their audio)
         shutil.copy(clip["path"], repo / "data" / "raw")
-    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
-    params = dict(shipped, **{group: dict(shipped[group], **GROUPS[group]) for group in GROUPS})
-    params["data"]["load_size"] = LOAD_SIZE
-    params["metrics"].update(identity_every=4, centroid_frames=8)
+    params = over_shipped({**GROUPS, "data": {"load_size": LOAD_SIZE},
+                           "metrics": {"identity_every": 4, "centroid_frames": 8}})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False) + "# escaped: <b>bold</b> & co\n")
     copy_stages(repo, "crop_faces", "infer", "merge_video", "metrics", "results_page")
     sh(repo, "git", "init", "-q")

@@ -24,7 +24,7 @@ import yaml
 from helpers import ssh_server
 from helpers.browser import CHROMIUM, loaded
 from helpers.processes import commit, kill_once_saved, sh
-from helpers.repo import GROUPS, REPO, copy_stages
+from helpers.repo import GROUPS, REPO, copy_stages, over_shipped
 from safetensors.torch import load_file
 
 from pipeline.models import MODELS
@@ -73,13 +73,10 @@ def team(tmp_path_factory):
         videos.append(dict(name=name, domain=domain, path=str(clip), start=0, end=end,
                            **({"split": split} if split else {})))
     (lead / "videos.yaml").write_text(yaml.safe_dump({"videos": videos}, default_flow_style=None, sort_keys=False))
-    params = yaml.safe_load((REPO / "params.yaml").read_text())  # every key, so `-S key=` finds it
-    params["data"].update(load_size=32)
-    for group, values in GROUPS.items():
-        params[group].update(values)
-    params["infer"]["device"] = "cpu"
-    params["merge"].update(crf=30, sheet_frames=1)
-    params["metrics"].update(face_rect="crop", face_size=150, identity_every=1000, centroid_frames=2)
+    # every key, so `-S key=` finds it
+    params = over_shipped({"data": {"load_size": 32}, **GROUPS, "infer": {"device": "cpu"},
+                           "merge": {"crf": 30, "sheet_frames": 1},
+                           "metrics": {"face_rect": "crop", "face_size": 150, "identity_every": 1000, "centroid_frames": 2}})
     (lead / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(lead, "git", "init", "-q")
     sh(lead, "dvc", "init", "-q")
@@ -192,7 +189,7 @@ def sweep(team, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     mate = clone(root / "origin.git", root / "mate")
     sh(mate, "dvc", "pull")
     assert UP_TO_DATE in sh(mate, "dvc", "repro").stdout
-    queued = sh(mate, "dvc", "exp", "run", "--queue", "-S", "cyclegan.lambda_identity=0.25,1")
+    queued = sh(mate, "dvc", "exp", "run", "--queue", "-S", "demo.cyclegan.lambda_identity=0.25,1")
     assert queued.stdout.count("Queued experiment") == 2
     return mate, sh(mate, "dvc", "exp", "run", "--run-all")
 
@@ -202,7 +199,7 @@ def test_queued_sweep_reruns_cyclegan_and_what_follows_only(sweep):
     assert ran(run.stdout) == ["train_cyclegan", "infer", "merge_video", "metrics", "results_page"] * 2
 
     baseline, experiments = exp_rows(mate)
-    assert sorted(exp["params"]["cyclegan"]["lambda_identity"] for exp in experiments) == [0.25, 1]
+    assert sorted(exp["params"]["demo"]["cyclegan"]["lambda_identity"] for exp in experiments) == [0.25, 1]
     base = baseline["metrics"]["metrics/summary.json"]
     for exp in experiments:
         scores = exp["metrics"]["metrics/summary.json"]
@@ -216,7 +213,7 @@ def test_a_sweeps_experiment_travels_by_exp_push_and_pull_and_applies_without_re
     `dvc exp apply` + `dvc pull` give its models and results, with nothing to rerun."""
     mate, _ = sweep
     _, experiments = exp_rows(mate)
-    (chosen,) = [exp for exp in experiments if exp["params"]["cyclegan"]["lambda_identity"] == 1]
+    (chosen,) = [exp for exp in experiments if exp["params"]["demo"]["cyclegan"]["lambda_identity"] == 1]
     pushed = sh(mate, "dvc", "exp", "push", "origin", chosen["name"])
     assert f"Pushed experiment {chosen['name']} to Git remote 'origin'" in pushed.stdout, pushed.stdout
 
@@ -229,7 +226,7 @@ def test_a_sweeps_experiment_travels_by_exp_push_and_pull_and_applies_without_re
     sh(fresh, "dvc", "pull")
     assert UP_TO_DATE in sh(fresh, "dvc", "status").stdout  # every output is the one its dvc.lock names
     assert UP_TO_DATE in sh(fresh, "dvc", "repro").stdout  # nothing retrains
-    assert yaml.safe_load((fresh / "params.yaml").read_text())["cyclegan"]["lambda_identity"] == 1
+    assert yaml.safe_load((fresh / "params.yaml").read_text())["demo"]["cyclegan"]["lambda_identity"] == 1
     assert json.loads((fresh / "metrics" / "summary.json").read_text()) == chosen["metrics"]["metrics/summary.json"]
     for model, swept in (("cyclegan", True), ("recyclegan", False)):
         weights = Path("models") / model / "generators.safetensors"

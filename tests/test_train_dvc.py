@@ -1,6 +1,6 @@
 """The two train stages of dvc.yaml in a temporary git + DVC repo, on real GRID crops: `dvc repro`,
 dvclive's logs (image plots for `dvc plots show`; the last losses in git, not DVC metrics, so
-`dvc exp show` leads with metrics/summary.json), `dvc exp run -S cyclegan.lambda_identity=0.25`
+`dvc exp show` leads with metrics/summary.json), `dvc exp run -S demo.cyclegan.lambda_identity=0.25`
 rerunning CycleGAN only, and a checkpoint (git-ignored, not a DVC output) that a forced rerun resumes from."""
 import json
 
@@ -31,11 +31,11 @@ def test_train_stages_run_log_and_resume_under_dvc(train_repo):
         assert (train_repo / "checkpoints" / model / "checkpoint.pt").exists()
         sh(train_repo, "git", "check-ignore", "-q", f"checkpoints/{model}/checkpoint.pt")
     assert sh(train_repo, "git", "ls-files", "checkpoints").stdout == ""  # `git add -A` left the checkpoints out
-    run = sh(train_repo, "dvc", "exp", "run", "-S", "cyclegan.lambda_identity=0.25")
+    run = sh(train_repo, "dvc", "exp", "run", "-S", "demo.cyclegan.lambda_identity=0.25")
     assert "Running stage 'train_cyclegan'" in run.stdout and "Running stage 'train_recyclegan'" not in run.stdout
     assert "other settings (cyclegan.lambda_identity 0.5 -> 0.25); starting over" in run.stderr
     experiments = json.loads(sh(train_repo, "dvc", "exp", "show", "--json").stdout)
-    weights = [exp["data"]["params"]["params.yaml"]["data"]["cyclegan"]["lambda_identity"]
+    weights = [exp["data"]["params"]["params.yaml"]["data"]["demo"]["cyclegan"]["lambda_identity"]
                for rev in experiments for branch in rev.get("experiments") or [] for exp in branch["revs"]]
     assert weights == [0.25]
 

@@ -94,7 +94,7 @@ class DataParams:
 
 @dataclass(frozen=True)
 class GANParams:
-    """Training settings shared by both models (profiles/paper.yaml: the official CycleGAN code's).
+    """Training settings shared by both models (params.yaml's `paper` profile: the official CycleGAN code's).
 
     An epoch is max(|A|, |B|) samples. The learning rate stays constant for `n_epochs` epochs, then
     decays linearly to 0 over `n_epochs_decay` epochs (fractions allowed, for short demo runs).
@@ -156,7 +156,7 @@ class CycleGANParams(GANParams):
 
 @dataclass(frozen=True)
 class RecycleGANParams(GANParams):
-    """Group `recyclegan`: profiles/paper.yaml holds aayushbansal/Recycle-GAN's script and loader
+    """Group `recyclegan`: the `paper` profile holds aayushbansal/Recycle-GAN's script and loader
     settings (resnet_6blocks, unet_256, identity 0, pool 0, no flip)."""
 
     group: typing.ClassVar[str] = "recyclegan"
@@ -307,19 +307,65 @@ def read_yaml(path: str | Path) -> dict:
     return raw
 
 
-def load_group(name: str, path: str | Path = "params.yaml"):
-    """Return the validated params group `name` (e.g. "data") from `path`; the training groups also
-    take the TOP_LEVEL keys."""
+def profile_names(raw: dict) -> list[str]:
+    """The profiles of a params mapping: its top-level mappings that are not groups (demo, paper, quick)."""
+    return [key for key, value in raw.items() if isinstance(value, dict) and key not in GROUPS]
+
+
+def profile_section(raw: dict, profile: str | None = None, source: str = "params") -> tuple[str, dict]:
+    """(name, section) of the profile `profile`, or of the one params.yaml's `profile` key picks."""
+    if profile is None:
+        _check("profile" in raw, "profile", f"missing: name one of {profile_names(raw)} (README \"Profiles\")", source)
+        profile = raw["profile"]
+    names = profile_names(raw)
+    _check(profile in names, "profile", f"{profile!r} is not a profile of this file; have {names}", source)
+    section = raw[profile]
+    unknown = sorted(set(section) - set(GROUPS))
+    _check(not unknown, profile, f"unknown group(s) {unknown}; a profile sets keys of {sorted(GROUPS)}", source)
+    return profile, section
+
+
+def load_group(name: str, path: str | Path = "params.yaml", profile: str | None = None):
+    """Return the validated params group `name` (e.g. "data") from `path`: the shared top-level group
+    with the keys the profile sets (params.yaml's `profile`, or `profile` when given); the training
+    groups also take the TOP_LEVEL keys."""
     raw = read_yaml(path)
-    _check(name in raw, name, f"group missing from {path}")
-    group = raw[name] or {}
-    if issubclass(GROUPS[name], GANParams) and isinstance(group, dict):
+    profile, section = profile_section(raw, profile)
+    shared, own = raw.get(name), section.get(name)
+    _check(shared is not None or own is not None, name, f"group missing from {path} (shared or under {profile}:)")
+    for where, part in ((name, shared), (f"{profile}.{name}", own)):
+        _check(part is None or isinstance(part, dict), where, f"must be a mapping, got {part!r}")
+    both = sorted(set(shared or {}) & set(own or {}))
+    _check(not both, f"{profile}.{name}", f"{both} also set in the shared {name} group: set each key in one place")
+    group = {**(shared or {}), **(own or {})}
+    if issubclass(GROUPS[name], GANParams):
         for key in TOP_LEVEL:
-            _check(key not in group, f"{name}.{key}", f"set the top-level {key} instead (one value for both models)")
+            where = f"{profile}.{name}.{key}" if key in (own or {}) else f"{name}.{key}"
+            _check(key not in group, where, f"set the top-level {key} instead (one value for both models)")
         group = dict(group, **{key: raw[key] for key in TOP_LEVEL if key in raw})
     params = _coerce(group, GROUPS[name], name)
     params.validate()
     return params
+
+
+def run_params_text(path: str | Path = "params.yaml") -> str:
+    """The text of `path` without the profiles the run does not use (each top-level block with the
+    comment lines that lead into it): what the run's stages read, comments kept."""
+    path = Path(path)
+    raw = read_yaml(path)
+    chosen, _ = profile_section(raw)
+    others = set(profile_names(raw)) - {chosen}
+    kept, lead, skipping = [], [], False
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            lead.append(line)
+            continue
+        if not line[0].isspace():
+            skipping = line.split(":", 1)[0] in others
+        if not skipping:
+            kept += lead + [line]
+        lead = []
+    return "\n".join(kept + lead).rstrip("\n") + "\n"
 
 
 def load_videos(path: str | Path = "videos.yaml") -> tuple[Video, ...]:

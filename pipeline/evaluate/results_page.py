@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from pipeline.common.files import atomic_file
-from pipeline.common.params import read_yaml
+from pipeline.common.params import run_params_text
 from pipeline.evaluate.definitions import FID_NOTE, METRICS, SCORED, SCORED_NOTES, SCORED_TITLES, format_number
 from pipeline.models import label
 from pipeline.store.tables import read_json, read_table, required
@@ -157,8 +157,7 @@ def page_html(results_dir: Path, metrics_dir: Path, logs_dir: Path, params_path:
     table = read_table(metrics_dir / "translation.csv", "metrics")
     directions = dict(zip(table["video"], table["direction"])) if {"video", "direction"} <= set(table) else {}
     crops = read_json(metrics_dir / "crop.json", "crop_faces")
-    read_yaml(params_path)  # a missing or malformed params file is a one-line error
-    params = params_path.read_text()
+    params = run_params_text(params_path)  # a missing or malformed params file is a one-line error
     sections = [_videos_section(results_dir, models, directions, page_dir),
                 _metrics_section(metrics_dir, table, page_dir),
                 _training_section(logs_dir, models, page_dir),
@@ -167,7 +166,8 @@ def page_html(results_dir: Path, metrics_dir: Path, logs_dir: Path, params_path:
                 "box jitter.</p>",
                 _key_values(crops),
                 '<h2 id="params">Params of the run</h2>',
-                f"<p>{_text(params_path.name)}</p>", f"<pre>{_text(params)}</pre>"]
+                f"<p>{_text(params_path.name)}, without the profiles the run does not use</p>",
+                f"<pre>{_text(params)}</pre>"]
     nav = " ".join(f'<a href="#{anchor}">{title}</a>' for anchor, title in
                    (("videos", "Videos"), ("metrics", "Metrics"), ("training", "Training"), ("crops", "Face crops"),
                     ("params", "Params")))

@@ -3,6 +3,7 @@ and servers inside a test."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import functools
 import shutil
@@ -13,6 +14,8 @@ from typing import Iterator
 
 import yaml
 
+from pipeline.common.params import GROUPS as PARAM_GROUPS
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "data" / "samples"
 # Tiny networks on 32 px crops keep training fast; a small pool fills up and swaps within a run.
@@ -22,13 +25,27 @@ SHIPPED = yaml.safe_load((REPO / "params.yaml").read_text())
 GROUPS = {"cyclegan": TINY, "recyclegan": dict(TINY, predictor_downs=5)}
 
 
+def update_params(params: dict, group: str, **values) -> dict:
+    """Set keys of params group `group` in a params.yaml mapping, each where the file keeps it: in the
+    shared group, or in the running profile's section (demo.cyclegan, demo.data.load_size)."""
+    own = params[params["profile"]].setdefault(group, {})
+    for key, value in values.items():
+        (params[group] if group in params and key not in own else own)[key] = value
+    return params
+
+
 def over_shipped(groups: dict) -> dict:
-    """params.yaml content: each group of `groups` (a dict of changed keys) over the shipped group, the
-    shipped top-level values (lambda_cyc) unless `groups` sets them (the code has no defaults: a
-    group lists every key)."""
-    top = {name: value for name, value in SHIPPED.items() if not isinstance(value, dict)}
-    return top | {name: dict(SHIPPED[name], **values) if isinstance(values, dict) and isinstance(SHIPPED.get(name), dict)
-                  else values for name, values in groups.items()}
+    """params.yaml content: the keys of each group of `groups` (a dict of changed keys) over the
+    shipped ones, each where params.yaml keeps it; a value that is not a dict (a top-level key such
+    as lambda_cyc, or a broken group) replaces the shipped one (the code has no defaults: a group
+    lists every key)."""
+    params = copy.deepcopy(SHIPPED)
+    for name, values in groups.items():
+        if isinstance(values, dict) and name in PARAM_GROUPS:
+            update_params(params, name, **values)
+        else:
+            params[name] = values
+    return params
 
 
 def copy_stages(repo: Path, *names: str) -> dict:

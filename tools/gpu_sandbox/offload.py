@@ -42,8 +42,7 @@ from pipeline.common.cli import run_stage
 from pipeline.common.domains import DOMAINS
 from pipeline.common.errors import FacecycleError
 from pipeline.common.files import atomic_dir, atomic_file
-from pipeline.common.params import load_group
-from pipeline.common.profile import set_key
+from pipeline.common.params import GROUPS, load_group
 from pipeline.store.checksum import file_sha256
 from pipeline.store.faces import CropArrayWriter
 from pipeline.store.tables import required
@@ -199,19 +198,21 @@ def speed(log_dir: Path, batch_size: int, seconds: float, progress: Path) -> str
 
 
 def variant(params: Path, out: Path, changes: list[str]) -> None:
-    """Write `params` to `out` with each `group.key=value` of `changes` set (values in YAML)."""
-    lines = params.read_text().splitlines()
-    groups = set()
+    """Write `params` to `out` with each `dotted.key=value` of `changes` set (values in YAML), as
+    `dvc exp run -S` would: `quick.cyclegan.batch_size=32` sets the quick profile's batch."""
+    raw = yaml.safe_load(params.read_text())
     for change in changes:
         where, sep, value = change.partition("=")
-        group, dot, key = where.partition(".")
-        if not (sep and dot):
-            raise FacecycleError(f"{change!r}: expected group.key=value")
-        set_key(lines, group, key, yaml.safe_load(value))
-        groups.add(group)
+        *parents, key = where.split(".")
+        section = raw
+        for name in parents:
+            section = section.get(name) if isinstance(section, dict) else None
+        if not (sep and parents) or not isinstance(section, dict) or key not in section:
+            raise FacecycleError(f"{change!r}: expected an existing dotted.key=value (e.g. quick.cyclegan.batch_size=32)")
+        section[key] = yaml.safe_load(value)
     with atomic_file(out) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-        for group in sorted(groups):
+        tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
+        for group in GROUPS:
             load_group(group, tmp)
 
 
@@ -239,7 +240,7 @@ def main() -> None:
     step = steps.add_parser("finish", help="CPU: PARTS_DIR's results -> the repository")
     step.add_argument("parts_dir", type=Path)
     step.add_argument("--repo", type=Path, default=Path("."))
-    step = steps.add_parser("variant", help="PARAMS with group.key=value changes -> OUT")
+    step = steps.add_parser("variant", help="PARAMS with profile.group.key=value changes -> OUT")
     step.add_argument("params", type=Path)
     step.add_argument("out", type=Path)
     step.add_argument("changes", nargs="+")

@@ -5,7 +5,7 @@
 # back on the CPU under `dvc repro`. Reads the inputs `python tools/gpu_sandbox/offload.py pack-inputs` wrote ($INPUTS,
 # default .quick/inputs); installs nothing. Run from the repository root:
 #
-#     bash tools/gpu_sandbox/quick_run.sh cyclegan|recyclegan [TAG GROUP.KEY=VALUE...]
+#     bash tools/gpu_sandbox/quick_run.sh cyclegan|recyclegan [TAG PROFILE.GROUP.KEY=VALUE...]
 #
 # With TAG, the params get the changes given, the results go to variants/TAG/ in the archive and
 # the files are named TAG_<model> (the batch-size comparison of tools/gpu_sandbox/README.md). Stages run in
@@ -13,7 +13,7 @@
 # there and writes its plain files. $PYTHON (default python3) runs them; training stops after
 # $TRAIN_LIMIT seconds (default 540) so that the log still comes back within a call's 10 minutes.
 set -euo pipefail
-model=${1:?usage: bash tools/gpu_sandbox/quick_run.sh cyclegan|recyclegan [TAG GROUP.KEY=VALUE...]}
+model=${1:?usage: bash tools/gpu_sandbox/quick_run.sh cyclegan|recyclegan [TAG PROFILE.GROUP.KEY=VALUE...]}
 shift
 tag=${1:-}
 [ $# -gt 0 ] && shift
