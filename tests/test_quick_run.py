@@ -161,7 +161,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path, lead):
         done = subprocess.run([sys.executable, "tools/gpu_sandbox/offload.py", "finish", str(tmp_path)], cwd=lead, env=ENV,
                               capture_output=True, text=True)
         assert done.returncode == 1 and "not a complete result archive" in done.stderr and "Traceback" not in done.stderr
-    done = subprocess.run([sys.executable, "tools/gpu_sandbox/offload.py", "variant", "params.yaml",
-                           str(tmp_path / "p.yaml"), "cyclegan.batch_size=0"],
-                          cwd=lead, env=ENV, capture_output=True, text=True)
-    assert done.returncode == 1 and "cyclegan.batch_size: must be >= 1" in done.stderr
+    for change, error in (("demo.cyclegan.batch_size=0", "cyclegan.batch_size: must be >= 1"),
+                          ("cyclegan.batch_size=2", "expected an existing dotted.key=value")):  # not the profile's
+        done = subprocess.run([sys.executable, "tools/gpu_sandbox/offload.py", "variant", "params.yaml",
+                               str(tmp_path / "p.yaml"), change], cwd=lead, env=ENV, capture_output=True, text=True)
+        assert done.returncode == 1 and error in done.stderr and "Traceback" not in done.stderr
+        assert not (tmp_path / "p.yaml").exists()

@@ -375,7 +375,7 @@ def test_turning_the_stabiliser_off_reruns_inference_and_what_follows_only(team,
     sh(mate, "dvc", "pull")
     before = json.loads((mate / "metrics" / "translation.json").read_text())["crops"]
     assert set(before) == {"input", *MODELS, *(f"{m}+flow" for m in MODELS)}  # params.yaml ships temporal: flow
-    run = sh(mate, "dvc", "exp", "run", "-S", "infer.temporal=none")
+    run = sh(mate, "dvc", "exp", "run", "-S", "demo.infer.temporal=none")
     assert ran(run.stdout) == ["infer", "merge_video", "metrics", "results_page"]
     after = json.loads((mate / "metrics" / "translation.json").read_text())["crops"]
     assert set(after) == {"input", *MODELS}
