@@ -70,6 +70,7 @@ def test_the_profile_key_picks_the_section(tmp_path):
     (lambda p: p.update(profile="fast"), r"^params: profile: 'fast' is not a profile of this file; have \['demo', "),
     (lambda p: p["data"].update(load_size=64), r"^params: demo.data: \['load_size'\] also set in the shared data group"),
     (lambda p: p["demo"].update(train={"steps": 3}), r"^params: demo: unknown group\(s\) \['train'\]"),
+    (lambda p: p.update(merg={"mask": "face"}), r"^params: merg: unknown group\(s\) \['mask'\]; a profile sets keys of"),
     (lambda p: p["demo"].pop("cyclegan"), r"^params: cyclegan: group missing from .* \(shared or under demo:\)"),
     (lambda p: p["demo"]["cyclegan"].update(lambda_cyc=20), r"demo.cyclegan.lambda_cyc: set the top-level lambda_cyc"),
     (lambda p: p["demo"]["cyclegan"].update(lamda_cyc=5), r"cyclegan: unknown key\(s\) \['lamda_cyc'\]; known: \["),

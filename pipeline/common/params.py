@@ -319,10 +319,10 @@ def profile_section(raw: dict, profile: str | None = None, source: str = "params
         profile = raw["profile"]
     names = profile_names(raw)
     _check(profile in names, "profile", f"{profile!r} is not a profile of this file; have {names}", source)
-    section = raw[profile]
-    unknown = sorted(set(section) - set(GROUPS))
-    _check(not unknown, profile, f"unknown group(s) {unknown}; a profile sets keys of {sorted(GROUPS)}", source)
-    return profile, section
+    for name in names:  # a mistyped group at the top level reads as a profile: this names it
+        unknown = sorted(set(raw[name]) - set(GROUPS))
+        _check(not unknown, name, f"unknown group(s) {unknown}; a profile sets keys of {sorted(GROUPS)}", source)
+    return profile, raw[profile]
 
 
 def load_group(name: str, path: str | Path = "params.yaml", profile: str | None = None):
