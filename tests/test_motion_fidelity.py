@@ -67,6 +67,21 @@ def test_the_mean_of_ten_fits_halves_the_jitter_of_one(clip, source, measure):
     assert ten < 0.6 * one  # measured 0.0037 against 0.0081 (AVX-512)
 
 
+def test_the_worker_processes_give_the_figures_of_this_process(clip, source, measure):
+    """The series come from one worker process per core (dlib's shape predictor holds the GIL), in
+    chunks: each crop's figures are the ones this process computes for it, in the crops' order."""
+    import os
+
+    from pipeline.evaluate import motion_fidelity
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core: the series are computed in this process")
+    assert motion_fidelity._workers() is not None
+    np.testing.assert_array_equal(source, measure.series(clip))
+    reversed_clip = clip[::-1]
+    np.testing.assert_array_equal(measure(reversed_clip), source[::-1])
+
+
 def test_shots_are_scored_apart_and_short_ones_left_out():
     rising = np.c_[np.arange(30.0), np.arange(30.0)]
     falling = rising[::-1].copy()

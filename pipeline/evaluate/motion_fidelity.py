@@ -22,18 +22,26 @@ as the input does, ~0 for a frozen face (a series that never changes correlates 
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import multiprocessing
+import multiprocessing.forkserver
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
 import dlib
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.face.dlib_models import dlib_map, landmark_model
+from pipeline.face.dlib_models import landmark_model
 from pipeline.face.geometry import resize_square
 
 MIN_FRAMES = 10  # a shot shorter than this says little about motion and is left out
 _INNER_LIPS = ((61, 67), (62, 66), (63, 65))
 _EYES = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47))  # corner, top, top, corner, bottom, bottom
 SHIFT = 0.015  # the face rectangle's moves, share of the face size
-CHUNK = 64  # crops measured between progress updates
+CHUNK = 16  # crops per task of a worker (short videos still spread over the cores)
 
 
 def _distance(points: np.ndarray, a: int, b: int) -> float:
@@ -54,10 +62,15 @@ class FaceMotion:
     """Mouth and eye opening of face crops: resized to `face_size`, 68 landmarks in the fixed face
     rectangle `rect` (where crop_faces put the detector's box), so input and output are measured
     the same way and no frame is lost to a failed detection; each crop's openings are the mean of
-    ten fits (the crop at the five rectangles of `rects`, its mirror at those of `mirrored`)."""
+    ten fits (the crop at the five rectangles of `rects`, its mirror at those of `mirrored`).
+
+    dlib's shape predictor holds the GIL, so threads would run its fits one at a time: the crops
+    go to one worker process per core instead (docs/measurements/speed.md), in chunks, each
+    crop's figures computed as in this process."""
 
     def __init__(self, face_size: int, rect: dlib.rectangle):
         self.face_size = face_size
+        self.rect = (rect.left(), rect.top(), rect.right(), rect.bottom())
         step = max(1, round(SHIFT * face_size))
         moves = ((0, 0), (-step, 0), (step, 0), (0, -step), (0, step))
         self.rects = [dlib.rectangle(rect.left() + x, rect.top() + y, rect.right() + x, rect.bottom() + y)
@@ -73,17 +86,51 @@ class FaceMotion:
         return np.mean([openings(np.array([(p.x, p.y) for p in self.predictor(im, r).parts()], np.float64))
                         for im, r in fits], axis=0)
 
-    def __call__(self, crops: np.ndarray, desc: str = "landmarks") -> np.ndarray:
-        """[N, 2] (mouth opening, eye opening) of uint8 RGB crops [N, H, W, 3]."""
-        def measure(crop: np.ndarray) -> np.ndarray:
-            return self._openings(resize_square(np.ascontiguousarray(crop), self.face_size))
+    def series(self, crops: np.ndarray) -> np.ndarray:
+        """[N, 2] (mouth opening, eye opening) of uint8 RGB crops [N, H, W, 3], in this process."""
+        return np.array([self._openings(resize_square(np.ascontiguousarray(crop), self.face_size))
+                         for crop in crops]).reshape(len(crops), 2)
 
+    def __call__(self, crops: np.ndarray, desc: str = "landmarks") -> np.ndarray:
+        """[N, 2] (mouth opening, eye opening) of uint8 RGB crops [N, H, W, 3], over the workers."""
+        chunks = [crops[start:start + CHUNK] for start in range(0, len(crops), CHUNK)]
+        pool = _workers()
+        done = (pool.map(_series_in_worker, [self.face_size] * len(chunks), [self.rect] * len(chunks), chunks)
+                if pool else map(self.series, chunks))
         series = np.empty((len(crops), 2))
         with tqdm(total=len(crops), desc=desc, unit="face", leave=False) as bar:
-            for start in range(0, len(crops), CHUNK):
-                series[start:start + CHUNK] = dlib_map(measure, crops[start:start + CHUNK])
-                bar.update(len(crops[start:start + CHUNK]))
+            start = 0
+            for part in done:
+                series[start:start + len(part)] = part
+                start += len(part)
+                bar.update(len(part))
         return series
+
+
+@functools.cache
+def _workers() -> ProcessPoolExecutor | None:
+    """One process per core, or none on one core. They are forked from a fresh server process that
+    loaded the model (forking this process, which runs threads, may deadlock), so they share it."""
+    count = len(os.sched_getaffinity(0))
+    if count < 2:
+        return None
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["pipeline.evaluate.landmarks_loaded"])
+    # The server imports that module with the folder it starts in first on its path (Python 3.11):
+    # it starts beside the `pipeline` package this process runs, so both run the same code.
+    with contextlib.chdir(Path(__file__).resolve().parents[2]):
+        multiprocessing.forkserver.ensure_running()
+    return ProcessPoolExecutor(count, mp_context=context)
+
+
+@functools.cache
+def _motion_of(face_size: int, rect: tuple[int, int, int, int]) -> FaceMotion:
+    return FaceMotion(face_size, dlib.rectangle(*rect))
+
+
+def _series_in_worker(face_size: int, rect: tuple[int, int, int, int], crops: np.ndarray) -> np.ndarray:
+    """FaceMotion.series in a worker process, its FaceMotion (and the predictor) built once there."""
+    return _motion_of(face_size, rect).series(crops)
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:

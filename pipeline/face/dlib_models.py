@@ -32,9 +32,10 @@ def model_file(name: str) -> str:
 
 
 def dlib_map(function: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    """[function(item) for item in items] on one thread per core: dlib's detector and shape
-    predictors release the GIL, so the face work of the crop and metrics stages spreads over the
-    cores; each item's result is its own, whatever the thread (docs/measurements/speed.md)."""
+    """[function(item) for item in items] on one thread per core: dlib's HOG detector releases the
+    GIL, so the detection-led face work of the crop and metrics stages spreads over the cores (the
+    shape predictors hold it: landmark-only work goes to processes, see evaluate.motion_fidelity);
+    each item's result is its own, whatever the thread (docs/measurements/speed.md)."""
     return list(_threads().map(function, items))
 
 
