@@ -77,7 +77,7 @@ def test_params_yaml_sets_every_param_so_no_code_default_decides_an_output():
                            and not (f.name in TOP_LEVEL and f.name in params)]
                    for group, cls in GROUPS.items()}
         assert missing == {group: [] for group in GROUPS}, profile
-        assert all(f.default is dataclasses.MISSING for cls in GROUPS.values() for f in dataclasses.fields(cls))
+    assert all(f.default is dataclasses.MISSING for cls in GROUPS.values() for f in dataclasses.fields(cls))
 
 
 def test_top_level_params_are_listed_by_every_stage_that_reads_them():

@@ -77,13 +77,13 @@ class FaceMotion:
                       for x, y in moves]
         last = face_size - 1
         self.mirrored = [dlib.rectangle(last - r.right(), r.top(), last - r.left(), r.bottom()) for r in self.rects]
-        self.predictor = landmark_model()
 
     def _openings(self, image: np.ndarray) -> np.ndarray:
         """(mouth, eye) opening of one face image, the mean over its fits."""
         mirror = np.ascontiguousarray(image[:, ::-1])
         fits = [(image, r) for r in self.rects] + [(mirror, r) for r in self.mirrored]
-        return np.mean([openings(np.array([(p.x, p.y) for p in self.predictor(im, r).parts()], np.float64))
+        predictor = landmark_model()  # loaded where the fits run: a worker's server, or here without workers
+        return np.mean([openings(np.array([(p.x, p.y) for p in predictor(im, r).parts()], np.float64))
                         for im, r in fits], axis=0)
 
     def series(self, crops: np.ndarray) -> np.ndarray:
@@ -95,8 +95,8 @@ class FaceMotion:
         """[N, 2] (mouth opening, eye opening) of uint8 RGB crops [N, H, W, 3], over the workers."""
         chunks = [crops[start:start + CHUNK] for start in range(0, len(crops), CHUNK)]
         pool = _workers()
-        done = (pool.map(_series_in_worker, [self.face_size] * len(chunks), [self.rect] * len(chunks), chunks)
-                if pool else map(self.series, chunks))
+        done = pool.map(functools.partial(_series_in_worker, self.face_size, self.rect), chunks) if pool else \
+            map(self.series, chunks)
         series = np.empty((len(crops), 2))
         with tqdm(total=len(crops), desc=desc, unit="face", leave=False) as bar:
             start = 0
