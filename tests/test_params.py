@@ -75,6 +75,7 @@ def test_an_empty_or_missing_list_is_one_line(tmp_path):
     (dict(blend="seamless"), r"merge\.blend: must be one of \['alpha', 'poisson'\], got 'seamless'"),
     (dict(mask_erode=-0.1), r"merge\.mask_erode: must be in \[0, 0\.3\]"),
     (dict(mask_blur=0.8), r"merge\.mask_blur: must be in \[0, 0\.5\]"),
+    (dict(preset="fastest"), r"merge\.preset: must be one of \['ultrafast', .*'veryslow'\], got 'fastest'"),
 ])
 def test_bad_merge_settings_name_the_key(setting, message):
     with pytest.raises(FacecycleError, match=message):

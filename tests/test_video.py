@@ -212,6 +212,20 @@ def test_writer_keeps_frames_fps_and_copies_mp2_audio(tmp_path, grid_clip, grid_
     assert all(data[0] == 0xFF and data[1] >> 1 & 0b1111 == 0b1110 for _, data in copied)  # MPEG-1 layer II: mp2
 
 
+def test_the_preset_trades_encoding_work_not_fidelity(tmp_path, grid_frames):
+    """Each preset gives the same bytes twice and frames as close to the input; the presets differ."""
+    written = {}
+    for preset in ("medium", "veryfast", "veryfast"):
+        out = tmp_path / f"{preset}.mp4"
+        with VideoWriter(out, 25, 360, 288, preset=preset) as writer:
+            for rgb in grid_frames:
+                writer.write(rgb)
+        assert np.abs(np.stack(pyav_frames(out)).astype(np.int16) - grid_frames).mean() < 3  # crf 18
+        written.setdefault(preset, set()).add(out.read_bytes())
+    assert len(written["veryfast"]) == 1  # deterministic
+    assert written["veryfast"] != written["medium"]  # the preset reached the encoder
+
+
 def test_writer_cuts_ac3_audio_of_a_trimmed_avi(tmp_path, megamind):
     info = probe(megamind)
     out = tmp_path / "trim.mp4"

@@ -28,6 +28,8 @@ FLOW_PRESETS = ("ultrafast", "fast", "medium")  # OpenCV DIS presets (pipeline.t
 MASKS = ("head", "face", "square")  # merge.mask: face and the change around it, landmark face outline, or the crop box
 EXPORTS = ("fp32", "bf16")  # dtype of the exported generators
 PRECISIONS = ("auto", "bf16", "fp32")  # training precision: bf16 autocast where the hardware has it, or forced
+# merge.preset: libx264's speed presets, fastest first
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 BLENDS = ("alpha", "poisson")  # merge.blend: feathered weighted mean, or Poisson cloning then the mask
 
 
@@ -209,6 +211,7 @@ class MergeParams:
     blend: str  # alpha: weighted by the mask; poisson: OpenCV seamlessClone, then the mask
     color_match: bool  # match the face's Lab mean/std to the source crop, over the mask, before pasting
     crf: int  # H.264 quality (0 lossless .. 51 worst)
+    preset: str  # libx264 speed preset: ultrafast .. veryslow (slower: fewer bytes at the same crf)
     sheet_frames: int  # frames on each contact sheet
 
     def validate(self) -> None:
@@ -220,6 +223,7 @@ class MergeParams:
         _check(self.blend in BLENDS, "merge.blend", f"must be one of {list(BLENDS)}, got {self.blend!r}")
         _check(0 <= self.feather <= 0.5, "merge.feather", f"must be in [0, 0.5], got {self.feather}")
         _check(0 <= self.crf <= 51, "merge.crf", f"must be in [0, 51], got {self.crf}")
+        _check(self.preset in X264_PRESETS, "merge.preset", f"must be one of {list(X264_PRESETS)}, got {self.preset!r}")
         _check(self.sheet_frames >= 1, "merge.sheet_frames", f"must be >= 1, got {self.sheet_frames}")
 
 

@@ -162,12 +162,12 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int,
                  audio_from: Optional[str | os.PathLike] = None, audio_start: float = 0.0,
-                 audio_end: Optional[float] = None, crf: int = 18):
+                 audio_end: Optional[float] = None, crf: int = 18, preset: str = "medium"):
         self.path = Path(path)
         self.rate = Fraction(fps).limit_denominator(1001)  # 23.976 -> 2997/125, 29.97... -> 30000/1001
         self.width, self.height = width, height
         self.audio_from, self.audio_start, self.audio_end = audio_from, audio_start, audio_end
-        self.crf = crf
+        self.crf, self.preset = crf, preset
         self.frames = 0
 
     def __enter__(self) -> "VideoWriter":
@@ -175,7 +175,8 @@ class VideoWriter:
             tmp = stack.enter_context(atomic_file(self.path))
             self._out = stack.enter_context(av.open(str(tmp), "w", format="mp4",
                                                     options={"movflags": "+faststart", "fflags": "+bitexact"}))
-            self._video = self._out.add_stream("libx264", rate=self.rate, options=X264_OPTIONS | {"crf": str(self.crf)})
+            options = X264_OPTIONS | {"crf": str(self.crf), "preset": self.preset}
+            self._video = self._out.add_stream("libx264", rate=self.rate, options=options)
             self._video.width, self._video.height = self.width + self.width % 2, self.height + self.height % 2
             self._video.pix_fmt = "yuv420p"
             self._audio = None

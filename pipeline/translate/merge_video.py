@@ -238,7 +238,8 @@ def merge_video(job: MergeJob, out: MergeOutputs, params: MergeParams) -> list[d
     height, width = frames.shape[1:3]
     labels = ["input"] + [label(model) for model in translated]
     span = dict(audio_from=job.audio, audio_start=float(rows["time"].iloc[0]),
-                audio_end=float(rows["time"].iloc[-1]) + 1.0 / fps, crf=params.crf)
+                audio_end=float(rows["time"].iloc[-1]) + 1.0 / fps, crf=params.crf,
+                preset=params.preset)
     sheet_at, sheet = _sheet_positions(rows, params.sheet_frames), []
     inputs, *copies = itertools.tee(frames.iter_at(rows["frame"]), 1 + len(translated))  # one decode per frame
     streams = [merged_frames(copy, rows, translated[model], job.crops, job.landmarks, params)
