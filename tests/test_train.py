@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from pipeline.common.errors import FacecycleError
 from pipeline.common.params import load_group
 from pipeline.models.nets import ResnetGenerator
-from pipeline.train.loop import SAMPLES, export, load_domains, lr_factor, train
+from pipeline.train.loop import SAMPLES, export, load_domains, lr_factor, tile_grid, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -270,6 +270,12 @@ def test_generators_are_exported_as_safetensors_that_rebuild_without_training_co
         g = ResnetGenerator(**architecture["generator"])
         g.load_state_dict({k.removeprefix(name + "."): v for k, v in weights.items() if k.startswith(name + ".")})
         assert all(torch.equal(v, trained_nets[f"{name}.{k}"]) for k, v in g.state_dict().items())
+
+
+def test_sample_grid_layout_is_torchvisions():
+    from torchvision.utils import make_grid
+    tiles = torch.rand(3, 6, 3, 16, 20) * 2 - 1  # rows of six tiles, not square
+    assert torch.equal(tile_grid(tiles, pad=2, value=1.0), make_grid(tiles.flatten(0, 1), nrow=6, padding=2, pad_value=1.0))
 
 
 def test_dvclive_logs_losses_lr_and_sample_grids(trained):

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from safetensors.torch import save_file
-from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from pipeline.common.charts import loss_curves
@@ -122,8 +122,16 @@ def sample_grid(model, real_A: torch.Tensor, real_B: torch.Tensor) -> np.ndarray
     with model.autocast():
         fake_B, fake_A = n.G_A(real_A), n.G_B(real_B)
         tiles = torch.stack([real_A, fake_B, n.G_B(fake_B), real_B, fake_A, n.G_A(fake_A)], dim=1)  # [samples, 6, ...]
-    grid = make_grid(tiles.flatten(0, 1).float(), nrow=tiles.shape[1], padding=2, pad_value=1.0)
-    return to_uint8(grid[None])[0]
+    return to_uint8(tile_grid(tiles.float(), pad=2, value=1.0)[None])[0]
+
+
+def tile_grid(tiles: torch.Tensor, pad: int, value: float) -> torch.Tensor:
+    """[C, H', W'] image of tiles [rows, columns, C, H, W], `pad` pixels of `value` around each
+    (torchvision's make_grid layout, without importing torchvision's models: 1.1 s per stage)."""
+    rows, columns, channels, height, width = tiles.shape
+    padded = F.pad(tiles, (pad, 0, pad, 0), value=value)  # a line left of and above each tile
+    grid = padded.permute(2, 0, 3, 1, 4).reshape(channels, rows * (height + pad), columns * (width + pad))
+    return F.pad(grid, (0, pad, 0, pad), value=value)  # and the last lines right and below
 
 
 def export(out_dir: Path, model_name: str, model, params: GANParams, load_size: int) -> None:
