@@ -56,6 +56,8 @@ def process_group(device: torch.device):
                                 device_id=device if device.type == "cuda" else None)
     try:
         yield replica_group()
+        if several:  # leave together: a process that tears gloo down while the lead still exports can abort
+            dist.barrier()
     finally:
         if several:
             dist.destroy_process_group()
